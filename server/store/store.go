@@ -1,0 +1,263 @@
+// Package store defines what the server persists and the Store interface
+// that every backend (sqlite/ today, postgres/ later) implements and that
+// storetest/ checks. Types here are plain Go: protobuf stops at the gRPC
+// adapters.
+//
+// The store holds no business logic beyond the invariants that must be kept
+// in one transaction (a deployment and its tasks are written together; a
+// one-use join token enrolls one target; a deployment finishes when its last
+// task does).
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/tentacle-deploy/tentacle/internal/spec"
+)
+
+// Sentinel errors; backends wrap them with the object's name.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("already exists")
+	// ErrTokenInvalid covers unknown, revoked, expired and used-up join
+	// tokens; the wrapping message says which.
+	ErrTokenInvalid = errors.New("join token invalid")
+	// ErrLogGap is returned when a log chunk starts after the stored end.
+	ErrLogGap = errors.New("log chunk leaves a gap")
+)
+
+type Environment struct {
+	Name        string
+	Description string
+	CreatedAt   time.Time
+}
+
+type Application struct {
+	Name            string
+	ImageRepository string
+	RunSpec         spec.RunSpec
+	CreatedAt       time.Time
+}
+
+type Release struct {
+	ID              string
+	Application     string
+	Version         string
+	ImageRepository string
+	ImageTag        string
+	// ImageDigest is empty until pinned (at creation or by the first pull).
+	ImageDigest string
+	RunSpec     spec.RunSpec
+	CreatedAt   time.Time
+}
+
+type Target struct {
+	ID            string
+	Name          string
+	Environment   string
+	Roles         []string
+	Hostname      string
+	OS            string
+	Arch          string
+	AgentVersion  string
+	DockerVersion string
+	// CertFingerprint is the hex SHA-256 of the current client certificate (DER).
+	CertFingerprint string
+	CertNotAfter    time.Time
+	EnrolledAt      time.Time
+	LastSeenAt      time.Time // zero until the first session
+}
+
+// TargetSeen is what an agent reports about itself in Hello.
+type TargetSeen struct {
+	Hostname      string
+	OS            string
+	Arch          string
+	AgentVersion  string
+	DockerVersion string
+	At            time.Time
+}
+
+type JoinToken struct {
+	ID string
+	// SecretHash is the SHA-256 of the token's secret; the secret is never stored.
+	SecretHash  []byte
+	Environment string
+	Roles       []string
+	ExpiresAt   time.Time
+	UsesAllowed int
+	UsesCount   int
+	CreatedBy   string
+	CreatedAt   time.Time
+}
+
+type AdminToken struct {
+	ID   string
+	Name string
+	// Hash is the SHA-256 of the whole token; the token is never stored.
+	Hash      []byte
+	Role      string
+	CreatedAt time.Time
+	ExpiresAt time.Time // zero: no expiry
+}
+
+type DeploymentState string
+
+const (
+	DeploymentRunning   DeploymentState = "running"
+	DeploymentSucceeded DeploymentState = "succeeded"
+	DeploymentFailed    DeploymentState = "failed"
+)
+
+type Deployment struct {
+	ID             string
+	ReleaseID      string
+	Application    string
+	ReleaseVersion string
+	Environment    string
+	State          DeploymentState
+	CreatedBy      string
+	CreatedAt      time.Time
+	FinishedAt     time.Time // zero while running
+}
+
+type TaskState string
+
+const (
+	TaskQueued    TaskState = "queued"
+	TaskAssigned  TaskState = "assigned"
+	TaskAccepted  TaskState = "accepted"
+	TaskPulling   TaskState = "pulling"
+	TaskStarting  TaskState = "starting"
+	TaskVerifying TaskState = "verifying"
+	TaskSucceeded TaskState = "succeeded"
+	TaskFailed    TaskState = "failed"
+	TaskCancelled TaskState = "cancelled"
+)
+
+// Terminal reports whether no further state change can follow.
+func (s TaskState) Terminal() bool {
+	return s == TaskSucceeded || s == TaskFailed || s == TaskCancelled
+}
+
+type Task struct {
+	ID           string
+	DeploymentID string
+	TargetID     string
+	TargetName   string // joined from targets on reads
+	State        TaskState
+	Message      string
+	FailureKind  string // "", "image_unauthorized", "image_not_found", ...
+	ImageDigest  string
+	ContainerID  string
+	LastEventSeq uint64
+	// FinalLogBytes is the log's total length, known once the task finished
+	// (-1 until then).
+	FinalLogBytes int64
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+type TaskEvent struct {
+	// ID orders events across tasks; set by the store.
+	ID          int64
+	TaskID      string
+	Sequence    uint64
+	State       TaskState
+	Message     string
+	ImageDigest string
+	ContainerID string
+	FailureKind string
+	// LogBytes is set on the final event: the log's total length.
+	LogBytes   int64
+	OccurredAt time.Time
+}
+
+type DeploymentFilter struct {
+	Application string
+	Environment string
+	Limit       int // 0: no limit
+}
+
+// Store is the server's persistence. All methods are safe for concurrent
+// use. Errors wrap ErrNotFound, ErrConflict, ErrTokenInvalid or ErrLogGap
+// where they apply; any other error is a storage failure.
+type Store interface {
+	CreateEnvironment(ctx context.Context, e Environment) error
+	GetEnvironment(ctx context.Context, name string) (Environment, error)
+	ListEnvironments(ctx context.Context) ([]Environment, error)
+
+	CreateApplication(ctx context.Context, a Application) error
+	GetApplication(ctx context.Context, name string) (Application, error)
+	ListApplications(ctx context.Context) ([]Application, error)
+
+	// CreateRelease fails with ErrConflict when (Application, Version) exists
+	// and ErrNotFound when the application does not.
+	CreateRelease(ctx context.Context, r Release) error
+	GetRelease(ctx context.Context, application, version string) (Release, error)
+	GetReleaseByID(ctx context.Context, id string) (Release, error)
+	// ListReleases lists releases newest first; application "" lists all.
+	ListReleases(ctx context.Context, application string) ([]Release, error)
+	// PinReleaseDigest sets the release's digest if it has none and returns
+	// the digest the release is pinned to afterwards (the earlier one wins).
+	PinReleaseDigest(ctx context.Context, releaseID, digest string) (string, error)
+
+	// EnrollTarget consumes one use of the join token (checking hash,
+	// expiry and remaining uses atomically) and creates the target with the
+	// token's environment and roles, in one transaction. A target whose name
+	// is taken gets a numeric suffix. It returns the stored target.
+	EnrollTarget(ctx context.Context, tokenID string, secretHash []byte, now time.Time, t Target) (Target, error)
+	GetTarget(ctx context.Context, id string) (Target, error)
+	ListTargets(ctx context.Context) ([]Target, error)
+	ListTargetsInEnvironment(ctx context.Context, environment string) ([]Target, error)
+	MarkTargetSeen(ctx context.Context, id string, seen TargetSeen) error
+
+	// CreateJoinToken fails with ErrNotFound when the environment does not exist.
+	CreateJoinToken(ctx context.Context, t JoinToken) error
+	ListJoinTokens(ctx context.Context) ([]JoinToken, error)
+
+	CreateAdminToken(ctx context.Context, t AdminToken) error
+	GetAdminTokenByHash(ctx context.Context, hash []byte) (AdminToken, error)
+	CountAdminTokens(ctx context.Context) (int, error)
+
+	// CreateDeployment writes the deployment and its tasks in one transaction.
+	CreateDeployment(ctx context.Context, d Deployment, tasks []Task) error
+	GetDeployment(ctx context.Context, id string) (Deployment, error)
+	// ListDeployments lists newest first.
+	ListDeployments(ctx context.Context, f DeploymentFilter) ([]Deployment, error)
+
+	GetTask(ctx context.Context, id string) (Task, error)
+	// ListTasks lists a deployment's tasks ordered by target name;
+	// deploymentID "" lists every task, newest first.
+	ListTasks(ctx context.Context, deploymentID string) ([]Task, error)
+	// PendingTasksForTarget lists the target's queued and assigned tasks,
+	// oldest first: what must be (re)sent to its agent.
+	PendingTasksForTarget(ctx context.Context, targetID string) ([]Task, error)
+	// MarkTaskAssigned moves a queued task to assigned; other states are left alone.
+	MarkTaskAssigned(ctx context.Context, taskID string) error
+	// MarkTaskAccepted moves a queued or assigned task to accepted; other
+	// states are left alone (an accept can arrive after later events).
+	MarkTaskAccepted(ctx context.Context, taskID string) error
+	// AppendTaskEvent stores the event once per (TaskID, Sequence) and
+	// reports whether it was new. The task takes the event's state, message,
+	// digest, container and failure kind only when the sequence is above the
+	// task's last one and the task is not already terminal. When the last
+	// task of a deployment becomes terminal the deployment finishes in the
+	// same transaction: succeeded if every task succeeded, else failed.
+	AppendTaskEvent(ctx context.Context, e TaskEvent) (bool, error)
+	// ListDeploymentEvents lists the events of a deployment's tasks with ID
+	// above afterID, in ID order.
+	ListDeploymentEvents(ctx context.Context, deploymentID string, afterID int64) ([]TaskEvent, error)
+
+	// AppendTaskLog stores data at offset of the task's log. Bytes already
+	// stored are skipped (a resent chunk is harmless); a chunk starting past
+	// the stored end fails with ErrLogGap. It returns the stored length.
+	AppendTaskLog(ctx context.Context, taskID string, offset uint64, data []byte) (uint64, error)
+	// ReadTaskLog returns up to max bytes from offset (fewer at the end).
+	ReadTaskLog(ctx context.Context, taskID string, offset uint64, max int) ([]byte, error)
+	TaskLogSize(ctx context.Context, taskID string) (uint64, error)
+
+	Close() error
+}
