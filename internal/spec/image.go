@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -41,16 +42,27 @@ func ParseRepository(s string) (Repository, error) {
 	}
 	var r Repository
 	first, rest, hasSlash := strings.Cut(s, "/")
-	if hasSlash && (strings.ContainsAny(first, ".:") || first == "localhost") {
+	if hasSlash && (strings.ContainsAny(first, ".:[") || first == "localhost") {
 		r.Registry, r.Path = first, rest
 	} else {
-		r.Registry, r.Path = "docker.io", s
 		if !hasSlash {
-			r.Path = "library/" + s
+			if host, _, ok := strings.Cut(s, ":"); ok && strings.Contains(host, ".") {
+				return Repository{}, fmt.Errorf("image repository %q has no repository path: give e.g. %s/team/web", s, s)
+			}
 		}
+		r.Registry, r.Path = "docker.io", s
 	}
 	if err := validRegistry(r.Registry); err != nil {
 		return Repository{}, fmt.Errorf("image repository %q: %w", s, err)
+	}
+	// Docker Hub has several names and implies "library/" for official
+	// images; one canonical form keeps credentials and digests matching.
+	switch r.Registry {
+	case "index.docker.io", "registry-1.docker.io":
+		r.Registry = "docker.io"
+	}
+	if r.Registry == "docker.io" && !strings.Contains(r.Path, "/") {
+		r.Path = "library/" + r.Path
 	}
 	last := r.Path[strings.LastIndex(r.Path, "/")+1:]
 	if strings.Contains(last, ":") {
@@ -61,18 +73,22 @@ func ParseRepository(s string) (Repository, error) {
 			return Repository{}, fmt.Errorf("image repository %q: invalid path component %q: use lowercase letters, digits and separators . _ -", s, c)
 		}
 	}
+	if n := len(r.String()); n > 255 {
+		return Repository{}, fmt.Errorf("image repository %q is %d characters long as %s: at most 255", s, n, r.String())
+	}
 	return r, nil
 }
 
 func validRegistry(host string) error {
+	if strings.HasPrefix(host, "[") {
+		return fmt.Errorf("IPv6 registry hosts are not supported: use a DNS name")
+	}
 	h, port, hasPort := strings.Cut(host, ":")
 	if hasPort {
-		if port == "" || len(port) > 5 || strings.Trim(port, "0123456789") != "" {
-			return fmt.Errorf("invalid registry port %q", port)
+		n, err := strconv.Atoi(port)
+		if err != nil || strings.Trim(port, "0123456789") != "" || n < 1 || n > 65535 {
+			return fmt.Errorf("invalid registry port %q: use 1-65535", port)
 		}
-	}
-	if strings.HasPrefix(h, "[") {
-		return fmt.Errorf("IPv6 registry hosts are not supported")
 	}
 	if net.ParseIP(h) != nil {
 		return nil

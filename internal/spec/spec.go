@@ -108,7 +108,11 @@ func (s RunSpec) Validate() error {
 			errs = append(errs, fmt.Errorf("ports[%d]: host IP %q is not an IP address", i, p.HostIP))
 		}
 		if p.HostPort != 0 {
-			key := fmt.Sprintf("%s/%d/%s", p.HostIP, p.HostPort, proto)
+			ip := p.HostIP
+			if ip == "0.0.0.0" || ip == "::" {
+				ip = "" // all addresses: conflicts with any other binding of the port
+			}
+			key := fmt.Sprintf("%s/%d/%s", ip, p.HostPort, proto)
 			if bound[key] {
 				errs = append(errs, fmt.Errorf("ports[%d]: host port %d/%s is published twice", i, p.HostPort, proto))
 			}

@@ -86,6 +86,8 @@ type JoinToken struct {
 	SecretHash  []byte
 	Environment string
 	Roles       []string
+	// ExpiresAt is the first instant the token is refused (a zero time is
+	// always expired); it is used up once UsesCount reaches UsesAllowed.
 	ExpiresAt   time.Time
 	UsesAllowed int
 	UsesCount   int
@@ -183,7 +185,12 @@ type DeploymentFilter struct {
 
 // Store is the server's persistence. All methods are safe for concurrent
 // use. Errors wrap ErrNotFound, ErrConflict, ErrTokenInvalid or ErrLogGap
-// where they apply; any other error is a storage failure.
+// where they apply; any other error is a storage failure. A method scoped
+// to one object (ListReleases of an application, ListTasks of a deployment,
+// a task's log, …) fails with ErrNotFound when that object does not exist.
+//
+// Times are kept to the microsecond and read back in UTC; a zero creation
+// time (CreatedAt, EnrolledAt, TargetSeen.At) is stored as the current time.
 type Store interface {
 	CreateEnvironment(ctx context.Context, e Environment) error
 	GetEnvironment(ctx context.Context, name string) (Environment, error)
@@ -243,7 +250,9 @@ type Store interface {
 	// AppendTaskEvent stores the event once per (TaskID, Sequence) and
 	// reports whether it was new. The task takes the event's state, message,
 	// digest, container and failure kind only when the sequence is above the
-	// task's last one and the task is not already terminal. When the last
+	// task's last one and the task is not already terminal; an empty State,
+	// ImageDigest or ContainerID leaves the task's as it is, and a terminal
+	// event's LogBytes becomes FinalLogBytes. When the last
 	// task of a deployment becomes terminal the deployment finishes in the
 	// same transaction: succeeded if every task succeeded, else failed.
 	AppendTaskEvent(ctx context.Context, e TaskEvent) (bool, error)

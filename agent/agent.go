@@ -1,0 +1,149 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/tentacle-deploy/tentacle/agent/docker"
+	"github.com/tentacle-deploy/tentacle/agent/journal"
+	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
+)
+
+// Runner executes one task against the container engine; agent/docker's
+// Deployer is the real one. Deploy is called at most once per task id and
+// concurrently only for different applications.
+type Runner interface {
+	Deploy(ctx context.Context, t docker.Task, progress func(docker.Phase, string), logs io.Writer) (docker.Result, error)
+	EngineVersion(ctx context.Context) (string, error)
+}
+
+// Agent is a running agent.
+type Agent struct {
+	id      Identity
+	server  string
+	log     *zap.Logger
+	runner  Runner
+	journal *journal.Journal
+	conn    *grpc.ClientConn
+	client  tentaclev1.AgentServiceClient
+
+	mu       sync.Mutex
+	appLocks map[string]*sync.Mutex
+	cancels  map[string]context.CancelFunc
+	tasks    sync.WaitGroup
+}
+
+// New builds an agent from its config and enrolled identity.
+func New(cfg Config, runner Runner, log *zap.Logger) (*Agent, error) {
+	id, err := LoadIdentity(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	server := id.Server
+	if cfg.Server != "" {
+		server = cfg.Server
+	}
+	j, err := journal.Open(filepath.Join(cfg.DataDir, "journal"))
+	if err != nil {
+		return nil, err
+	}
+	conn, err := dial(id, server)
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{
+		id: id, server: server, runner: runner, journal: j, conn: conn,
+		client:   tentaclev1.NewAgentServiceClient(conn),
+		log:      log.With(zap.String("target", id.TargetName)),
+		appLocks: map[string]*sync.Mutex{}, cancels: map[string]context.CancelFunc{},
+	}, nil
+}
+
+// Run keeps a session to the server until ctx ends, reconnecting with
+// exponential backoff and full jitter. Running tasks are cancelled when ctx
+// ends (the old container is restored) and their outcome is reported on the
+// next start.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.conn.Close()
+	a.failInterrupted()
+	taskCtx, cancelTasks := context.WithCancel(context.Background())
+	defer func() {
+		cancelTasks()
+		a.tasks.Wait()
+	}()
+	go func() { <-ctx.Done(); cancelTasks() }()
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); a.pushLogsLoop(ctx) }()
+	defer wg.Wait()
+
+	a.log.Info("agent starting", zap.String("server", a.server), zap.String("target_id", a.id.TargetID))
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		err := a.session(ctx, taskCtx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(start) > 30*time.Second {
+			attempt = 0 // the link was healthy; start backing off afresh
+		}
+		wait := backoff(attempt)
+		a.log.Warn("session ended, reconnecting", zap.Error(err), zap.Duration("in", wait))
+		if !sleep(ctx, wait) {
+			return nil
+		}
+	}
+}
+
+// backoff is exponential with full jitter, so thousands of agents
+// reconnecting after a server restart spread out.
+func backoff(attempt int) time.Duration {
+	const base, max = 500 * time.Millisecond, 30 * time.Second
+	d := max
+	if attempt < 16 {
+		d = min(max, base<<attempt)
+	}
+	return time.Duration(rand.Int64N(int64(d))) + 100*time.Millisecond
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// failInterrupted reports tasks that were running when the agent stopped:
+// they are not run again (at most once), their outcome is unknown.
+func (a *Agent) failInterrupted() {
+	for _, t := range a.journal.Unfinished() {
+		a.log.Warn("task interrupted by agent restart", zap.String("task", t.TaskID))
+		if _, err := a.journal.Append(t.TaskID, journal.Event{
+			State: stateFailed, FailureKind: string(docker.FailureAgent), Final: true,
+			Message: "agent stopped while the task ran; it was not retried, deploy again",
+		}); err != nil {
+			a.log.Error("journal", zap.Error(err))
+		}
+	}
+}
+
+func hostname() string { h, _ := os.Hostname(); return h }
+
+var errNoWelcome = errors.New("server did not send Welcome")
+
+func wrap(what string, err error) error { return fmt.Errorf("%s: %w", what, err) }

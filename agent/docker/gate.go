@@ -1,0 +1,217 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/pkg/stdcopy"
+)
+
+// startAndVerify starts the new container with its output streamed to
+// logs, and holds the health gate: the image's HEALTHCHECK turning healthy,
+// or, without one, the container still running after ReadyAfter.
+func (d *Deployer) startAndVerify(ctx context.Context, t Task, id string, progress func(Phase, string), logs io.Writer) error {
+	app := t.Application
+	ready := t.runSpec().ReadyAfter
+
+	// Attached before the start, the stream holds the output from its very
+	// first byte, whatever log driver the engine uses.
+	att, err := d.api.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	if err != nil {
+		return fail(FailureDocker, "attach to container %s: %w", app, err)
+	}
+	out := copyOutput(att, logs)
+	defer out.stop(0) // only for early returns; the gate stops it with a drain
+
+	// Registered before the start too, so that an immediate exit is seen.
+	waitCtx, cancelWait := context.WithCancel(ctx)
+	defer cancelWait()
+	exitC, waitErrC := d.api.ContainerWait(waitCtx, id, container.WaitConditionNextExit)
+
+	progress(PhaseStarting, "starting container "+app)
+	if err := d.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return fail(FailureDocker, "start container %s: %w", app, err)
+	}
+	c, err := d.api.ContainerInspect(ctx, id)
+	if err != nil {
+		return fail(FailureDocker, "inspect container %s: %w", app, err)
+	}
+
+	g := gate{d: d, app: app, id: id, exitC: exitC, waitErrC: waitErrC}
+	var gateErr error
+	if hc := healthcheck(c); hc != nil {
+		limit := healthLimit(hc, ready)
+		progress(PhaseVerifying, fmt.Sprintf("waiting up to %s for %s to report healthy", limit, app))
+		gateErr = g.healthy(ctx, limit)
+	} else {
+		progress(PhaseVerifying, fmt.Sprintf("waiting %s for %s to keep running", ready, app))
+		gateErr = g.keepsRunning(ctx, ready)
+	}
+	// After an exit the stream ends by itself once the engine has sent all
+	// output; a running container's stream is cut after a short drain so
+	// that lines printed just before the end of the gate are still in logs.
+	drain := d.logDrain
+	if KindOf(gateErr) == FailureContainerExited {
+		drain = 10 * d.logDrain
+	}
+	out.stop(drain)
+	return gateErr
+}
+
+// healthcheck returns the container's effective HEALTHCHECK (image or
+// create options), nil when it has none.
+func healthcheck(c container.InspectResponse) *container.HealthConfig {
+	if c.Config == nil || c.Config.Healthcheck == nil {
+		return nil
+	}
+	hc := c.Config.Healthcheck
+	if len(hc.Test) == 0 || hc.Test[0] == "NONE" {
+		return nil
+	}
+	return hc
+}
+
+// healthLimit bounds the wait for a verdict: the engine itself declares a
+// container unhealthy after the start period and Retries failed checks, so
+// this only catches an engine that never decides. Zero fields mean the
+// engine's defaults (30s interval and timeout, 3 retries).
+func healthLimit(hc *container.HealthConfig, ready time.Duration) time.Duration {
+	orDefault := func(v, def time.Duration) time.Duration {
+		if v <= 0 {
+			return def
+		}
+		return v
+	}
+	retries := hc.Retries
+	if retries <= 0 {
+		retries = 3
+	}
+	limit := hc.StartPeriod + time.Duration(retries+1)*(orDefault(hc.Interval, 30*time.Second)+orDefault(hc.Timeout, 30*time.Second))
+	return max(limit, ready)
+}
+
+// gate watches the new container during the health gate.
+type gate struct {
+	d        *Deployer
+	app, id  string
+	exitC    <-chan container.WaitResponse
+	waitErrC <-chan error
+}
+
+func (g gate) keepsRunning(ctx context.Context, ready time.Duration) error {
+	timer := time.NewTimer(ready)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case res := <-g.exitC:
+		return g.exited(res, fmt.Sprintf("within its %s ready period", ready))
+	case err := <-g.waitErrC:
+		return g.waitFailed(ctx, err)
+	case <-ctx.Done():
+		return fail(FailureAgent, "verify container %s: %w", g.app, ctx.Err())
+	}
+}
+
+func (g gate) healthy(ctx context.Context, limit time.Duration) error {
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	poll := time.NewTicker(g.d.healthPoll)
+	defer poll.Stop()
+	for {
+		select {
+		case <-timer.C:
+			return fail(FailureContainerExited, "container %s did not report healthy within %s", g.app, limit)
+		case res := <-g.exitC:
+			return g.exited(res, "before it reported healthy")
+		case err := <-g.waitErrC:
+			return g.waitFailed(ctx, err)
+		case <-ctx.Done():
+			return fail(FailureAgent, "verify container %s: %w", g.app, ctx.Err())
+		case <-poll.C:
+			c, err := g.d.api.ContainerInspect(ctx, g.id)
+			if err != nil {
+				if ctx.Err() != nil {
+					return fail(FailureAgent, "verify container %s: %w", g.app, ctx.Err())
+				}
+				return fail(FailureDocker, "inspect container %s: %w", g.app, err)
+			}
+			if c.State == nil || c.State.Health == nil {
+				continue
+			}
+			switch c.State.Health.Status {
+			case container.Healthy:
+				return nil
+			case container.Unhealthy:
+				return fail(FailureContainerExited, "container %s became unhealthy%s", g.app, lastCheck(c.State.Health))
+			}
+		}
+	}
+}
+
+func (g gate) exited(res container.WaitResponse, when string) error {
+	msg := fmt.Sprintf("container %s exited with code %d %s", g.app, res.StatusCode, when)
+	if res.Error != nil && res.Error.Message != "" {
+		msg += ": " + res.Error.Message
+	}
+	return fail(FailureContainerExited, "%s", msg)
+}
+
+func (g gate) waitFailed(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fail(FailureAgent, "verify container %s: %w", g.app, ctx.Err())
+	}
+	return fail(FailureDocker, "wait for container %s: %w", g.app, err)
+}
+
+// lastCheck quotes the latest health check, which says why it failed.
+func lastCheck(h *container.Health) string {
+	if len(h.Log) == 0 {
+		return ""
+	}
+	last := h.Log[len(h.Log)-1]
+	out := strings.TrimSpace(last.Output)
+	if len(out) > 200 {
+		out = out[:200] + "…"
+	}
+	if out == "" {
+		return fmt.Sprintf(": last check exited with %d", last.ExitCode)
+	}
+	return fmt.Sprintf(": last check exited with %d: %s", last.ExitCode, out)
+}
+
+// output copies a container's attached stream into logs.
+type output struct {
+	att  types.HijackedResponse
+	done chan struct{}
+}
+
+func copyOutput(att types.HijackedResponse, logs io.Writer) *output {
+	o := &output{att: att, done: make(chan struct{})}
+	go func() {
+		defer close(o.done)
+		// The stream is multiplexed (no TTY): stdout and stderr frames both
+		// go to logs, in the order the engine sent them.
+		_, _ = stdcopy.StdCopy(logs, logs, att.Reader)
+	}()
+	return o
+}
+
+// stop ends the copy after at most drain more time and returns once
+// nothing more will be written to logs. Calling it again is harmless.
+func (o *output) stop(drain time.Duration) {
+	select {
+	case <-o.done:
+	default:
+		if err := o.att.Conn.SetReadDeadline(time.Now().Add(drain)); err != nil {
+			o.att.Close()
+		}
+		<-o.done
+	}
+	o.att.Close()
+}

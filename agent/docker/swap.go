@@ -1,0 +1,207 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"go.uber.org/zap"
+)
+
+// swap is one replacement of an application's container and what has been
+// done so far, so that a failure at any step undoes exactly that much.
+type swap struct {
+	d   *Deployer
+	app string
+	log *zap.Logger
+
+	oldID          string // the container named app before the swap, if any
+	oldWasRunning  bool   // start it again on rollback
+	oldStopped     bool
+	oldAside       bool // renamed app.previous
+	newID          string
+	newNamed       bool // renamed app
+	rollbackBudget time.Duration
+}
+
+// replace creates the new container and swaps it in (step 3 and 4 of
+// Deploy). It returns the new container's ID.
+func (d *Deployer) replace(ctx context.Context, t Task, imageRef string, progress func(Phase, string), logs io.Writer, log *zap.Logger) (string, error) {
+	s := &swap{d: d, app: t.Application, log: log,
+		// Enough to stop a container and to start the old one again.
+		rollbackBudget: t.runSpec().StopTimeout + time.Minute}
+	if err := s.findOld(ctx); err != nil {
+		return "", err
+	}
+
+	cfg, hostCfg := ContainerConfig(t, imageRef)
+	created, err := d.api.ContainerCreate(ctx, cfg, hostCfg, nil, nil, s.app+suffixNext)
+	if err != nil {
+		return "", s.rollback(ctx, fail(FailureDocker, "create container %s: %w", s.app+suffixNext, err))
+	}
+	s.newID = created.ID
+	for _, w := range created.Warnings {
+		log.Warn("docker warning on create", zap.String("warning", w))
+	}
+
+	if s.oldID != "" {
+		if s.oldWasRunning {
+			progress(PhaseStarting, "stopping the current container "+s.app)
+			timeout := stopSeconds(t.runSpec().StopTimeout)
+			if err := d.api.ContainerStop(ctx, s.oldID, container.StopOptions{Timeout: timeout}); err != nil {
+				return "", s.rollback(ctx, fail(FailureDocker, "stop container %s: %w", s.app, err))
+			}
+			s.oldStopped = true
+		}
+		if err := d.api.ContainerRename(ctx, s.oldID, s.app+suffixPrevious); err != nil {
+			return "", s.rollback(ctx, fail(FailureDocker, "rename container %s to %s: %w", s.app, s.app+suffixPrevious, err))
+		}
+		s.oldAside = true
+	}
+	if err := d.api.ContainerRename(ctx, s.newID, s.app); err != nil {
+		return "", s.rollback(ctx, fail(FailureDocker, "rename container %s to %s: %w", s.app+suffixNext, s.app, err))
+	}
+	s.newNamed = true
+
+	if err := d.startAndVerify(ctx, t, s.newID, progress, logs); err != nil {
+		return "", s.rollback(ctx, err)
+	}
+
+	if s.oldID != "" {
+		// The deployment has succeeded; a leftover old container is removed
+		// by the next deployment of the app (findOld), so this only warns.
+		rctx, cancel := s.cleanupContext(ctx)
+		defer cancel()
+		if err := d.api.ContainerRemove(rctx, s.oldID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			log.Warn("remove previous container", zap.String("container", s.oldID), zap.Error(err))
+		}
+	}
+	return s.newID, nil
+}
+
+// findOld finds the container to replace and clears what an attempt that
+// crashed left behind:
+//   - "<app>.next" is a new container that never finished its gate: removed;
+//   - "<app>.previous" with "<app>" present is superseded by "<app>", which
+//     is what runs now: removed;
+//   - "<app>.previous" without "<app>" was set aside just before a crash:
+//     it becomes "<app>" again, and is started on rollback.
+//
+// Only containers labelled tentacle.managed are removed; "<app>" itself may
+// be one an operator created by hand, and is replaced like any other.
+func (s *swap) findOld(ctx context.Context) error {
+	d := s.d
+	next, err := s.inspectManaged(ctx, s.app+suffixNext)
+	if err != nil {
+		return err
+	}
+	if next != nil {
+		s.log.Info("removing container left by an interrupted deployment", zap.String("container", next.Name))
+		if err := d.api.ContainerRemove(ctx, next.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return fail(FailureDocker, "remove leftover container %s: %w", s.app+suffixNext, err)
+		}
+	}
+	prev, err := s.inspectManaged(ctx, s.app+suffixPrevious)
+	if err != nil {
+		return err
+	}
+	cur, err := d.inspectName(ctx, s.app)
+	if err != nil {
+		return err
+	}
+	switch {
+	case prev != nil && cur != nil:
+		s.log.Info("removing container left by an interrupted deployment", zap.String("container", prev.Name))
+		if err := d.api.ContainerRemove(ctx, prev.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return fail(FailureDocker, "remove leftover container %s: %w", s.app+suffixPrevious, err)
+		}
+	case prev != nil:
+		s.log.Info("restoring container set aside by an interrupted deployment", zap.String("container", prev.Name))
+		if err := d.api.ContainerRename(ctx, prev.ID, s.app); err != nil {
+			return fail(FailureDocker, "rename leftover container %s back to %s: %w", s.app+suffixPrevious, s.app, err)
+		}
+		s.oldID = prev.ID
+		// It was stopped by the interrupted swap, not by anyone who wanted
+		// it down, so a rollback brings it back up even if this attempt
+		// fails before it gets to stop it.
+		s.oldWasRunning, s.oldStopped = true, true
+		return nil
+	}
+	if cur != nil {
+		s.oldID = cur.ID
+		s.oldWasRunning = cur.State != nil && (cur.State.Running || cur.State.Restarting)
+	}
+	return nil
+}
+
+// inspectName returns the container with exactly this name, or nil.
+func (d *Deployer) inspectName(ctx context.Context, name string) (*container.InspectResponse, error) {
+	c, err := d.api.ContainerInspect(ctx, name)
+	if cerrdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fail(FailureDocker, "inspect container %s: %w", name, err)
+	}
+	// The engine also resolves ID prefixes: "abc" can find a container
+	// whose ID starts with abc when none is named so.
+	if c.ContainerJSONBase == nil || c.Name != "/"+name {
+		return nil, nil
+	}
+	return &c, nil
+}
+
+// inspectManaged is inspectName for names only the agent uses: it refuses
+// to touch such a container that the agent did not create.
+func (s *swap) inspectManaged(ctx context.Context, name string) (*container.InspectResponse, error) {
+	c, err := s.d.inspectName(ctx, name)
+	if err != nil || c == nil {
+		return c, err
+	}
+	if c.Config == nil || c.Config.Labels[LabelManaged] != "true" {
+		return nil, fail(FailureAgent, "container %s exists and was not created by tentacle: rename or remove it, the agent needs the name to swap %s", name, s.app)
+	}
+	return c, nil
+}
+
+// rollback undoes the swap so far and returns cause, with what could not
+// be undone appended. It runs on a context of its own: it must also work
+// when ctx is what was cancelled.
+func (s *swap) rollback(ctx context.Context, cause error) error {
+	rctx, cancel := s.cleanupContext(ctx)
+	defer cancel()
+	d := s.d
+	var errs []error
+	if s.newID != "" {
+		if err := d.api.ContainerRemove(rctx, s.newID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove new container: %w", err))
+		}
+	}
+	if s.oldAside {
+		if err := d.api.ContainerRename(rctx, s.oldID, s.app); err != nil {
+			errs = append(errs, fmt.Errorf("rename %s back to %s: %w", s.app+suffixPrevious, s.app, err))
+		}
+	}
+	if s.oldStopped && s.oldWasRunning {
+		if err := d.api.ContainerStart(rctx, s.oldID, container.StartOptions{}); err != nil {
+			errs = append(errs, fmt.Errorf("start previous container again: %w", err))
+		}
+	}
+	if len(errs) == 0 {
+		if s.oldID != "" {
+			s.log.Info("rolled back to the previous container", zap.String("container", s.oldID))
+		}
+		return cause
+	}
+	s.log.Error("rollback incomplete", zap.Error(errors.Join(errs...)))
+	kind := KindOf(cause)
+	return &Failure{Kind: kind, Err: fmt.Errorf("%w; rollback incomplete: %w", cause, errors.Join(errs...))}
+}
+
+func (s *swap) cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), s.rollbackBudget)
+}

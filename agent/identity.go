@@ -1,0 +1,179 @@
+package agent
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	"github.com/tentacle-deploy/tentacle/internal/pki"
+	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
+)
+
+// Identity is what enrollment leaves in the data dir.
+type Identity struct {
+	Server      string   `json:"server"`
+	TargetID    string   `json:"target_id"`
+	TargetName  string   `json:"target_name"`
+	Environment string   `json:"environment"`
+	Roles       []string `json:"roles"`
+	CertPEM     []byte   `json:"-"`
+	KeyPEM      []byte   `json:"-"`
+	CAPEM       []byte   `json:"-"`
+}
+
+const (
+	keyFile        = "agent.key"
+	certFile       = "agent.crt"
+	caFile         = "ca.crt"
+	enrollmentFile = "enrollment.json"
+)
+
+// ErrNotEnrolled is returned by LoadIdentity for a data dir without an enrollment.
+var ErrNotEnrolled = errors.New("not enrolled: run `tentacle enroll --server HOST:PORT --token TOKEN` first")
+
+// LoadIdentity reads the enrollment from dataDir.
+func LoadIdentity(dataDir string) (Identity, error) {
+	data, err := os.ReadFile(filepath.Join(dataDir, enrollmentFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return Identity{}, fmt.Errorf("data dir %s: %w", dataDir, ErrNotEnrolled)
+	}
+	if err != nil {
+		return Identity{}, err
+	}
+	var id Identity
+	if err := json.Unmarshal(data, &id); err != nil {
+		return Identity{}, fmt.Errorf("%s: %w", enrollmentFile, err)
+	}
+	for _, f := range []struct {
+		name string
+		dst  *[]byte
+	}{{keyFile, &id.KeyPEM}, {certFile, &id.CertPEM}, {caFile, &id.CAPEM}} {
+		if *f.dst, err = os.ReadFile(filepath.Join(dataDir, f.name)); err != nil {
+			return Identity{}, fmt.Errorf("enrollment incomplete, enroll again: %w", err)
+		}
+	}
+	return id, nil
+}
+
+// EnrollOptions are the `tentacle enroll` flags.
+type EnrollOptions struct {
+	Server  string
+	Token   string
+	DataDir string
+	// Force replaces an existing enrollment.
+	Force   bool
+	Timeout time.Duration
+}
+
+// Enroll exchanges a join token for a client certificate. The agent trusts
+// only a server whose CA matches the hash the token carries.
+func Enroll(ctx context.Context, o EnrollOptions) (Identity, error) {
+	host, _, err := net.SplitHostPort(o.Server)
+	if err != nil {
+		return Identity{}, fmt.Errorf("--server %q: want HOST:PORT", o.Server)
+	}
+	tok, err := pki.ParseJoinToken(o.Token)
+	if err != nil {
+		return Identity{}, fmt.Errorf("--token: %w", err)
+	}
+	if existing, err := LoadIdentity(o.DataDir); err == nil && !o.Force {
+		return Identity{}, fmt.Errorf("already enrolled as target %s with %s (data dir %s): pass --force to enroll again", existing.TargetName, existing.Server, o.DataDir)
+	}
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return Identity{}, fmt.Errorf("data dir: %w", err)
+	}
+	hostname, _ := os.Hostname()
+	keyPEM, csrPEM, err := pki.NewKeyAndCSR(hostname)
+	if err != nil {
+		return Identity{}, err
+	}
+	conn, err := grpc.NewClient(o.Server, grpc.WithTransportCredentials(credentials.NewTLS(pki.PinnedTLSConfig(tok.CAHash, host))))
+	if err != nil {
+		return Identity{}, fmt.Errorf("--server %q: %w", o.Server, err)
+	}
+	defer conn.Close()
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	cctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	resp, err := tentaclev1.NewAgentServiceClient(conn).Enroll(cctx, &tentaclev1.EnrollRequest{
+		Token: o.Token, CsrPem: csrPEM, Hostname: hostname, Os: runtime.GOOS, Arch: runtime.GOARCH,
+	})
+	if err != nil {
+		return Identity{}, enrollError(o.Server, err)
+	}
+	// Trust the CA bundle only if it is the CA the token pinned.
+	block, _ := pem.Decode(resp.GetCaPem())
+	if block == nil {
+		return Identity{}, errors.New("server sent an unusable CA bundle")
+	}
+	caCert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return Identity{}, fmt.Errorf("server sent an unusable CA bundle: %w", err)
+	}
+	if got := pki.SPKIHash(caCert); got != tok.CAHash {
+		return Identity{}, fmt.Errorf("server sent CA %s, but the token pins %s: refusing it", got, tok.CAHash)
+	}
+	id := Identity{
+		Server: o.Server, TargetID: resp.GetTargetId(), TargetName: resp.GetTargetName(),
+		Environment: resp.GetEnvironment(), Roles: resp.GetRoles(),
+		CertPEM: resp.GetCertificatePem(), KeyPEM: keyPEM, CAPEM: resp.GetCaPem(),
+	}
+	meta, _ := json.MarshalIndent(id, "", "  ")
+	// The key first and the enrollment record last: a crash in between
+	// leaves a data dir that is plainly "not enrolled".
+	for _, f := range []struct {
+		name string
+		data []byte
+		perm os.FileMode
+	}{{keyFile, keyPEM, 0o600}, {certFile, id.CertPEM, 0o644}, {caFile, id.CAPEM, 0o644}, {enrollmentFile, meta, 0o644}} {
+		if err := pki.WriteFileAtomic(filepath.Join(o.DataDir, f.name), f.data, f.perm); err != nil {
+			return Identity{}, fmt.Errorf("save enrollment: %w", err)
+		}
+	}
+	return id, nil
+}
+
+// enrollError turns a failed Enroll call into a message for the operator.
+func enrollError(server string, err error) error {
+	st, _ := status.FromError(err)
+	switch st.Code() {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return fmt.Errorf("cannot reach server at %s: %s", server, st.Message())
+	case codes.PermissionDenied, codes.InvalidArgument:
+		return fmt.Errorf("server refused enrollment: %s", st.Message())
+	}
+	return fmt.Errorf("enroll: %s", st.Message())
+}
+
+// dial opens the session connection with the enrolled identity.
+func dial(id Identity, server string) (*grpc.ClientConn, error) {
+	host, _, err := net.SplitHostPort(server)
+	if err != nil {
+		return nil, fmt.Errorf("server address %q: want HOST:PORT", server)
+	}
+	tlsCfg, err := pki.ClientTLSConfig(id.CertPEM, id.KeyPEM, id.CAPEM, host)
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewClient(server,
+		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
+		// Notice a dead server in seconds, not grpc's default of hours.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 15 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+	)
+}

@@ -1,0 +1,132 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/tentacle-deploy/tentacle/agent/docker"
+	"github.com/tentacle-deploy/tentacle/agent/journal"
+	"github.com/tentacle-deploy/tentacle/internal/spec"
+	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
+)
+
+// Task states as journaled; they map one to one to the protocol's.
+const (
+	statePulling   = "pulling"
+	stateStarting  = "starting"
+	stateVerifying = "verifying"
+	stateSucceeded = "succeeded"
+	stateFailed    = "failed"
+	stateCancelled = "cancelled"
+)
+
+func envVar(name, value string) spec.EnvVar { return spec.EnvVar{Name: name, Value: value} }
+
+func port(p *tentaclev1.PortMapping) spec.Port {
+	return spec.Port{ContainerPort: p.GetContainerPort(), HostPort: p.GetHostPort(), Protocol: p.GetProtocol(), HostIP: p.GetHostIp()}
+}
+
+// start runs a newly accepted task in the background. Tasks of one
+// application run one after another; different applications in parallel.
+func (a *Agent) start(ctx context.Context, taskID string) {
+	as, ok := a.journal.Assignment(taskID)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	a.mu.Lock()
+	lock := a.appLocks[as.Application]
+	if lock == nil {
+		lock = &sync.Mutex{}
+		a.appLocks[as.Application] = lock
+	}
+	a.cancels[taskID] = cancel
+	a.mu.Unlock()
+	a.tasks.Add(1)
+	go func() {
+		defer a.tasks.Done()
+		defer func() {
+			a.mu.Lock()
+			delete(a.cancels, taskID)
+			a.mu.Unlock()
+			cancel()
+		}()
+		lock.Lock()
+		defer lock.Unlock()
+		a.execute(ctx, as)
+	}()
+}
+
+// execute runs one task and journals its events; the session sends them.
+func (a *Agent) execute(ctx context.Context, as journal.Assignment) {
+	log := a.log.With(zap.String("task", as.TaskID), zap.String("deployment", as.DeploymentID), zap.String("app", as.Application))
+	logs := a.journal.LogWriter(as.TaskID)
+	emit := func(e journal.Event) {
+		if _, err := a.journal.Append(as.TaskID, e); err != nil {
+			log.Error("journal event", zap.Error(err))
+		}
+	}
+	log.Info("task started", zap.String("image", as.ImageRepository), zap.String("tag", as.ImageTag), zap.String("digest", as.ImageDigest))
+
+	task := docker.Task{
+		ID: as.TaskID, DeploymentID: as.DeploymentID, ReleaseID: as.ReleaseID, ReleaseVersion: as.ReleaseVersion,
+		Application: as.Application, Repository: as.ImageRepository, Tag: as.ImageTag, Digest: as.ImageDigest,
+		Spec: as.RunSpec.WithDefaults(),
+	}
+	if err := validate(as); err != nil {
+		fmt.Fprintf(logs, "tentacle: task refused: %v\n", err)
+		emit(journal.Event{State: stateFailed, FailureKind: string(docker.FailureAgent), Message: err.Error(), Final: true})
+		return
+	}
+	lastPhase := docker.Phase("")
+	progress := func(p docker.Phase, msg string) {
+		// Phase changes go into the task log too, so `tentaclectl logs`
+		// tells the whole story; the agent's own stdout is not the place.
+		if p != lastPhase {
+			fmt.Fprintf(logs, "tentacle: %s: %s\n", p, msg)
+			lastPhase = p
+		}
+		emit(journal.Event{State: string(p), Message: msg})
+	}
+	res, err := a.runner.Deploy(ctx, task, progress, logs)
+	if err != nil {
+		kind := docker.KindOf(err)
+		state := stateFailed
+		if errors.Is(err, context.Canceled) {
+			state = stateCancelled
+		}
+		fmt.Fprintf(logs, "tentacle: %s: %v\n", state, err)
+		log.Warn("task failed", zap.String("kind", string(kind)), zap.Error(err))
+		emit(journal.Event{State: state, FailureKind: string(kind), Message: err.Error(), ImageDigest: res.Digest, Final: true})
+		return
+	}
+	fmt.Fprintf(logs, "tentacle: succeeded: %s runs %s@%s\n", as.Application, as.ImageRepository, res.Digest)
+	log.Info("task succeeded", zap.String("digest", res.Digest), zap.String("container", res.ContainerID))
+	emit(journal.Event{State: stateSucceeded, Message: "running " + res.Digest, ImageDigest: res.Digest, ContainerID: res.ContainerID, Final: true})
+}
+
+// validate re-checks what the server sent: the agent runs nothing it would
+// not accept from a user.
+func validate(as journal.Assignment) error {
+	if err := spec.ValidateName("application", as.Application); err != nil {
+		return err
+	}
+	if _, err := spec.ParseRepository(as.ImageRepository); err != nil {
+		return fmt.Errorf("image_repository: %w", err)
+	}
+	if as.ImageDigest == "" {
+		if err := spec.ValidateTag(as.ImageTag); err != nil {
+			return fmt.Errorf("image_tag: %w", err)
+		}
+	} else if err := spec.ValidateDigest(as.ImageDigest); err != nil {
+		return fmt.Errorf("image_digest: %w", err)
+	}
+	if err := as.RunSpec.Validate(); err != nil {
+		return fmt.Errorf("run_spec: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,117 @@
+package testimage
+
+import (
+	"crypto/subtle"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Realm is the basic-auth realm the test registry announces.
+const Realm = "tentacle-test"
+
+// Registry is an in-memory registry on 127.0.0.1 that requires basic auth
+// for every request, as a private registry would. Docker treats 127.0.0.0/8
+// as insecure by default, so the engine pulls from it over plain HTTP.
+type Registry struct {
+	srv      *httptest.Server
+	username string
+	password string
+
+	mu       sync.Mutex
+	requests []Request
+}
+
+// Request is one request the registry answered.
+type Request struct {
+	Method        string
+	Path          string
+	Status        int
+	Authenticated bool
+}
+
+// StartRegistry starts a registry accepting only username/password; it is
+// closed when the test ends.
+func StartRegistry(t testing.TB, username, password string) *Registry {
+	t.Helper()
+	r := &Registry{username: username, password: password}
+	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	r.srv = httptest.NewServer(r.authenticate(inner))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *Registry) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		user, pass, ok := req.BasicAuth()
+		ok = ok && subtle.ConstantTimeCompare([]byte(user), []byte(r.username)) == 1 &&
+			subtle.ConstantTimeCompare([]byte(pass), []byte(r.password)) == 1
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			r.mu.Lock()
+			r.requests = append(r.requests, Request{Method: req.Method, Path: req.URL.Path, Status: rec.status, Authenticated: ok})
+			r.mu.Unlock()
+		}()
+		if !ok {
+			// The registry API's own error shape, so clients report it as
+			// UNAUTHORIZED rather than as an unknown failure.
+			rec.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
+			rec.Header().Set("Content-Type", "application/json")
+			rec.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(rec, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
+			return
+		}
+		next.ServeHTTP(rec, req)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Host is "127.0.0.1:PORT", the registry part of an image reference.
+func (r *Registry) Host() string {
+	return strings.TrimPrefix(r.srv.URL, "http://")
+}
+
+// Push uploads img as repoPath:tag with the registry's credentials and
+// returns the manifest digest, "sha256:…".
+func (r *Registry) Push(t testing.TB, repoPath, tag string, img v1.Image) string {
+	t.Helper()
+	ref, err := name.NewTag(r.Host()+"/"+repoPath+":"+tag, name.Insecure)
+	if err != nil {
+		t.Fatalf("testimage: push reference: %v", err)
+	}
+	auth := &authn.Basic{Username: r.username, Password: r.password}
+	if err := remote.Write(ref, img, remote.WithAuth(auth)); err != nil {
+		t.Fatalf("testimage: push %s: %v", ref, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatalf("testimage: digest: %v", err)
+	}
+	return d.String()
+}
+
+// Requests returns the requests answered so far, oldest first.
+func (r *Registry) Requests() []Request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Request(nil), r.requests...)
+}

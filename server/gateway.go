@@ -1,0 +1,205 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/tentacle-deploy/tentacle/internal/pki"
+	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
+	"github.com/tentacle-deploy/tentacle/server/store"
+)
+
+// gateway is the agent-facing gRPC service.
+type gateway struct {
+	tentaclev1.UnimplementedAgentServiceServer
+	s *Server
+}
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// Enroll turns a join token and a CSR into a target and its client
+// certificate. The token is consumed in the same transaction that creates
+// the target, so a one-use token enrolls exactly one agent.
+func (g *gateway) Enroll(ctx context.Context, req *tentaclev1.EnrollRequest) (*tentaclev1.EnrollResponse, error) {
+	tok, err := pki.ParseJoinToken(req.GetToken())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "token: %v", err)
+	}
+	if tok.CAHash != g.s.ca.Hash() {
+		return nil, status.Error(codes.PermissionDenied, "token: it was issued by another server (CA hash differs)")
+	}
+	if _, err := pki.ParseCSR(req.GetCsrPem()); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "csr_pem: %v", err)
+	}
+	id := newID()
+	certPEM, cert, err := g.s.ca.SignCSR(req.GetCsrPem(), id, g.s.cfg.ClientCertValidity)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "csr_pem: %v", err)
+	}
+	name := req.GetHostname()
+	if name == "" {
+		name = "target"
+	}
+	now := time.Now().UTC()
+	t, err := g.s.store.EnrollTarget(ctx, tok.ID, pki.HashSecret(tok.Secret), now, store.Target{
+		ID: id, Name: targetName(name), Hostname: req.GetHostname(), OS: req.GetOs(), Arch: req.GetArch(),
+		CertFingerprint: pki.Fingerprint(cert), CertNotAfter: cert.NotAfter, EnrolledAt: now,
+	})
+	if errors.Is(err, store.ErrTokenInvalid) {
+		g.s.log.Warn("enrollment refused", zap.String("token_id", tok.ID), zap.String("peer", peerAddr(ctx)), zap.Error(err))
+		return nil, status.Errorf(codes.PermissionDenied, "token: %v", err)
+	}
+	if err != nil {
+		return nil, storeErr("enroll", err)
+	}
+	g.s.log.Info("target enrolled", zap.String("target", t.Name), zap.String("target_id", t.ID),
+		zap.String("environment", t.Environment), zap.String("peer", peerAddr(ctx)))
+	return &tentaclev1.EnrollResponse{
+		TargetId: t.ID, TargetName: t.Name, Environment: t.Environment, Roles: t.Roles,
+		CertificatePem: certPEM, CaPem: g.s.ca.CertPEM,
+	}, nil
+}
+
+// targetName turns a hostname into a target name within the name alphabet.
+func targetName(host string) string {
+	b := []byte{}
+	for _, c := range []byte(host) {
+		switch {
+		case c >= 'A' && c <= 'Z':
+			b = append(b, c+'a'-'A')
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '.', c == '_':
+			b = append(b, c)
+		default:
+			b = append(b, '-')
+		}
+	}
+	for len(b) > 0 && (b[0] == '-' || b[0] == '.' || b[0] == '_') {
+		b = b[1:]
+	}
+	if len(b) > 55 {
+		b = b[:55]
+	}
+	if len(b) == 0 {
+		return "target"
+	}
+	return string(b)
+}
+
+// Connect is an agent's session. One goroutine receives (this one), the
+// session's writer goroutine sends; tasks go out as they are queued.
+func (g *gateway) Connect(stream tentaclev1.AgentService_ConnectServer) error {
+	ctx := stream.Context()
+	t := targetFrom(ctx)
+	log := g.s.log.With(zap.String("target", t.Name), zap.String("target_id", t.ID))
+
+	first, err := recvWithin(stream, 15*time.Second)
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	if hello == nil {
+		return status.Error(codes.InvalidArgument, "first message of a session must be Hello")
+	}
+	if err := g.s.store.MarkTargetSeen(ctx, t.ID, store.TargetSeen{
+		Hostname: hello.GetHostname(), OS: hello.GetOs(), Arch: hello.GetArch(),
+		AgentVersion: hello.GetAgentVersion(), DockerVersion: hello.GetDockerVersion(), At: time.Now().UTC(),
+	}); err != nil {
+		return storeErr("mark target seen", err)
+	}
+	sess := newSession(g.s, t, stream, log)
+	if old := g.s.sessions.put(sess); old != nil {
+		// A reconnecting agent replaces its stale session (the old TCP
+		// connection may not have timed out yet).
+		old.close(errors.New("replaced by a newer session of the same target"))
+	}
+	defer g.s.sessions.remove(sess)
+	log.Info("agent connected", zap.String("session", sess.id), zap.String("agent_version", hello.GetAgentVersion()),
+		zap.String("docker_version", hello.GetDockerVersion()), zap.String("peer", peerAddr(ctx)))
+	g.s.changes.Changed()
+	defer g.s.changes.Changed()
+
+	// Welcome goes out before the writer starts, so it is always first.
+	if err := stream.Send(&tentaclev1.ConnectResponse{Msg: &tentaclev1.ConnectResponse_Welcome{Welcome: &tentaclev1.Welcome{
+		SessionId: sess.id, TargetId: t.ID, TargetName: t.Name,
+		HeartbeatInterval: durationpb.New(g.s.cfg.HeartbeatInterval),
+	}}}); err != nil {
+		return err
+	}
+	go sess.writeLoop()
+	sess.kick()
+
+	err = sess.readLoop(ctx, 3*g.s.cfg.HeartbeatInterval)
+	sess.close(err)
+	log.Info("agent disconnected", zap.String("session", sess.id), zap.Error(err))
+	if errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func recvWithin(stream tentaclev1.AgentService_ConnectServer, d time.Duration) (*tentaclev1.ConnectRequest, error) {
+	type result struct {
+		m   *tentaclev1.ConnectRequest
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() { m, err := stream.Recv(); ch <- result{m, err} }()
+	select {
+	case r := <-ch:
+		return r.m, r.err
+	case <-time.After(d):
+		return nil, status.Errorf(codes.DeadlineExceeded, "no Hello within %s", d)
+	}
+}
+
+// PushLogs stores task log chunks and answers with the stored length. A
+// chunk past the stored end is not an error: the answer tells the agent
+// where to resume.
+func (g *gateway) PushLogs(stream tentaclev1.AgentService_PushLogsServer) error {
+	ctx := stream.Context()
+	t := targetFrom(ctx)
+	owned := map[string]bool{}
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		id := req.GetTaskId()
+		if !owned[id] {
+			task, err := g.s.store.GetTask(ctx, id)
+			if errors.Is(err, store.ErrNotFound) || (err == nil && task.TargetID != t.ID) {
+				return status.Errorf(codes.PermissionDenied, "task %s is not assigned to target %s", id, t.Name)
+			}
+			if err != nil {
+				return storeErr("get task", err)
+			}
+			owned[id] = true
+		}
+		end, err := g.s.store.AppendTaskLog(ctx, id, req.GetOffset(), req.GetData())
+		if errors.Is(err, store.ErrLogGap) {
+			end, err = g.s.store.TaskLogSize(ctx, id)
+		} else if err == nil {
+			g.s.changes.Changed()
+		}
+		if err != nil {
+			return storeErr("append task log", err)
+		}
+		if err := stream.Send(&tentaclev1.PushLogsResponse{TaskId: id, StoredOffset: end}); err != nil {
+			return err
+		}
+	}
+}
+
+var errSessionClosed = fmt.Errorf("session closed")

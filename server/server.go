@@ -1,0 +1,216 @@
+// Package server is the Tentacle control server: the agent gateway (gRPC
+// with mutual TLS), the dispatcher that hands tasks to connected agents and
+// the admin API. It owns the CA in its data directory.
+//
+// It must not import agent packages: what server and agent share lives in
+// proto/ and internal/.
+package server
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/tentacle-deploy/tentacle/internal/pki"
+	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
+	"github.com/tentacle-deploy/tentacle/server/store"
+	"github.com/tentacle-deploy/tentacle/server/store/sqlite"
+)
+
+// Config is what `tentacle-server serve` is built from.
+type Config struct {
+	// DataDir holds the store, the CA and the server certificate.
+	DataDir string
+	// Listen is the gRPC address for agents and admins, e.g. ":8443".
+	Listen string
+	// Hostnames are extra names and IPs agents and admins use to reach the
+	// server; they go into the server certificate.
+	Hostnames []string
+	// HeartbeatInterval is how often agents send heartbeats (default 10s).
+	HeartbeatInterval time.Duration
+	// ClientCertValidity is the lifetime of enrolled agents' certificates.
+	ClientCertValidity time.Duration
+	// Out receives the bootstrap admin token, printed once on first start.
+	Out io.Writer
+}
+
+// Server is a running control server.
+type Server struct {
+	cfg      Config
+	log      *zap.Logger
+	store    store.Store
+	ca       *pki.CA
+	sessions *sessions
+	changes  *changes
+	grpc     *grpc.Server
+	lis      net.Listener
+	// BootstrapToken is set when this start created the first admin token.
+	BootstrapToken string
+}
+
+// New opens the store, loads or creates the CA, server certificate and
+// bootstrap admin token, and binds the listener. Serve starts serving.
+func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("--data-dir is required")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = ":8443"
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 10 * time.Second
+	}
+	if cfg.ClientCertValidity <= 0 {
+		cfg.ClientCertValidity = 30 * 24 * time.Hour
+	}
+	if cfg.Out == nil {
+		cfg.Out = os.Stdout
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	ca, created, err := pki.LoadOrCreateCA(filepath.Join(cfg.DataDir, "pki"))
+	if err != nil {
+		return nil, fmt.Errorf("CA: %w", err)
+	}
+	if created {
+		log.Info("created CA", zap.String("ca_hash", ca.Hash()))
+	}
+	hosts := serverHosts(cfg.Hostnames)
+	cert, err := pki.LoadOrCreateServerCert(filepath.Join(cfg.DataDir, "pki"), ca, hosts)
+	if err != nil {
+		return nil, fmt.Errorf("server certificate: %w", err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "tentacle.db"))
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, store: st, ca: ca, sessions: newSessions(), changes: newChanges()}
+	if err := s.bootstrap(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	s.lis = lis
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	s.grpc = grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(pki.ServerTLSConfig(cert, pool))),
+		// grpc's defaults notice a dead peer after hours; agents must be
+		// noticed in seconds.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 15 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.ChainUnaryInterceptor(s.authUnary),
+		grpc.ChainStreamInterceptor(s.authStream),
+	)
+	tentaclev1.RegisterAgentServiceServer(s.grpc, &gateway{s: s})
+	tentaclev1.RegisterAdminServiceServer(s.grpc, &admin{s: s})
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.lis.Addr().String() }
+
+// CA returns the PEM CA bundle clients trust and its pin hash.
+func (s *Server) CA() (pem []byte, hash string) { return s.ca.CertPEM, s.ca.Hash() }
+
+// Store exposes the store to in-process callers (dev mode, tests).
+func (s *Server) Store() store.Store { return s.store }
+
+// Serve serves until ctx ends, then stops gracefully (open streams are
+// closed after a short grace period) and closes the store.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.grpc.Serve(s.lis) }()
+	s.log.Info("serving", zap.String("addr", s.Addr()), zap.String("ca_hash", s.ca.Hash()))
+	var err error
+	select {
+	case <-ctx.Done():
+		stopped := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(stopped) }()
+		s.sessions.closeAll()
+		select {
+		case <-stopped:
+		case <-time.After(5 * time.Second):
+			s.grpc.Stop()
+		}
+	case err = <-errc:
+	}
+	if cerr := s.store.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// bootstrap creates the first admin token when the store has none and
+// prints it once: it is never stored in clear and cannot be shown again.
+func (s *Server) bootstrap(ctx context.Context) error {
+	n, err := s.store.CountAdminTokens(ctx)
+	if err != nil {
+		return fmt.Errorf("count admin tokens: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	tok, err := s.CreateAdminToken(ctx, "bootstrap", RoleAdmin, 0)
+	if err != nil {
+		return err
+	}
+	s.BootstrapToken = tok
+	fmt.Fprintf(s.cfg.Out, "Bootstrap admin token (shown once, store it now):\n\n    %s\n\n", tok)
+	return nil
+}
+
+// CreateAdminToken creates an admin API token and returns it; only its hash
+// is stored.
+func (s *Server) CreateAdminToken(ctx context.Context, name, role string, ttl time.Duration) (string, error) {
+	tok, err := pki.NewAdminToken()
+	if err != nil {
+		return "", err
+	}
+	now := time.Now().UTC()
+	t := store.AdminToken{ID: newID(), Name: name, Hash: pki.HashAdminToken(tok), Role: role, CreatedAt: now}
+	if ttl > 0 {
+		t.ExpiresAt = now.Add(ttl)
+	}
+	if err := s.store.CreateAdminToken(ctx, t); err != nil {
+		return "", fmt.Errorf("create admin token: %w", err)
+	}
+	return tok, nil
+}
+
+var dnsNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+
+func serverHosts(extra []string) []string {
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	// The machine's hostname is added when it is a plain DNS name; some
+	// (containers, odd VMs) are not and would make the certificate invalid.
+	if h, err := os.Hostname(); err == nil && dnsNameRE.MatchString(h) {
+		hosts = append(hosts, h)
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, h := range append(hosts, extra...) {
+		if h != "" && !seen[h] {
+			seen[h] = true
+			out = append(out, h)
+		}
+	}
+	return out
+}

@@ -1,0 +1,306 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
+	"github.com/tentacle-deploy/tentacle/server/store"
+)
+
+// sessions maps each connected target to its one live session.
+type sessions struct {
+	mu       sync.Mutex
+	byTarget map[string]*session // target id → session
+}
+
+func newSessions() *sessions { return &sessions{byTarget: map[string]*session{}} }
+
+// put registers s and returns the session it replaces, if any.
+func (ss *sessions) put(s *session) *session {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	old := ss.byTarget[s.target.ID]
+	ss.byTarget[s.target.ID] = s
+	return old
+}
+
+// remove unregisters s unless a newer session already replaced it.
+func (ss *sessions) remove(s *session) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.byTarget[s.target.ID] == s {
+		delete(ss.byTarget, s.target.ID)
+	}
+}
+
+func (ss *sessions) connected(targetID string) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.byTarget[targetID] != nil
+}
+
+// kick wakes the target's session to send its pending tasks; an offline
+// target gets them when it connects.
+func (ss *sessions) kick(targetID string) {
+	ss.mu.Lock()
+	s := ss.byTarget[targetID]
+	ss.mu.Unlock()
+	if s != nil {
+		s.kick()
+	}
+}
+
+func (ss *sessions) closeAll() {
+	ss.mu.Lock()
+	all := make([]*session, 0, len(ss.byTarget))
+	for _, s := range ss.byTarget {
+		all = append(all, s)
+	}
+	ss.mu.Unlock()
+	for _, s := range all {
+		s.close(errors.New("server shutting down"))
+	}
+}
+
+// session is one agent's Connect stream. Only writeLoop sends on the stream.
+type session struct {
+	id     string
+	s      *Server
+	target store.Target
+	stream tentaclev1.AgentService_ConnectServer
+	log    *zap.Logger
+
+	out   chan *tentaclev1.ConnectResponse
+	kickc chan struct{}
+	done  chan struct{}
+	once  sync.Once
+	err   error
+
+	// sent holds the tasks assigned on this session (writeLoop only): a
+	// new session resends everything still pending.
+	sent     map[string]bool
+	releases map[string]store.Release
+}
+
+func newSession(s *Server, t store.Target, stream tentaclev1.AgentService_ConnectServer, log *zap.Logger) *session {
+	return &session{
+		id: newID(), s: s, target: t, stream: stream, log: log,
+		out: make(chan *tentaclev1.ConnectResponse, 64), kickc: make(chan struct{}, 1), done: make(chan struct{}),
+		sent: map[string]bool{}, releases: map[string]store.Release{},
+	}
+}
+
+func (s *session) kick() {
+	select {
+	case s.kickc <- struct{}{}:
+	default:
+	}
+}
+
+func (s *session) send(m *tentaclev1.ConnectResponse) {
+	select {
+	case s.out <- m:
+	case <-s.done:
+	}
+}
+
+func (s *session) close(err error) {
+	s.once.Do(func() {
+		s.err = err
+		close(s.done)
+	})
+}
+
+func (s *session) writeLoop() {
+	for {
+		select {
+		case <-s.done:
+			return
+		case m := <-s.out:
+			if err := s.stream.Send(m); err != nil {
+				s.close(fmt.Errorf("send: %w", err))
+				return
+			}
+		case <-s.kickc:
+			if err := s.dispatch(); err != nil {
+				s.close(err)
+				return
+			}
+		}
+	}
+}
+
+// dispatch sends every pending task not yet sent on this session. The task
+// is in the store before it is sent, so nothing is lost if the send fails.
+func (s *session) dispatch() error {
+	ctx := s.stream.Context()
+	tasks, err := s.s.store.PendingTasksForTarget(ctx, s.target.ID)
+	if err != nil {
+		return fmt.Errorf("pending tasks: %w", err)
+	}
+	for _, t := range tasks {
+		if s.sent[t.ID] {
+			continue
+		}
+		a, err := s.assignment(ctx, t)
+		if err != nil {
+			return err
+		}
+		if err := s.stream.Send(&tentaclev1.ConnectResponse{Msg: &tentaclev1.ConnectResponse_Assign{Assign: &tentaclev1.Assign{Task: a}}}); err != nil {
+			return fmt.Errorf("send assign: %w", err)
+		}
+		s.sent[t.ID] = true
+		if err := s.s.store.MarkTaskAssigned(ctx, t.ID); err != nil {
+			return fmt.Errorf("mark assigned: %w", err)
+		}
+		s.log.Info("task assigned", zap.String("task", t.ID), zap.String("deployment", t.DeploymentID))
+	}
+	s.s.changes.Changed()
+	return nil
+}
+
+func (s *session) assignment(ctx context.Context, t store.Task) (*tentaclev1.TaskAssignment, error) {
+	d, err := s.s.store.GetDeployment(ctx, t.DeploymentID)
+	if err != nil {
+		return nil, fmt.Errorf("task %s: %w", t.ID, err)
+	}
+	r, ok := s.releases[d.ReleaseID]
+	if !ok || r.ImageDigest == "" {
+		if r, err = s.s.store.GetReleaseByID(ctx, d.ReleaseID); err != nil {
+			return nil, fmt.Errorf("task %s: %w", t.ID, err)
+		}
+		s.releases[d.ReleaseID] = r
+	}
+	return &tentaclev1.TaskAssignment{
+		TaskId: t.ID, DeploymentId: d.ID, ReleaseId: r.ID, ReleaseVersion: r.Version, Application: r.Application,
+		ImageRepository: r.ImageRepository, ImageTag: r.ImageTag, ImageDigest: r.ImageDigest,
+		RunSpec: runSpecToProto(r.RunSpec),
+	}, nil
+}
+
+// readLoop handles agent messages until the stream ends, the session is
+// closed, or the agent stays silent for longer than silence.
+func (s *session) readLoop(ctx context.Context, silence time.Duration) error {
+	msgs := make(chan *tentaclev1.ConnectRequest)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			m, err := s.stream.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-s.done:
+				return
+			}
+		}
+	}()
+	timer := time.NewTimer(silence)
+	defer timer.Stop()
+	for {
+		select {
+		case <-s.done:
+			return s.err
+		case err := <-errc:
+			return err
+		case <-timer.C:
+			return status.Errorf(codes.DeadlineExceeded, "agent silent for %s", silence)
+		case m := <-msgs:
+			timer.Reset(silence)
+			if err := s.handle(ctx, m); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (s *session) handle(ctx context.Context, m *tentaclev1.ConnectRequest) error {
+	switch msg := m.Msg.(type) {
+	case *tentaclev1.ConnectRequest_Heartbeat:
+		return s.s.store.MarkTargetSeen(ctx, s.target.ID, store.TargetSeen{At: time.Now().UTC()})
+	case *tentaclev1.ConnectRequest_TaskAccepted:
+		if _, err := s.ownTask(ctx, msg.TaskAccepted.GetTaskId()); err != nil {
+			return err
+		}
+		if err := s.s.store.MarkTaskAccepted(ctx, msg.TaskAccepted.GetTaskId()); err != nil {
+			return fmt.Errorf("mark accepted: %w", err)
+		}
+		s.s.changes.Changed()
+	case *tentaclev1.ConnectRequest_TaskEvent:
+		return s.handleEvent(ctx, msg.TaskEvent)
+	case *tentaclev1.ConnectRequest_Hello:
+		return status.Error(codes.InvalidArgument, "Hello sent twice on one session")
+	}
+	return nil
+}
+
+func (s *session) ownTask(ctx context.Context, id string) (store.Task, error) {
+	t, err := s.s.store.GetTask(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && t.TargetID != s.target.ID) {
+		return store.Task{}, status.Errorf(codes.PermissionDenied, "task %s is not assigned to target %s", id, s.target.Name)
+	}
+	return t, err
+}
+
+func (s *session) handleEvent(ctx context.Context, e *tentaclev1.TaskEvent) error {
+	task, err := s.ownTask(ctx, e.GetTaskId())
+	if err != nil {
+		return err
+	}
+	if e.GetSequence() == 0 {
+		return status.Error(codes.InvalidArgument, "task event sequence must start at 1")
+	}
+	ev := taskEventFromProto(e)
+	isNew, err := s.s.store.AppendTaskEvent(ctx, ev)
+	if err != nil {
+		return fmt.Errorf("append task event: %w", err)
+	}
+	if isNew && ev.ImageDigest != "" {
+		s.pinDigest(ctx, task, ev.ImageDigest)
+	}
+	if isNew {
+		s.log.Debug("task event", zap.String("task", ev.TaskID), zap.Uint64("seq", ev.Sequence), zap.String("state", string(ev.State)))
+		s.s.changes.Changed()
+	}
+	s.send(&tentaclev1.ConnectResponse{Msg: &tentaclev1.ConnectResponse_EventAck{EventAck: &tentaclev1.EventAck{
+		TaskId: ev.TaskID, Sequence: ev.Sequence,
+	}}})
+	return nil
+}
+
+// pinDigest pins a release to the digest its first pull resolved, so every
+// later deployment of the release runs the same image.
+func (s *session) pinDigest(ctx context.Context, t store.Task, digest string) {
+	d, err := s.s.store.GetDeployment(ctx, t.DeploymentID)
+	if err != nil {
+		s.log.Warn("pin digest: deployment", zap.Error(err))
+		return
+	}
+	pinned, err := s.s.store.PinReleaseDigest(ctx, d.ReleaseID, digest)
+	if err != nil {
+		s.log.Warn("pin digest", zap.Error(err))
+		return
+	}
+	if pinned != digest {
+		s.log.Warn("target runs a different digest than the release is pinned to (the tag moved during the first deployment)",
+			zap.String("task", t.ID), zap.String("runs", digest), zap.String("pinned", pinned))
+	}
+}
+
+func eventTime(ts *timestamppb.Timestamp) time.Time {
+	if ts == nil {
+		return time.Now().UTC()
+	}
+	return ts.AsTime().UTC()
+}

@@ -1,0 +1,207 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/tentacle-deploy/tentacle/server/store"
+)
+
+// This file holds what admins define: environments, applications, releases.
+
+func (s *Store) CreateEnvironment(ctx context.Context, e store.Environment) error {
+	_, err := s.write.ExecContext(ctx,
+		`INSERT INTO environments (name, description, created_at) VALUES (?, ?, ?)`,
+		e.Name, e.Description, stamp(e.CreatedAt))
+	if isUnique(err) {
+		return fmt.Errorf("environment %q: %w", e.Name, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create environment %q: %w", e.Name, err)
+	}
+	return nil
+}
+
+const environmentCols = `name, description, created_at`
+
+func scanEnvironment(sc scanner) (store.Environment, error) {
+	var e store.Environment
+	err := sc.Scan(&e.Name, &e.Description, timeCol{&e.CreatedAt})
+	return e, err
+}
+
+func (s *Store) GetEnvironment(ctx context.Context, name string) (store.Environment, error) {
+	e, err := scanEnvironment(s.read.QueryRowContext(ctx,
+		`SELECT `+environmentCols+` FROM environments WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, fmt.Errorf("environment %q: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return e, fmt.Errorf("get environment %q: %w", name, err)
+	}
+	return e, nil
+}
+
+// ListEnvironments lists in creation order, which is the lifecycle order
+// (dev, test, prod) for admins who create them that way.
+func (s *Store) ListEnvironments(ctx context.Context) ([]store.Environment, error) {
+	es, err := listRows(ctx, s.read, scanEnvironment,
+		`SELECT `+environmentCols+` FROM environments ORDER BY rowid`)
+	if err != nil {
+		return nil, fmt.Errorf("list environments: %w", err)
+	}
+	return es, nil
+}
+
+func (s *Store) CreateApplication(ctx context.Context, a store.Application) error {
+	spec, err := toJSON(a.RunSpec)
+	if err != nil {
+		return fmt.Errorf("application %q: run spec: %w", a.Name, err)
+	}
+	_, err = s.write.ExecContext(ctx,
+		`INSERT INTO applications (name, image_repository, run_spec, created_at) VALUES (?, ?, ?, ?)`,
+		a.Name, a.ImageRepository, spec, stamp(a.CreatedAt))
+	if isUnique(err) {
+		return fmt.Errorf("application %q: %w", a.Name, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create application %q: %w", a.Name, err)
+	}
+	return nil
+}
+
+const applicationCols = `name, image_repository, run_spec, created_at`
+
+func scanApplication(sc scanner) (store.Application, error) {
+	var a store.Application
+	err := sc.Scan(&a.Name, &a.ImageRepository, jsonCol{&a.RunSpec}, timeCol{&a.CreatedAt})
+	return a, err
+}
+
+func (s *Store) GetApplication(ctx context.Context, name string) (store.Application, error) {
+	a, err := scanApplication(s.read.QueryRowContext(ctx,
+		`SELECT `+applicationCols+` FROM applications WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, fmt.Errorf("application %q: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return a, fmt.Errorf("get application %q: %w", name, err)
+	}
+	return a, nil
+}
+
+// ListApplications lists by name.
+func (s *Store) ListApplications(ctx context.Context) ([]store.Application, error) {
+	as, err := listRows(ctx, s.read, scanApplication,
+		`SELECT `+applicationCols+` FROM applications ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list applications: %w", err)
+	}
+	return as, nil
+}
+
+func (s *Store) CreateRelease(ctx context.Context, r store.Release) error {
+	spec, err := toJSON(r.RunSpec)
+	if err != nil {
+		return fmt.Errorf("release %q of %q: run spec: %w", r.Version, r.Application, err)
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		ok, err := exists(ctx, tx, `SELECT 1 FROM applications WHERE name = ?`, r.Application)
+		if err != nil {
+			return fmt.Errorf("create release %q of %q: %w", r.Version, r.Application, err)
+		}
+		if !ok {
+			return fmt.Errorf("application %q: %w", r.Application, store.ErrNotFound)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO releases
+			(id, application, version, image_repository, image_tag, image_digest, run_spec, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.ID, r.Application, r.Version, r.ImageRepository, r.ImageTag, r.ImageDigest, spec, stamp(r.CreatedAt))
+		if isUnique(err) {
+			return fmt.Errorf("release %q of %q: %w", r.Version, r.Application, store.ErrConflict)
+		}
+		if err != nil {
+			return fmt.Errorf("create release %q of %q: %w", r.Version, r.Application, err)
+		}
+		return nil
+	})
+}
+
+const releaseCols = `id, application, version, image_repository, image_tag, image_digest, run_spec, created_at`
+
+func scanRelease(sc scanner) (store.Release, error) {
+	var r store.Release
+	err := sc.Scan(&r.ID, &r.Application, &r.Version, &r.ImageRepository, &r.ImageTag, &r.ImageDigest,
+		jsonCol{&r.RunSpec}, timeCol{&r.CreatedAt})
+	return r, err
+}
+
+func (s *Store) GetRelease(ctx context.Context, application, version string) (store.Release, error) {
+	r, err := scanRelease(s.read.QueryRowContext(ctx,
+		`SELECT `+releaseCols+` FROM releases WHERE application = ? AND version = ?`, application, version))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, fmt.Errorf("release %q of %q: %w", version, application, store.ErrNotFound)
+	}
+	if err != nil {
+		return r, fmt.Errorf("get release %q of %q: %w", version, application, err)
+	}
+	return r, nil
+}
+
+func (s *Store) GetReleaseByID(ctx context.Context, id string) (store.Release, error) {
+	r, err := scanRelease(s.read.QueryRowContext(ctx, `SELECT `+releaseCols+` FROM releases WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, fmt.Errorf("release %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return r, fmt.Errorf("get release %q: %w", id, err)
+	}
+	return r, nil
+}
+
+// ListReleases fails with ErrNotFound for an unknown application, so a typo
+// is not mistaken for "no releases yet".
+func (s *Store) ListReleases(ctx context.Context, application string) ([]store.Release, error) {
+	if application == "" {
+		rs, err := listRows(ctx, s.read, scanRelease,
+			`SELECT `+releaseCols+` FROM releases ORDER BY created_at DESC, rowid DESC`)
+		if err != nil {
+			return nil, fmt.Errorf("list releases: %w", err)
+		}
+		return rs, nil
+	}
+	if _, err := s.GetApplication(ctx, application); err != nil {
+		return nil, err
+	}
+	rs, err := listRows(ctx, s.read, scanRelease,
+		`SELECT `+releaseCols+` FROM releases WHERE application = ? ORDER BY created_at DESC, rowid DESC`, application)
+	if err != nil {
+		return nil, fmt.Errorf("list releases of %q: %w", application, err)
+	}
+	return rs, nil
+}
+
+func (s *Store) PinReleaseDigest(ctx context.Context, releaseID, digest string) (string, error) {
+	if digest == "" {
+		return "", fmt.Errorf("pin release %q: empty digest", releaseID)
+	}
+	var pinned string
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// Compare-and-set: only an unpinned release takes the digest.
+		if _, err := tx.ExecContext(ctx, `UPDATE releases SET image_digest = ? WHERE id = ? AND image_digest = ''`,
+			digest, releaseID); err != nil {
+			return fmt.Errorf("pin release %q: %w", releaseID, err)
+		}
+		err := tx.QueryRowContext(ctx, `SELECT image_digest FROM releases WHERE id = ?`, releaseID).Scan(&pinned)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("release %q: %w", releaseID, store.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("pin release %q: %w", releaseID, err)
+		}
+		return nil
+	})
+	return pinned, err
+}
