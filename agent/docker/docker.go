@@ -122,7 +122,9 @@ type Engine interface {
 	// progress and writes only the new container's stdout and stderr to
 	// logs. On failure or ctx cancellation the previous container is
 	// back, running if it was; the error is a *Failure, and Result.Digest
-	// is set when the image was pulled.
+	// is set when the image was pulled. progress is called on Deploy's
+	// goroutine; logs is written from another one, never concurrently
+	// and never after Deploy has returned.
 	Deploy(ctx context.Context, t Task, progress func(Phase, string), logs io.Writer) (Result, error)
 	// EngineVersion is the Docker engine's version, e.g. "20.10.24".
 	EngineVersion(ctx context.Context) (string, error)
