@@ -64,6 +64,8 @@ func (s RunSpec) WithDefaults() RunSpec {
 	if s.RestartPolicy == "" {
 		s.RestartPolicy = DefaultRestartPolicy
 	}
+	// Copy the ports: a value receiver still shares the caller's slice.
+	s.Ports = append([]Port(nil), s.Ports...)
 	for i := range s.Ports {
 		if s.Ports[i].Protocol == "" {
 			s.Ports[i].Protocol = "tcp"

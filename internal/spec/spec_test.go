@@ -214,3 +214,12 @@ func TestParseRepositoryCanonicalDockerHub(t *testing.T) {
 		}
 	}
 }
+
+func TestWithDefaultsLeavesCallerUnchanged(t *testing.T) {
+	t.Parallel()
+	orig := RunSpec{Ports: []Port{{ContainerPort: 80}}}
+	got := orig.WithDefaults()
+	if orig.Ports[0].Protocol != "" || got.Ports[0].Protocol != "tcp" {
+		t.Fatalf("caller's port protocol %q, result %q: want \"\" and tcp", orig.Ports[0].Protocol, got.Ports[0].Protocol)
+	}
+}
