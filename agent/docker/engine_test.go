@@ -4,14 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
@@ -30,31 +28,8 @@ const (
 	regPass = "s3cret-pw"
 )
 
-// engine returns a client for the local engine, or skips the test when
-// there is none, unless TENTACLE_REQUIRE_DOCKER=1 (as in CI) makes that a
-// failure.
-func engine(t *testing.T) client.APIClient {
-	t.Helper()
-	api, err := NewClient()
-	var ping types.Ping
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		ping, err = api.Ping(ctx)
-	}
-	if err != nil {
-		if os.Getenv("TENTACLE_REQUIRE_DOCKER") == "1" {
-			t.Fatalf("no Docker engine reachable and TENTACLE_REQUIRE_DOCKER=1: %v", err)
-		}
-		t.Skipf("no Docker engine reachable (set DOCKER_HOST, or TENTACLE_REQUIRE_DOCKER=1 to fail instead): %v", err)
-	}
-	t.Cleanup(func() { api.Close() })
-	if ping.OSType != "" && ping.OSType != "linux" {
-		// The test images hold a linux binary.
-		t.Skipf("the Docker engine runs %s containers; these tests need a linux engine", ping.OSType)
-	}
-	return api
-}
+// engine returns a client for the local engine (see testimage.RequireEngine).
+func engine(t *testing.T) client.APIClient { return testimage.RequireEngine(t) }
 
 // fixture is a registry with basic auth, an agent credential store that
 // knows it, and a Deployer, for one test.
@@ -194,22 +169,6 @@ func (r *recorder) progress(p Phase, msg string) {
 	r.msgs = append(r.msgs, string(p)+": "+msg)
 }
 
-// syncBuffer is a bytes.Buffer safe for the copy goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testimage.SyncBuffer
 
 func env(name, value string) spec.EnvVar { return spec.EnvVar{Name: name, Value: value} }

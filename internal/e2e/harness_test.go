@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/client"
+
+	"github.com/tentacle-deploy/tentacle/internal/testimage"
 )
 
 // binDir holds the three binaries, built once for the package's tests.
@@ -57,55 +58,20 @@ func buildBinaries(t *testing.T) {
 	}
 }
 
-// requireDocker returns a client for the local engine, or skips — or fails
-// under TENTACLE_REQUIRE_DOCKER=1, as CI sets it.
-func requireDocker(t *testing.T) *client.Client {
-	t.Helper()
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err = cli.Ping(ctx)
-		cancel()
-	}
-	if err != nil {
-		if os.Getenv("TENTACLE_REQUIRE_DOCKER") == "1" {
-			t.Fatalf("no Docker engine reachable and TENTACLE_REQUIRE_DOCKER=1: %v", err)
-		}
-		t.Skipf("no Docker engine reachable (TENTACLE_REQUIRE_DOCKER=1 fails instead): %v", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
+func requireDocker(t *testing.T) *client.Client { return testimage.RequireEngine(t) }
 
 // proc is a running binary whose output is kept for the failure report.
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testimage.SyncBuffer
 	done chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // start runs a binary until the test ends (SIGTERM, then SIGKILL).
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, cmd: exec.Command(filepath.Join(binDir, name), args...), out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, cmd: exec.Command(filepath.Join(binDir, name), args...), out: &testimage.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
