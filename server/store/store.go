@@ -68,6 +68,12 @@ type Target struct {
 	CertNotAfter    time.Time
 	EnrolledAt      time.Time
 	LastSeenAt      time.Time // zero until the first session
+	// RevokedAt is set once the target is revoked; a revoked target never
+	// connects again.
+	RevokedAt time.Time
+	// Alert is the latest security alert raised on the target, at AlertAt.
+	Alert   string
+	AlertAt time.Time
 }
 
 // TargetSeen is what an agent reports about itself in Hello.
@@ -93,6 +99,7 @@ type JoinToken struct {
 	UsesCount   int
 	CreatedBy   string
 	CreatedAt   time.Time
+	RevokedAt   time.Time // zero unless revoked
 }
 
 type AdminToken struct {
@@ -101,8 +108,21 @@ type AdminToken struct {
 	// Hash is the SHA-256 of the whole token; the token is never stored.
 	Hash      []byte
 	Role      string
+	CreatedBy string
 	CreatedAt time.Time
 	ExpiresAt time.Time // zero: no expiry
+	RevokedAt time.Time // zero unless revoked
+}
+
+// AuditRecord is one entry of the append-only audit log.
+type AuditRecord struct {
+	ID      int64 // set by the store, increasing
+	At      time.Time
+	Actor   string // "admin-token:<name>", "target:<name>", …
+	Action  string // the call or event
+	Object  string // what it acted on, e.g. "deployment/<id>"
+	Peer    string // the caller's address
+	Outcome string // "ok", "denied: …", "failed: …"
 }
 
 type DeploymentState string
@@ -217,17 +237,41 @@ type Store interface {
 	// is taken gets a numeric suffix. It returns the stored target.
 	EnrollTarget(ctx context.Context, tokenID string, secretHash []byte, now time.Time, t Target) (Target, error)
 	GetTarget(ctx context.Context, id string) (Target, error)
+	GetTargetByName(ctx context.Context, name string) (Target, error)
+	// RevokeTarget sets RevokedAt (once: revoking again keeps the first time)
+	// and returns the target.
+	RevokeTarget(ctx context.Context, id string, at time.Time) (Target, error)
+	// RaiseTargetAlert records a security alert on the target.
+	RaiseTargetAlert(ctx context.Context, id, alert string, at time.Time) error
 	ListTargets(ctx context.Context) ([]Target, error)
+	// ListTargetsInEnvironment lists the environment's targets that are not
+	// revoked: the ones a deployment gives tasks to.
 	ListTargetsInEnvironment(ctx context.Context, environment string) ([]Target, error)
 	MarkTargetSeen(ctx context.Context, id string, seen TargetSeen) error
 
 	// CreateJoinToken fails with ErrNotFound when the environment does not exist.
 	CreateJoinToken(ctx context.Context, t JoinToken) error
 	ListJoinTokens(ctx context.Context) ([]JoinToken, error)
+	// RevokeJoinToken sets RevokedAt (once) and returns the token; a revoked
+	// token enrolls nothing (EnrollTarget fails with ErrTokenInvalid, "revoked").
+	RevokeJoinToken(ctx context.Context, id string, at time.Time) (JoinToken, error)
 
 	CreateAdminToken(ctx context.Context, t AdminToken) error
 	GetAdminTokenByHash(ctx context.Context, hash []byte) (AdminToken, error)
 	CountAdminTokens(ctx context.Context) (int, error)
+	// ListAdminTokens lists every admin token, revoked ones included, oldest first.
+	ListAdminTokens(ctx context.Context) ([]AdminToken, error)
+	// RevokeAdminToken revokes by id, or by name when no id matches; it sets
+	// RevokedAt (once) and returns the token. GetAdminTokenByHash still
+	// returns revoked tokens: the caller refuses them.
+	RevokeAdminToken(ctx context.Context, idOrName string, at time.Time) (AdminToken, error)
+
+	// AppendAudit adds a record; the audit log has no update or delete, and
+	// the backend refuses them even through SQL.
+	AppendAudit(ctx context.Context, r AuditRecord) error
+	// ListAudit lists records at or after since (zero: all), oldest first;
+	// with limit > 0 only the newest limit of them.
+	ListAudit(ctx context.Context, since time.Time, limit int) ([]AuditRecord, error)
 
 	// CreateDeployment writes the deployment and its tasks in one transaction.
 	CreateDeployment(ctx context.Context, d Deployment, tasks []Task) error

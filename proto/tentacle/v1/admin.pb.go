@@ -622,6 +622,12 @@ type Target struct {
 	Connected     bool                   `protobuf:"varint,10,opt,name=connected,proto3" json:"connected,omitempty"`
 	LastSeenAt    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=last_seen_at,json=lastSeenAt,proto3" json:"last_seen_at,omitempty"`
 	EnrolledAt    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=enrolled_at,json=enrolledAt,proto3" json:"enrolled_at,omitempty"`
+	// Set once the target is revoked.
+	RevokedAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	// The latest security alert raised on the target (e.g. its certificate
+	// presented from a second place) and when.
+	Alert         string                 `protobuf:"bytes,14,opt,name=alert,proto3" json:"alert,omitempty"`
+	AlertAt       *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=alert_at,json=alertAt,proto3" json:"alert_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -736,6 +742,27 @@ func (x *Target) GetLastSeenAt() *timestamppb.Timestamp {
 func (x *Target) GetEnrolledAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.EnrolledAt
+	}
+	return nil
+}
+
+func (x *Target) GetRevokedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokedAt
+	}
+	return nil
+}
+
+func (x *Target) GetAlert() string {
+	if x != nil {
+		return x.Alert
+	}
+	return ""
+}
+
+func (x *Target) GetAlertAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AlertAt
 	}
 	return nil
 }
@@ -2141,6 +2168,942 @@ func (x *CreateJoinTokenResponse) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
+type JoinTokenInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Environment   string                 `protobuf:"bytes,2,opt,name=environment,proto3" json:"environment,omitempty"`
+	Roles         []string               `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	UsesAllowed   int32                  `protobuf:"varint,5,opt,name=uses_allowed,json=usesAllowed,proto3" json:"uses_allowed,omitempty"`
+	UsesCount     int32                  `protobuf:"varint,6,opt,name=uses_count,json=usesCount,proto3" json:"uses_count,omitempty"`
+	CreatedBy     string                 `protobuf:"bytes,7,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	RevokedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinTokenInfo) Reset() {
+	*x = JoinTokenInfo{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinTokenInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinTokenInfo) ProtoMessage() {}
+
+func (x *JoinTokenInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinTokenInfo.ProtoReflect.Descriptor instead.
+func (*JoinTokenInfo) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *JoinTokenInfo) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *JoinTokenInfo) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+func (x *JoinTokenInfo) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *JoinTokenInfo) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *JoinTokenInfo) GetUsesAllowed() int32 {
+	if x != nil {
+		return x.UsesAllowed
+	}
+	return 0
+}
+
+func (x *JoinTokenInfo) GetUsesCount() int32 {
+	if x != nil {
+		return x.UsesCount
+	}
+	return 0
+}
+
+func (x *JoinTokenInfo) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *JoinTokenInfo) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *JoinTokenInfo) GetRevokedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokedAt
+	}
+	return nil
+}
+
+type ListJoinTokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListJoinTokensRequest) Reset() {
+	*x = ListJoinTokensRequest{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListJoinTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListJoinTokensRequest) ProtoMessage() {}
+
+func (x *ListJoinTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListJoinTokensRequest.ProtoReflect.Descriptor instead.
+func (*ListJoinTokensRequest) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{36}
+}
+
+type ListJoinTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tokens        []*JoinTokenInfo       `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListJoinTokensResponse) Reset() {
+	*x = ListJoinTokensResponse{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListJoinTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListJoinTokensResponse) ProtoMessage() {}
+
+func (x *ListJoinTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListJoinTokensResponse.ProtoReflect.Descriptor instead.
+func (*ListJoinTokensResponse) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ListJoinTokensResponse) GetTokens() []*JoinTokenInfo {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+type RevokeJoinTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeJoinTokenRequest) Reset() {
+	*x = RevokeJoinTokenRequest{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeJoinTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeJoinTokenRequest) ProtoMessage() {}
+
+func (x *RevokeJoinTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeJoinTokenRequest.ProtoReflect.Descriptor instead.
+func (*RevokeJoinTokenRequest) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *RevokeJoinTokenRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RevokeJoinTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         *JoinTokenInfo         `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeJoinTokenResponse) Reset() {
+	*x = RevokeJoinTokenResponse{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeJoinTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeJoinTokenResponse) ProtoMessage() {}
+
+func (x *RevokeJoinTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeJoinTokenResponse.ProtoReflect.Descriptor instead.
+func (*RevokeJoinTokenResponse) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *RevokeJoinTokenResponse) GetToken() *JoinTokenInfo {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+type RevokeTargetRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Target name or id.
+	Target        string `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTargetRequest) Reset() {
+	*x = RevokeTargetRequest{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTargetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTargetRequest) ProtoMessage() {}
+
+func (x *RevokeTargetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTargetRequest.ProtoReflect.Descriptor instead.
+func (*RevokeTargetRequest) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *RevokeTargetRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+type RevokeTargetResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Target        *Target                `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTargetResponse) Reset() {
+	*x = RevokeTargetResponse{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTargetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTargetResponse) ProtoMessage() {}
+
+func (x *RevokeTargetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTargetResponse.ProtoReflect.Descriptor instead.
+func (*RevokeTargetResponse) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *RevokeTargetResponse) GetTarget() *Target {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+type AdminTokenInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// "viewer", "deployer" or "admin".
+	Role          string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	RevokedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	CreatedBy     string                 `protobuf:"bytes,7,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdminTokenInfo) Reset() {
+	*x = AdminTokenInfo{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdminTokenInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdminTokenInfo) ProtoMessage() {}
+
+func (x *AdminTokenInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdminTokenInfo.ProtoReflect.Descriptor instead.
+func (*AdminTokenInfo) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *AdminTokenInfo) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AdminTokenInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AdminTokenInfo) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *AdminTokenInfo) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *AdminTokenInfo) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *AdminTokenInfo) GetRevokedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokedAt
+	}
+	return nil
+}
+
+func (x *AdminTokenInfo) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+type CreateAdminTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Role  string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// Optional; no expiry when unset.
+	Ttl           *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateAdminTokenRequest) Reset() {
+	*x = CreateAdminTokenRequest{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateAdminTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateAdminTokenRequest) ProtoMessage() {}
+
+func (x *CreateAdminTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateAdminTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateAdminTokenRequest) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *CreateAdminTokenRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateAdminTokenRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *CreateAdminTokenRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+type CreateAdminTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token itself, shown this once; only its hash is stored.
+	Token         string          `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Info          *AdminTokenInfo `protobuf:"bytes,2,opt,name=info,proto3" json:"info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateAdminTokenResponse) Reset() {
+	*x = CreateAdminTokenResponse{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateAdminTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateAdminTokenResponse) ProtoMessage() {}
+
+func (x *CreateAdminTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateAdminTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateAdminTokenResponse) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *CreateAdminTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *CreateAdminTokenResponse) GetInfo() *AdminTokenInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+type ListAdminTokensRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAdminTokensRequest) Reset() {
+	*x = ListAdminTokensRequest{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAdminTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAdminTokensRequest) ProtoMessage() {}
+
+func (x *ListAdminTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAdminTokensRequest.ProtoReflect.Descriptor instead.
+func (*ListAdminTokensRequest) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{45}
+}
+
+type ListAdminTokensResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tokens        []*AdminTokenInfo      `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAdminTokensResponse) Reset() {
+	*x = ListAdminTokensResponse{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAdminTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAdminTokensResponse) ProtoMessage() {}
+
+func (x *ListAdminTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAdminTokensResponse.ProtoReflect.Descriptor instead.
+func (*ListAdminTokensResponse) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ListAdminTokensResponse) GetTokens() []*AdminTokenInfo {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+type RevokeAdminTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Token id or name.
+	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeAdminTokenRequest) Reset() {
+	*x = RevokeAdminTokenRequest{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeAdminTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeAdminTokenRequest) ProtoMessage() {}
+
+func (x *RevokeAdminTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeAdminTokenRequest.ProtoReflect.Descriptor instead.
+func (*RevokeAdminTokenRequest) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *RevokeAdminTokenRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+type RevokeAdminTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Info          *AdminTokenInfo        `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeAdminTokenResponse) Reset() {
+	*x = RevokeAdminTokenResponse{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeAdminTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeAdminTokenResponse) ProtoMessage() {}
+
+func (x *RevokeAdminTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeAdminTokenResponse.ProtoReflect.Descriptor instead.
+func (*RevokeAdminTokenResponse) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *RevokeAdminTokenResponse) GetInfo() *AdminTokenInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+type AuditRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	At    *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
+	// Who: "admin-token:<name>", "target:<name>", "agent-enrollment", "server".
+	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	// What: the call or event, e.g. "CreateDeployment", "target.cloned_certificate".
+	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
+	// The object acted on, e.g. "deployment/<id>", "target/<name>".
+	Object string `protobuf:"bytes,5,opt,name=object,proto3" json:"object,omitempty"`
+	// From where: the peer address.
+	Peer string `protobuf:"bytes,6,opt,name=peer,proto3" json:"peer,omitempty"`
+	// "ok", or "denied: …" / "failed: …" with the reason.
+	Outcome       string `protobuf:"bytes,7,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditRecord) Reset() {
+	*x = AuditRecord{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditRecord) ProtoMessage() {}
+
+func (x *AuditRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
+func (*AuditRecord) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *AuditRecord) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *AuditRecord) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *AuditRecord) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetObject() string {
+	if x != nil {
+		return x.Object
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+type ListAuditRecordsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Optional: only records at or after this time.
+	Since *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=since,proto3" json:"since,omitempty"`
+	// Optional: at most this many (the newest); 0 means 1000.
+	Limit         int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditRecordsRequest) Reset() {
+	*x = ListAuditRecordsRequest{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditRecordsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditRecordsRequest) ProtoMessage() {}
+
+func (x *ListAuditRecordsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditRecordsRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditRecordsRequest) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ListAuditRecordsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *ListAuditRecordsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListAuditRecordsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Records       []*AuditRecord         `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditRecordsResponse) Reset() {
+	*x = ListAuditRecordsResponse{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditRecordsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditRecordsResponse) ProtoMessage() {}
+
+func (x *ListAuditRecordsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditRecordsResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditRecordsResponse) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ListAuditRecordsResponse) GetRecords() []*AuditRecord {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
 var File_tentacle_v1_admin_proto protoreflect.FileDescriptor
 
 const file_tentacle_v1_admin_proto_rawDesc = "" +
@@ -2203,7 +3166,7 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\x05state\x18\x03 \x01(\x0e2\x16.tentacle.v1.TaskStateR\x05state\x12\x18\n" +
 	"\amessage\x18\x04 \x01(\tR\amessage\x12;\n" +
 	"\voccurred_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"occurredAt\"\x89\x03\n" +
+	"occurredAt\"\x91\x04\n" +
 	"\x06Target\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -2219,7 +3182,11 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\flast_seen_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"lastSeenAt\x12;\n" +
 	"\venrolled_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"enrolledAt\"P\n" +
+	"enrolledAt\x129\n" +
+	"\n" +
+	"revoked_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x12\x14\n" +
+	"\x05alert\x18\x0e \x01(\tR\x05alert\x125\n" +
+	"\balert_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\aalertAt\"P\n" +
 	"\x18CreateEnvironmentRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\"W\n" +
@@ -2302,13 +3269,77 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\btoken_id\x18\x02 \x01(\tR\atokenId\x12\x17\n" +
 	"\aca_hash\x18\x03 \x01(\tR\x06caHash\x129\n" +
 	"\n" +
-	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt*\x8e\x01\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xe9\x02\n" +
+	"\rJoinTokenInfo\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
+	"\venvironment\x18\x02 \x01(\tR\venvironment\x12\x14\n" +
+	"\x05roles\x18\x03 \x03(\tR\x05roles\x129\n" +
+	"\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12!\n" +
+	"\fuses_allowed\x18\x05 \x01(\x05R\vusesAllowed\x12\x1d\n" +
+	"\n" +
+	"uses_count\x18\x06 \x01(\x05R\tusesCount\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\a \x01(\tR\tcreatedBy\x129\n" +
+	"\n" +
+	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"revoked_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\"\x17\n" +
+	"\x15ListJoinTokensRequest\"L\n" +
+	"\x16ListJoinTokensResponse\x122\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x1a.tentacle.v1.JoinTokenInfoR\x06tokens\"(\n" +
+	"\x16RevokeJoinTokenRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"K\n" +
+	"\x17RevokeJoinTokenResponse\x120\n" +
+	"\x05token\x18\x01 \x01(\v2\x1a.tentacle.v1.JoinTokenInfoR\x05token\"-\n" +
+	"\x13RevokeTargetRequest\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\"C\n" +
+	"\x14RevokeTargetResponse\x12+\n" +
+	"\x06target\x18\x01 \x01(\v2\x13.tentacle.v1.TargetR\x06target\"\x98\x02\n" +
+	"\x0eAdminTokenInfo\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\x129\n" +
+	"\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x129\n" +
+	"\n" +
+	"revoked_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\a \x01(\tR\tcreatedBy\"n\n" +
+	"\x17CreateAdminTokenRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12+\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"a\n" +
+	"\x18CreateAdminTokenResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12/\n" +
+	"\x04info\x18\x02 \x01(\v2\x1b.tentacle.v1.AdminTokenInfoR\x04info\"\x18\n" +
+	"\x16ListAdminTokensRequest\"N\n" +
+	"\x17ListAdminTokensResponse\x123\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x1b.tentacle.v1.AdminTokenInfoR\x06tokens\"/\n" +
+	"\x17RevokeAdminTokenRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"K\n" +
+	"\x18RevokeAdminTokenResponse\x12/\n" +
+	"\x04info\x18\x01 \x01(\v2\x1b.tentacle.v1.AdminTokenInfoR\x04info\"\xbd\x01\n" +
+	"\vAuditRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12*\n" +
+	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06action\x18\x04 \x01(\tR\x06action\x12\x16\n" +
+	"\x06object\x18\x05 \x01(\tR\x06object\x12\x12\n" +
+	"\x04peer\x18\x06 \x01(\tR\x04peer\x12\x18\n" +
+	"\aoutcome\x18\a \x01(\tR\aoutcome\"a\n" +
+	"\x17ListAuditRecordsRequest\x120\n" +
+	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"N\n" +
+	"\x18ListAuditRecordsResponse\x122\n" +
+	"\arecords\x18\x01 \x03(\v2\x18.tentacle.v1.AuditRecordR\arecords*\x8e\x01\n" +
 	"\x0fDeploymentState\x12 \n" +
 	"\x1cDEPLOYMENT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18DEPLOYMENT_STATE_RUNNING\x10\x01\x12\x1e\n" +
 	"\x1aDEPLOYMENT_STATE_SUCCEEDED\x10\x02\x12\x1b\n" +
-	"\x17DEPLOYMENT_STATE_FAILED\x10\x032\x8c\n" +
-	"\n" +
+	"\x17DEPLOYMENT_STATE_FAILED\x10\x032\x9b\x0f\n" +
 	"\fAdminService\x12b\n" +
 	"\x11CreateEnvironment\x12%.tentacle.v1.CreateEnvironmentRequest\x1a&.tentacle.v1.CreateEnvironmentResponse\x12_\n" +
 	"\x10ListEnvironments\x12$.tentacle.v1.ListEnvironmentsRequest\x1a%.tentacle.v1.ListEnvironmentsResponse\x12b\n" +
@@ -2323,7 +3354,14 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\tListTasks\x12\x1d.tentacle.v1.ListTasksRequest\x1a\x1e.tentacle.v1.ListTasksResponse\x12R\n" +
 	"\vReadTaskLog\x12\x1f.tentacle.v1.ReadTaskLogRequest\x1a .tentacle.v1.ReadTaskLogResponse0\x01\x12P\n" +
 	"\vListTargets\x12\x1f.tentacle.v1.ListTargetsRequest\x1a .tentacle.v1.ListTargetsResponse\x12\\\n" +
-	"\x0fCreateJoinToken\x12#.tentacle.v1.CreateJoinTokenRequest\x1a$.tentacle.v1.CreateJoinTokenResponseBBZ@github.com/tentacle-deploy/tentacle/proto/tentacle/v1;tentaclev1b\x06proto3"
+	"\x0fCreateJoinToken\x12#.tentacle.v1.CreateJoinTokenRequest\x1a$.tentacle.v1.CreateJoinTokenResponse\x12Y\n" +
+	"\x0eListJoinTokens\x12\".tentacle.v1.ListJoinTokensRequest\x1a#.tentacle.v1.ListJoinTokensResponse\x12\\\n" +
+	"\x0fRevokeJoinToken\x12#.tentacle.v1.RevokeJoinTokenRequest\x1a$.tentacle.v1.RevokeJoinTokenResponse\x12S\n" +
+	"\fRevokeTarget\x12 .tentacle.v1.RevokeTargetRequest\x1a!.tentacle.v1.RevokeTargetResponse\x12_\n" +
+	"\x10CreateAdminToken\x12$.tentacle.v1.CreateAdminTokenRequest\x1a%.tentacle.v1.CreateAdminTokenResponse\x12\\\n" +
+	"\x0fListAdminTokens\x12#.tentacle.v1.ListAdminTokensRequest\x1a$.tentacle.v1.ListAdminTokensResponse\x12_\n" +
+	"\x10RevokeAdminToken\x12$.tentacle.v1.RevokeAdminTokenRequest\x1a%.tentacle.v1.RevokeAdminTokenResponse\x12_\n" +
+	"\x10ListAuditRecords\x12$.tentacle.v1.ListAuditRecordsRequest\x1a%.tentacle.v1.ListAuditRecordsResponseBBZ@github.com/tentacle-deploy/tentacle/proto/tentacle/v1;tentaclev1b\x06proto3"
 
 var (
 	file_tentacle_v1_admin_proto_rawDescOnce sync.Once
@@ -2338,7 +3376,7 @@ func file_tentacle_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_tentacle_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tentacle_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_tentacle_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_tentacle_v1_admin_proto_goTypes = []any{
 	(DeploymentState)(0),              // 0: tentacle.v1.DeploymentState
 	(*Environment)(nil),               // 1: tentacle.v1.Environment
@@ -2376,81 +3414,130 @@ var file_tentacle_v1_admin_proto_goTypes = []any{
 	(*ListTargetsResponse)(nil),       // 33: tentacle.v1.ListTargetsResponse
 	(*CreateJoinTokenRequest)(nil),    // 34: tentacle.v1.CreateJoinTokenRequest
 	(*CreateJoinTokenResponse)(nil),   // 35: tentacle.v1.CreateJoinTokenResponse
-	(*timestamppb.Timestamp)(nil),     // 36: google.protobuf.Timestamp
-	(*RunSpec)(nil),                   // 37: tentacle.v1.RunSpec
-	(TaskState)(0),                    // 38: tentacle.v1.TaskState
-	(FailureKind)(0),                  // 39: tentacle.v1.FailureKind
-	(*durationpb.Duration)(nil),       // 40: google.protobuf.Duration
+	(*JoinTokenInfo)(nil),             // 36: tentacle.v1.JoinTokenInfo
+	(*ListJoinTokensRequest)(nil),     // 37: tentacle.v1.ListJoinTokensRequest
+	(*ListJoinTokensResponse)(nil),    // 38: tentacle.v1.ListJoinTokensResponse
+	(*RevokeJoinTokenRequest)(nil),    // 39: tentacle.v1.RevokeJoinTokenRequest
+	(*RevokeJoinTokenResponse)(nil),   // 40: tentacle.v1.RevokeJoinTokenResponse
+	(*RevokeTargetRequest)(nil),       // 41: tentacle.v1.RevokeTargetRequest
+	(*RevokeTargetResponse)(nil),      // 42: tentacle.v1.RevokeTargetResponse
+	(*AdminTokenInfo)(nil),            // 43: tentacle.v1.AdminTokenInfo
+	(*CreateAdminTokenRequest)(nil),   // 44: tentacle.v1.CreateAdminTokenRequest
+	(*CreateAdminTokenResponse)(nil),  // 45: tentacle.v1.CreateAdminTokenResponse
+	(*ListAdminTokensRequest)(nil),    // 46: tentacle.v1.ListAdminTokensRequest
+	(*ListAdminTokensResponse)(nil),   // 47: tentacle.v1.ListAdminTokensResponse
+	(*RevokeAdminTokenRequest)(nil),   // 48: tentacle.v1.RevokeAdminTokenRequest
+	(*RevokeAdminTokenResponse)(nil),  // 49: tentacle.v1.RevokeAdminTokenResponse
+	(*AuditRecord)(nil),               // 50: tentacle.v1.AuditRecord
+	(*ListAuditRecordsRequest)(nil),   // 51: tentacle.v1.ListAuditRecordsRequest
+	(*ListAuditRecordsResponse)(nil),  // 52: tentacle.v1.ListAuditRecordsResponse
+	(*timestamppb.Timestamp)(nil),     // 53: google.protobuf.Timestamp
+	(*RunSpec)(nil),                   // 54: tentacle.v1.RunSpec
+	(TaskState)(0),                    // 55: tentacle.v1.TaskState
+	(FailureKind)(0),                  // 56: tentacle.v1.FailureKind
+	(*durationpb.Duration)(nil),       // 57: google.protobuf.Duration
 }
 var file_tentacle_v1_admin_proto_depIdxs = []int32{
-	36, // 0: tentacle.v1.Environment.created_at:type_name -> google.protobuf.Timestamp
-	37, // 1: tentacle.v1.Application.run_spec:type_name -> tentacle.v1.RunSpec
-	36, // 2: tentacle.v1.Application.created_at:type_name -> google.protobuf.Timestamp
-	37, // 3: tentacle.v1.Release.run_spec:type_name -> tentacle.v1.RunSpec
-	36, // 4: tentacle.v1.Release.created_at:type_name -> google.protobuf.Timestamp
+	53, // 0: tentacle.v1.Environment.created_at:type_name -> google.protobuf.Timestamp
+	54, // 1: tentacle.v1.Application.run_spec:type_name -> tentacle.v1.RunSpec
+	53, // 2: tentacle.v1.Application.created_at:type_name -> google.protobuf.Timestamp
+	54, // 3: tentacle.v1.Release.run_spec:type_name -> tentacle.v1.RunSpec
+	53, // 4: tentacle.v1.Release.created_at:type_name -> google.protobuf.Timestamp
 	0,  // 5: tentacle.v1.Deployment.state:type_name -> tentacle.v1.DeploymentState
-	36, // 6: tentacle.v1.Deployment.created_at:type_name -> google.protobuf.Timestamp
-	36, // 7: tentacle.v1.Deployment.finished_at:type_name -> google.protobuf.Timestamp
-	38, // 8: tentacle.v1.Task.state:type_name -> tentacle.v1.TaskState
-	39, // 9: tentacle.v1.Task.failure_kind:type_name -> tentacle.v1.FailureKind
-	36, // 10: tentacle.v1.Task.created_at:type_name -> google.protobuf.Timestamp
-	36, // 11: tentacle.v1.Task.updated_at:type_name -> google.protobuf.Timestamp
-	38, // 12: tentacle.v1.TaskEventRecord.state:type_name -> tentacle.v1.TaskState
-	36, // 13: tentacle.v1.TaskEventRecord.occurred_at:type_name -> google.protobuf.Timestamp
-	36, // 14: tentacle.v1.Target.last_seen_at:type_name -> google.protobuf.Timestamp
-	36, // 15: tentacle.v1.Target.enrolled_at:type_name -> google.protobuf.Timestamp
-	1,  // 16: tentacle.v1.CreateEnvironmentResponse.environment:type_name -> tentacle.v1.Environment
-	1,  // 17: tentacle.v1.ListEnvironmentsResponse.environments:type_name -> tentacle.v1.Environment
-	37, // 18: tentacle.v1.CreateApplicationRequest.run_spec:type_name -> tentacle.v1.RunSpec
-	2,  // 19: tentacle.v1.CreateApplicationResponse.application:type_name -> tentacle.v1.Application
-	2,  // 20: tentacle.v1.ListApplicationsResponse.applications:type_name -> tentacle.v1.Application
-	3,  // 21: tentacle.v1.CreateReleaseResponse.release:type_name -> tentacle.v1.Release
-	3,  // 22: tentacle.v1.ListReleasesResponse.releases:type_name -> tentacle.v1.Release
-	4,  // 23: tentacle.v1.CreateDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
-	5,  // 24: tentacle.v1.CreateDeploymentResponse.tasks:type_name -> tentacle.v1.Task
-	4,  // 25: tentacle.v1.ListDeploymentsResponse.deployments:type_name -> tentacle.v1.Deployment
-	4,  // 26: tentacle.v1.GetDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
-	5,  // 27: tentacle.v1.GetDeploymentResponse.tasks:type_name -> tentacle.v1.Task
-	4,  // 28: tentacle.v1.WatchDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
-	5,  // 29: tentacle.v1.WatchDeploymentResponse.tasks:type_name -> tentacle.v1.Task
-	6,  // 30: tentacle.v1.WatchDeploymentResponse.events:type_name -> tentacle.v1.TaskEventRecord
-	5,  // 31: tentacle.v1.ListTasksResponse.tasks:type_name -> tentacle.v1.Task
-	7,  // 32: tentacle.v1.ListTargetsResponse.targets:type_name -> tentacle.v1.Target
-	40, // 33: tentacle.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	36, // 34: tentacle.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	8,  // 35: tentacle.v1.AdminService.CreateEnvironment:input_type -> tentacle.v1.CreateEnvironmentRequest
-	10, // 36: tentacle.v1.AdminService.ListEnvironments:input_type -> tentacle.v1.ListEnvironmentsRequest
-	12, // 37: tentacle.v1.AdminService.CreateApplication:input_type -> tentacle.v1.CreateApplicationRequest
-	14, // 38: tentacle.v1.AdminService.ListApplications:input_type -> tentacle.v1.ListApplicationsRequest
-	16, // 39: tentacle.v1.AdminService.CreateRelease:input_type -> tentacle.v1.CreateReleaseRequest
-	18, // 40: tentacle.v1.AdminService.ListReleases:input_type -> tentacle.v1.ListReleasesRequest
-	20, // 41: tentacle.v1.AdminService.CreateDeployment:input_type -> tentacle.v1.CreateDeploymentRequest
-	22, // 42: tentacle.v1.AdminService.ListDeployments:input_type -> tentacle.v1.ListDeploymentsRequest
-	24, // 43: tentacle.v1.AdminService.GetDeployment:input_type -> tentacle.v1.GetDeploymentRequest
-	26, // 44: tentacle.v1.AdminService.WatchDeployment:input_type -> tentacle.v1.WatchDeploymentRequest
-	28, // 45: tentacle.v1.AdminService.ListTasks:input_type -> tentacle.v1.ListTasksRequest
-	30, // 46: tentacle.v1.AdminService.ReadTaskLog:input_type -> tentacle.v1.ReadTaskLogRequest
-	32, // 47: tentacle.v1.AdminService.ListTargets:input_type -> tentacle.v1.ListTargetsRequest
-	34, // 48: tentacle.v1.AdminService.CreateJoinToken:input_type -> tentacle.v1.CreateJoinTokenRequest
-	9,  // 49: tentacle.v1.AdminService.CreateEnvironment:output_type -> tentacle.v1.CreateEnvironmentResponse
-	11, // 50: tentacle.v1.AdminService.ListEnvironments:output_type -> tentacle.v1.ListEnvironmentsResponse
-	13, // 51: tentacle.v1.AdminService.CreateApplication:output_type -> tentacle.v1.CreateApplicationResponse
-	15, // 52: tentacle.v1.AdminService.ListApplications:output_type -> tentacle.v1.ListApplicationsResponse
-	17, // 53: tentacle.v1.AdminService.CreateRelease:output_type -> tentacle.v1.CreateReleaseResponse
-	19, // 54: tentacle.v1.AdminService.ListReleases:output_type -> tentacle.v1.ListReleasesResponse
-	21, // 55: tentacle.v1.AdminService.CreateDeployment:output_type -> tentacle.v1.CreateDeploymentResponse
-	23, // 56: tentacle.v1.AdminService.ListDeployments:output_type -> tentacle.v1.ListDeploymentsResponse
-	25, // 57: tentacle.v1.AdminService.GetDeployment:output_type -> tentacle.v1.GetDeploymentResponse
-	27, // 58: tentacle.v1.AdminService.WatchDeployment:output_type -> tentacle.v1.WatchDeploymentResponse
-	29, // 59: tentacle.v1.AdminService.ListTasks:output_type -> tentacle.v1.ListTasksResponse
-	31, // 60: tentacle.v1.AdminService.ReadTaskLog:output_type -> tentacle.v1.ReadTaskLogResponse
-	33, // 61: tentacle.v1.AdminService.ListTargets:output_type -> tentacle.v1.ListTargetsResponse
-	35, // 62: tentacle.v1.AdminService.CreateJoinToken:output_type -> tentacle.v1.CreateJoinTokenResponse
-	49, // [49:63] is the sub-list for method output_type
-	35, // [35:49] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	53, // 6: tentacle.v1.Deployment.created_at:type_name -> google.protobuf.Timestamp
+	53, // 7: tentacle.v1.Deployment.finished_at:type_name -> google.protobuf.Timestamp
+	55, // 8: tentacle.v1.Task.state:type_name -> tentacle.v1.TaskState
+	56, // 9: tentacle.v1.Task.failure_kind:type_name -> tentacle.v1.FailureKind
+	53, // 10: tentacle.v1.Task.created_at:type_name -> google.protobuf.Timestamp
+	53, // 11: tentacle.v1.Task.updated_at:type_name -> google.protobuf.Timestamp
+	55, // 12: tentacle.v1.TaskEventRecord.state:type_name -> tentacle.v1.TaskState
+	53, // 13: tentacle.v1.TaskEventRecord.occurred_at:type_name -> google.protobuf.Timestamp
+	53, // 14: tentacle.v1.Target.last_seen_at:type_name -> google.protobuf.Timestamp
+	53, // 15: tentacle.v1.Target.enrolled_at:type_name -> google.protobuf.Timestamp
+	53, // 16: tentacle.v1.Target.revoked_at:type_name -> google.protobuf.Timestamp
+	53, // 17: tentacle.v1.Target.alert_at:type_name -> google.protobuf.Timestamp
+	1,  // 18: tentacle.v1.CreateEnvironmentResponse.environment:type_name -> tentacle.v1.Environment
+	1,  // 19: tentacle.v1.ListEnvironmentsResponse.environments:type_name -> tentacle.v1.Environment
+	54, // 20: tentacle.v1.CreateApplicationRequest.run_spec:type_name -> tentacle.v1.RunSpec
+	2,  // 21: tentacle.v1.CreateApplicationResponse.application:type_name -> tentacle.v1.Application
+	2,  // 22: tentacle.v1.ListApplicationsResponse.applications:type_name -> tentacle.v1.Application
+	3,  // 23: tentacle.v1.CreateReleaseResponse.release:type_name -> tentacle.v1.Release
+	3,  // 24: tentacle.v1.ListReleasesResponse.releases:type_name -> tentacle.v1.Release
+	4,  // 25: tentacle.v1.CreateDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
+	5,  // 26: tentacle.v1.CreateDeploymentResponse.tasks:type_name -> tentacle.v1.Task
+	4,  // 27: tentacle.v1.ListDeploymentsResponse.deployments:type_name -> tentacle.v1.Deployment
+	4,  // 28: tentacle.v1.GetDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
+	5,  // 29: tentacle.v1.GetDeploymentResponse.tasks:type_name -> tentacle.v1.Task
+	4,  // 30: tentacle.v1.WatchDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
+	5,  // 31: tentacle.v1.WatchDeploymentResponse.tasks:type_name -> tentacle.v1.Task
+	6,  // 32: tentacle.v1.WatchDeploymentResponse.events:type_name -> tentacle.v1.TaskEventRecord
+	5,  // 33: tentacle.v1.ListTasksResponse.tasks:type_name -> tentacle.v1.Task
+	7,  // 34: tentacle.v1.ListTargetsResponse.targets:type_name -> tentacle.v1.Target
+	57, // 35: tentacle.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	53, // 36: tentacle.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	53, // 37: tentacle.v1.JoinTokenInfo.expires_at:type_name -> google.protobuf.Timestamp
+	53, // 38: tentacle.v1.JoinTokenInfo.created_at:type_name -> google.protobuf.Timestamp
+	53, // 39: tentacle.v1.JoinTokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
+	36, // 40: tentacle.v1.ListJoinTokensResponse.tokens:type_name -> tentacle.v1.JoinTokenInfo
+	36, // 41: tentacle.v1.RevokeJoinTokenResponse.token:type_name -> tentacle.v1.JoinTokenInfo
+	7,  // 42: tentacle.v1.RevokeTargetResponse.target:type_name -> tentacle.v1.Target
+	53, // 43: tentacle.v1.AdminTokenInfo.created_at:type_name -> google.protobuf.Timestamp
+	53, // 44: tentacle.v1.AdminTokenInfo.expires_at:type_name -> google.protobuf.Timestamp
+	53, // 45: tentacle.v1.AdminTokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
+	57, // 46: tentacle.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	43, // 47: tentacle.v1.CreateAdminTokenResponse.info:type_name -> tentacle.v1.AdminTokenInfo
+	43, // 48: tentacle.v1.ListAdminTokensResponse.tokens:type_name -> tentacle.v1.AdminTokenInfo
+	43, // 49: tentacle.v1.RevokeAdminTokenResponse.info:type_name -> tentacle.v1.AdminTokenInfo
+	53, // 50: tentacle.v1.AuditRecord.at:type_name -> google.protobuf.Timestamp
+	53, // 51: tentacle.v1.ListAuditRecordsRequest.since:type_name -> google.protobuf.Timestamp
+	50, // 52: tentacle.v1.ListAuditRecordsResponse.records:type_name -> tentacle.v1.AuditRecord
+	8,  // 53: tentacle.v1.AdminService.CreateEnvironment:input_type -> tentacle.v1.CreateEnvironmentRequest
+	10, // 54: tentacle.v1.AdminService.ListEnvironments:input_type -> tentacle.v1.ListEnvironmentsRequest
+	12, // 55: tentacle.v1.AdminService.CreateApplication:input_type -> tentacle.v1.CreateApplicationRequest
+	14, // 56: tentacle.v1.AdminService.ListApplications:input_type -> tentacle.v1.ListApplicationsRequest
+	16, // 57: tentacle.v1.AdminService.CreateRelease:input_type -> tentacle.v1.CreateReleaseRequest
+	18, // 58: tentacle.v1.AdminService.ListReleases:input_type -> tentacle.v1.ListReleasesRequest
+	20, // 59: tentacle.v1.AdminService.CreateDeployment:input_type -> tentacle.v1.CreateDeploymentRequest
+	22, // 60: tentacle.v1.AdminService.ListDeployments:input_type -> tentacle.v1.ListDeploymentsRequest
+	24, // 61: tentacle.v1.AdminService.GetDeployment:input_type -> tentacle.v1.GetDeploymentRequest
+	26, // 62: tentacle.v1.AdminService.WatchDeployment:input_type -> tentacle.v1.WatchDeploymentRequest
+	28, // 63: tentacle.v1.AdminService.ListTasks:input_type -> tentacle.v1.ListTasksRequest
+	30, // 64: tentacle.v1.AdminService.ReadTaskLog:input_type -> tentacle.v1.ReadTaskLogRequest
+	32, // 65: tentacle.v1.AdminService.ListTargets:input_type -> tentacle.v1.ListTargetsRequest
+	34, // 66: tentacle.v1.AdminService.CreateJoinToken:input_type -> tentacle.v1.CreateJoinTokenRequest
+	37, // 67: tentacle.v1.AdminService.ListJoinTokens:input_type -> tentacle.v1.ListJoinTokensRequest
+	39, // 68: tentacle.v1.AdminService.RevokeJoinToken:input_type -> tentacle.v1.RevokeJoinTokenRequest
+	41, // 69: tentacle.v1.AdminService.RevokeTarget:input_type -> tentacle.v1.RevokeTargetRequest
+	44, // 70: tentacle.v1.AdminService.CreateAdminToken:input_type -> tentacle.v1.CreateAdminTokenRequest
+	46, // 71: tentacle.v1.AdminService.ListAdminTokens:input_type -> tentacle.v1.ListAdminTokensRequest
+	48, // 72: tentacle.v1.AdminService.RevokeAdminToken:input_type -> tentacle.v1.RevokeAdminTokenRequest
+	51, // 73: tentacle.v1.AdminService.ListAuditRecords:input_type -> tentacle.v1.ListAuditRecordsRequest
+	9,  // 74: tentacle.v1.AdminService.CreateEnvironment:output_type -> tentacle.v1.CreateEnvironmentResponse
+	11, // 75: tentacle.v1.AdminService.ListEnvironments:output_type -> tentacle.v1.ListEnvironmentsResponse
+	13, // 76: tentacle.v1.AdminService.CreateApplication:output_type -> tentacle.v1.CreateApplicationResponse
+	15, // 77: tentacle.v1.AdminService.ListApplications:output_type -> tentacle.v1.ListApplicationsResponse
+	17, // 78: tentacle.v1.AdminService.CreateRelease:output_type -> tentacle.v1.CreateReleaseResponse
+	19, // 79: tentacle.v1.AdminService.ListReleases:output_type -> tentacle.v1.ListReleasesResponse
+	21, // 80: tentacle.v1.AdminService.CreateDeployment:output_type -> tentacle.v1.CreateDeploymentResponse
+	23, // 81: tentacle.v1.AdminService.ListDeployments:output_type -> tentacle.v1.ListDeploymentsResponse
+	25, // 82: tentacle.v1.AdminService.GetDeployment:output_type -> tentacle.v1.GetDeploymentResponse
+	27, // 83: tentacle.v1.AdminService.WatchDeployment:output_type -> tentacle.v1.WatchDeploymentResponse
+	29, // 84: tentacle.v1.AdminService.ListTasks:output_type -> tentacle.v1.ListTasksResponse
+	31, // 85: tentacle.v1.AdminService.ReadTaskLog:output_type -> tentacle.v1.ReadTaskLogResponse
+	33, // 86: tentacle.v1.AdminService.ListTargets:output_type -> tentacle.v1.ListTargetsResponse
+	35, // 87: tentacle.v1.AdminService.CreateJoinToken:output_type -> tentacle.v1.CreateJoinTokenResponse
+	38, // 88: tentacle.v1.AdminService.ListJoinTokens:output_type -> tentacle.v1.ListJoinTokensResponse
+	40, // 89: tentacle.v1.AdminService.RevokeJoinToken:output_type -> tentacle.v1.RevokeJoinTokenResponse
+	42, // 90: tentacle.v1.AdminService.RevokeTarget:output_type -> tentacle.v1.RevokeTargetResponse
+	45, // 91: tentacle.v1.AdminService.CreateAdminToken:output_type -> tentacle.v1.CreateAdminTokenResponse
+	47, // 92: tentacle.v1.AdminService.ListAdminTokens:output_type -> tentacle.v1.ListAdminTokensResponse
+	49, // 93: tentacle.v1.AdminService.RevokeAdminToken:output_type -> tentacle.v1.RevokeAdminTokenResponse
+	52, // 94: tentacle.v1.AdminService.ListAuditRecords:output_type -> tentacle.v1.ListAuditRecordsResponse
+	74, // [74:95] is the sub-list for method output_type
+	53, // [53:74] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_tentacle_v1_admin_proto_init() }
@@ -2465,7 +3552,7 @@ func file_tentacle_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tentacle_v1_admin_proto_rawDesc), len(file_tentacle_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   35,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -311,7 +311,10 @@ type Hello struct {
 	DockerVersion string                 `protobuf:"bytes,4,opt,name=docker_version,json=dockerVersion,proto3" json:"docker_version,omitempty"`
 	Hostname      string                 `protobuf:"bytes,5,opt,name=hostname,proto3" json:"hostname,omitempty"`
 	// Tasks the agent has journaled, so the server can tell what it already has.
-	HeldTasks     []*HeldTask `protobuf:"bytes,6,rep,name=held_tasks,json=heldTasks,proto3" json:"held_tasks,omitempty"`
+	HeldTasks []*HeldTask `protobuf:"bytes,6,rep,name=held_tasks,json=heldTasks,proto3" json:"held_tasks,omitempty"`
+	// Random per agent process: a reconnecting agent keeps it, a cloned host
+	// presenting the same certificate has another.
+	InstanceId    string `protobuf:"bytes,7,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -386,6 +389,13 @@ func (x *Hello) GetHeldTasks() []*HeldTask {
 		return x.HeldTasks
 	}
 	return nil
+}
+
+func (x *Hello) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
 }
 
 type HeldTask struct {
@@ -1238,7 +1248,7 @@ const file_tentacle_v1_agent_proto_rawDesc = "" +
 	"\rtask_accepted\x18\x03 \x01(\v2\x19.tentacle.v1.TaskAcceptedH\x00R\ftaskAccepted\x127\n" +
 	"\n" +
 	"task_event\x18\x04 \x01(\v2\x16.tentacle.v1.TaskEventH\x00R\ttaskEventB\x05\n" +
-	"\x03msg\"\xc9\x01\n" +
+	"\x03msg\"\xea\x01\n" +
 	"\x05Hello\x12#\n" +
 	"\ragent_version\x18\x01 \x01(\tR\fagentVersion\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x12\n" +
@@ -1246,7 +1256,9 @@ const file_tentacle_v1_agent_proto_rawDesc = "" +
 	"\x0edocker_version\x18\x04 \x01(\tR\rdockerVersion\x12\x1a\n" +
 	"\bhostname\x18\x05 \x01(\tR\bhostname\x124\n" +
 	"\n" +
-	"held_tasks\x18\x06 \x03(\v2\x15.tentacle.v1.HeldTaskR\theldTasks\"o\n" +
+	"held_tasks\x18\x06 \x03(\v2\x15.tentacle.v1.HeldTaskR\theldTasks\x12\x1f\n" +
+	"\vinstance_id\x18\a \x01(\tR\n" +
+	"instanceId\"o\n" +
 	"\bHeldTask\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12.\n" +
 	"\x13last_event_sequence\x18\x02 \x01(\x04R\x11lastEventSequence\x12\x1a\n" +
