@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
@@ -29,13 +30,16 @@ type Runner interface {
 
 // Agent is a running agent.
 type Agent struct {
-	id      Identity
-	server  string
-	log     *zap.Logger
-	runner  Runner
-	journal *journal.Journal
-	conn    *grpc.ClientConn
-	client  tentaclev1.AgentServiceClient
+	id     Identity
+	server string
+	// instance is random per process: the server tells a reconnect of this
+	// agent from a clone presenting the same certificate.
+	instance string
+	log      *zap.Logger
+	runner   Runner
+	journal  *journal.Journal
+	conn     *grpc.ClientConn
+	client   tentaclev1.AgentServiceClient
 
 	mu       sync.Mutex
 	appLocks map[string]*sync.Mutex
@@ -62,7 +66,7 @@ func New(cfg Config, runner Runner, log *zap.Logger) (*Agent, error) {
 		return nil, err
 	}
 	return &Agent{
-		id: id, server: server, runner: runner, journal: j, conn: conn,
+		id: id, server: server, instance: uuid.NewString(), runner: runner, journal: j, conn: conn,
 		client:   tentaclev1.NewAgentServiceClient(conn),
 		log:      log.With(zap.String("target", id.TargetName)),
 		appLocks: map[string]*sync.Mutex{}, cancels: map[string]context.CancelFunc{},

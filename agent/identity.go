@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -101,14 +102,17 @@ func Enroll(ctx context.Context, o EnrollOptions) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	if err := checkPinnedServer(ctx, o.Server, pki.PinnedTLSConfig(tok.CAHash, host), o.Timeout); err != nil {
+		return Identity{}, err
+	}
 	conn, err := grpc.NewClient(o.Server, grpc.WithTransportCredentials(credentials.NewTLS(pki.PinnedTLSConfig(tok.CAHash, host))))
 	if err != nil {
 		return Identity{}, fmt.Errorf("--server %q: %w", o.Server, err)
 	}
 	defer conn.Close()
-	if o.Timeout <= 0 {
-		o.Timeout = 30 * time.Second
-	}
 	cctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	resp, err := tentaclev1.NewAgentServiceClient(conn).Enroll(cctx, &tentaclev1.EnrollRequest{
@@ -147,6 +151,23 @@ func Enroll(ctx context.Context, o EnrollOptions) (Identity, error) {
 		}
 	}
 	return id, nil
+}
+
+// checkPinnedServer does one TLS handshake with the pinned configuration
+// before any gRPC, so that "nothing answers" and "the server is not the one
+// the token names" reach the operator as the different problems they are.
+func checkPinnedServer(ctx context.Context, server string, cfg *tls.Config, timeout time.Duration) error {
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := (&tls.Dialer{Config: cfg}).DialContext(dctx, "tcp", server)
+	if err == nil {
+		return conn.Close()
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("cannot reach server at %s: %w", server, err)
+	}
+	return fmt.Errorf("refusing server at %s: %w", server, err)
 }
 
 // enrollError turns a failed Enroll call into a message for the operator.

@@ -28,7 +28,7 @@ func (a *Agent) session(ctx, taskCtx context.Context) error {
 		a.log.Warn("docker engine not reachable", zap.Error(err))
 		dockerVersion = "unreachable"
 	}
-	hello := &tentaclev1.Hello{AgentVersion: version.Version, Os: runtime.GOOS, Arch: runtime.GOARCH, DockerVersion: dockerVersion, Hostname: hostname()}
+	hello := &tentaclev1.Hello{AgentVersion: version.Version, Os: runtime.GOOS, Arch: runtime.GOARCH, DockerVersion: dockerVersion, Hostname: hostname(), InstanceId: a.instance}
 	for _, h := range a.journal.Held() {
 		hello.HeldTasks = append(hello.HeldTasks, &tentaclev1.HeldTask{TaskId: h.TaskID, LastEventSequence: h.LastSeq, Finished: h.Finished})
 	}

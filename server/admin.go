@@ -309,11 +309,7 @@ func (a *admin) ListTargets(ctx context.Context, _ *tentaclev1.ListTargetsReques
 	}
 	out := &tentaclev1.ListTargetsResponse{}
 	for _, t := range targets {
-		out.Targets = append(out.Targets, &tentaclev1.Target{
-			Id: t.ID, Name: t.Name, Environment: t.Environment, Roles: t.Roles, Hostname: t.Hostname,
-			Os: t.OS, Arch: t.Arch, AgentVersion: t.AgentVersion, DockerVersion: t.DockerVersion,
-			Connected: a.s.sessions.connected(t.ID), LastSeenAt: ts(t.LastSeenAt), EnrolledAt: ts(t.EnrolledAt),
-		})
+		out.Targets = append(out.Targets, a.targetToProto(t))
 	}
 	return out, nil
 }

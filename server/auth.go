@@ -45,6 +45,7 @@ var methodRoles = map[string]string{
 	tentaclev1.AdminService_ListTargets_FullMethodName:      RoleViewer,
 	tentaclev1.AdminService_CreateRelease_FullMethodName:    RoleDeployer,
 	tentaclev1.AdminService_CreateDeployment_FullMethodName: RoleDeployer,
+	// Everything else, including tokens, targets and the audit log, needs admin.
 }
 
 type principalKey struct{}
@@ -68,11 +69,17 @@ func targetFrom(ctx context.Context) store.Target {
 }
 
 func (s *Server) authUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	ctx, err := s.authorize(ctx, info.FullMethod)
+	actx, err := s.authorize(ctx, info.FullMethod)
 	if err != nil {
+		s.auditDenied(actx, info.FullMethod, auditObject(req), err)
 		return nil, err
 	}
-	return handler(ctx, req)
+	if !strings.HasPrefix(info.FullMethod, "/tentacle.v1.AdminService/") || !mutating(info.FullMethod) {
+		return handler(actx, req)
+	}
+	resp, err := handler(actx, req)
+	s.audit(actx, adminActor(principalFrom(actx)), methodName(info.FullMethod), auditResult(auditObject(req), resp), outcome(err))
+	return resp, err
 }
 
 type authedStream struct {
@@ -85,14 +92,32 @@ func (a authedStream) Context() context.Context { return a.ctx }
 func (s *Server) authStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	ctx, err := s.authorize(ss.Context(), info.FullMethod)
 	if err != nil {
+		s.auditDenied(ctx, info.FullMethod, "", err)
 		return err
 	}
 	return handler(srv, authedStream{ServerStream: ss, ctx: ctx})
 }
 
+// auditDenied records a refused call; who it was is whatever the
+// credentials said, even if they did not hold.
+func (s *Server) auditDenied(ctx context.Context, method, object string, err error) {
+	actor := "anonymous"
+	if cert := peerCert(ctx); cert != nil {
+		actor = "certificate:" + cert.Subject.CommonName
+	}
+	if p, ok := ctx.Value(principalKey{}).(principal); ok {
+		actor = adminActor(p)
+	}
+	s.audit(ctx, actor, methodName(method), object, outcome(err))
+}
+
+func methodName(method string) string { return method[strings.LastIndex(method, "/")+1:] }
+
 // authorize decides who may make a call: Enroll is open (the join token is
 // checked inside it), other agent calls need a known target's current client
-// certificate, admin calls a bearer token with a sufficient role.
+// certificate, admin calls a bearer token with a sufficient role. The
+// returned context names whoever the credentials identified, even when the
+// call is refused, so the audit log can say who was turned away.
 func (s *Server) authorize(ctx context.Context, method string) (context.Context, error) {
 	switch {
 	case method == tentaclev1.AgentService_Enroll_FullMethodName:
@@ -101,25 +126,27 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 		t, err := s.authenticateAgent(ctx)
 		if err != nil {
 			s.log.Warn("agent refused", zap.String("method", method), zap.String("peer", peerAddr(ctx)), zap.Error(err))
-			return nil, err
+			return ctx, err
 		}
 		return context.WithValue(ctx, targetKey{}, t), nil
 	case strings.HasPrefix(method, "/tentacle.v1.AdminService/"):
 		p, err := s.authenticateAdmin(ctx)
+		if p.Name != "" {
+			ctx = context.WithValue(ctx, principalKey{}, p)
+		}
 		if err != nil {
-			return nil, err
+			return ctx, err
 		}
 		need, ok := methodRoles[method]
 		if !ok {
 			need = RoleAdmin
 		}
 		if roleRank[p.Role] < roleRank[need] {
-			name := method[strings.LastIndex(method, "/")+1:]
-			return nil, status.Errorf(codes.PermissionDenied, "role %s may not call %s: it needs role %s", p.Role, name, need)
+			return ctx, status.Errorf(codes.PermissionDenied, "role %s may not call %s: it needs role %s", p.Role, methodName(method), need)
 		}
-		return context.WithValue(ctx, principalKey{}, p), nil
+		return ctx, nil
 	}
-	return nil, status.Errorf(codes.Unimplemented, "unknown method %s", method)
+	return ctx, status.Errorf(codes.Unimplemented, "unknown method %s", method)
 }
 
 func (s *Server) authenticateAdmin(ctx context.Context) (principal, error) {
@@ -142,18 +169,36 @@ func (s *Server) authenticateAdmin(ctx context.Context) (principal, error) {
 	if err != nil {
 		return principal{}, status.Errorf(codes.Unavailable, "check admin token: %v", err)
 	}
-	if !t.ExpiresAt.IsZero() && time.Now().After(t.ExpiresAt) {
-		return principal{}, status.Errorf(codes.Unauthenticated, "admin token %s expired at %s", t.Name, t.ExpiresAt.Format(time.RFC3339))
+	p := principal{TokenID: t.ID, Name: t.Name, Role: t.Role}
+	if !t.RevokedAt.IsZero() {
+		return p, status.Errorf(codes.Unauthenticated, "admin token %s was revoked at %s", t.Name, t.RevokedAt.Format(time.RFC3339))
 	}
-	return principal{TokenID: t.ID, Name: t.Name, Role: t.Role}, nil
+	if !t.ExpiresAt.IsZero() && time.Now().After(t.ExpiresAt) {
+		return p, status.Errorf(codes.Unauthenticated, "admin token %s expired at %s", t.Name, t.ExpiresAt.Format(time.RFC3339))
+	}
+	return p, nil
 }
 
-// authenticateAgent accepts a client certificate that chains to our CA (TLS
-// verified that already) and is the current certificate of a known target.
+// authenticateAgent accepts a client certificate that chains to our CA, is
+// within its validity, and is the current certificate of a known target that
+// is not revoked. TLS only requests the certificate: verifying it here lets
+// every refusal carry a precise code and message.
 func (s *Server) authenticateAgent(ctx context.Context) (store.Target, error) {
-	cert := peerCert(ctx)
-	if cert == nil {
+	certs := peerCerts(ctx)
+	if len(certs) == 0 {
 		return store.Target{}, status.Error(codes.Unauthenticated, "no client certificate: enroll this agent first (tentacle enroll --server … --token …)")
+	}
+	cert := certs[0]
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: s.caPool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		var invalid x509.CertificateInvalidError
+		if errors.As(err, &invalid) && invalid.Reason == x509.Expired {
+			return store.Target{}, status.Errorf(codes.Unauthenticated, "client certificate of target %s expired at %s: enroll again with a new token", cert.Subject.CommonName, cert.NotAfter.UTC().Format(time.RFC3339))
+		}
+		return store.Target{}, status.Error(codes.Unauthenticated, "client certificate is not signed by this server's CA: enroll this agent with this server")
 	}
 	t, err := s.store.GetTarget(ctx, cert.Subject.CommonName)
 	if errors.Is(err, store.ErrNotFound) {
@@ -162,6 +207,9 @@ func (s *Server) authenticateAgent(ctx context.Context) (store.Target, error) {
 	if err != nil {
 		return store.Target{}, status.Errorf(codes.Unavailable, "look up target: %v", err)
 	}
+	if !t.RevokedAt.IsZero() {
+		return store.Target{}, status.Errorf(codes.PermissionDenied, "target %s was revoked at %s: it can only return by enrolling with a new token", t.Name, t.RevokedAt.Format(time.RFC3339))
+	}
 	fp := pki.Fingerprint(cert)
 	if subtle.ConstantTimeCompare([]byte(fp), []byte(t.CertFingerprint)) != 1 {
 		return store.Target{}, status.Errorf(codes.Unauthenticated, "client certificate is not target %s's current certificate", t.Name)
@@ -169,16 +217,23 @@ func (s *Server) authenticateAgent(ctx context.Context) (store.Target, error) {
 	return t, nil
 }
 
-func peerCert(ctx context.Context) *x509.Certificate {
+func peerCerts(ctx context.Context) []*x509.Certificate {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
 		return nil
 	}
 	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
+	if !ok {
 		return nil
 	}
-	return info.State.VerifiedChains[0][0]
+	return info.State.PeerCertificates
+}
+
+func peerCert(ctx context.Context) *x509.Certificate {
+	if certs := peerCerts(ctx); len(certs) > 0 {
+		return certs[0]
+	}
+	return nil
 }
 
 func peerAddr(ctx context.Context) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,11 +57,15 @@ func (g *gateway) Enroll(ctx context.Context, req *tentaclev1.EnrollRequest) (*t
 	})
 	if errors.Is(err, store.ErrTokenInvalid) {
 		g.s.log.Warn("enrollment refused", zap.String("token_id", tok.ID), zap.String("peer", peerAddr(ctx)), zap.Error(err))
-		return nil, status.Errorf(codes.PermissionDenied, "token: %v", err)
+		// The sentinel's own text adds nothing after the store's sentence.
+		err = status.Errorf(codes.PermissionDenied, "token: %s", strings.TrimSuffix(err.Error(), ": "+store.ErrTokenInvalid.Error()))
+		g.s.audit(ctx, "agent-enrollment", "Enroll", "join-token/"+tok.ID, outcome(err))
+		return nil, err
 	}
 	if err != nil {
 		return nil, storeErr("enroll", err)
 	}
+	g.s.audit(ctx, "agent-enrollment", "Enroll", fmt.Sprintf("target/%s (join-token/%s, environment/%s)", t.Name, tok.ID, t.Environment), "ok")
 	g.s.log.Info("target enrolled", zap.String("target", t.Name), zap.String("target_id", t.ID),
 		zap.String("environment", t.Environment), zap.String("peer", peerAddr(ctx)))
 	return &tentaclev1.EnrollResponse{
@@ -116,9 +121,14 @@ func (g *gateway) Connect(stream tentaclev1.AgentService_ConnectServer) error {
 		return storeErr("mark target seen", err)
 	}
 	sess := newSession(g.s, t, stream, log)
+	sess.instance, sess.peer = hello.GetInstanceId(), peerAddr(ctx)
+	sess.lastRecv.Store(time.Now().UnixNano())
+	if err := g.s.refuseClone(ctx, t, sess); err != nil {
+		return err
+	}
 	if old := g.s.sessions.put(sess); old != nil {
-		// A reconnecting agent replaces its stale session (the old TCP
-		// connection may not have timed out yet).
+		// The same agent reconnecting, or an old session whose agent fell
+		// silent: the newer session wins.
 		old.close(errors.New("replaced by a newer session of the same target"))
 	}
 	defer g.s.sessions.remove(sess)
@@ -202,4 +212,23 @@ func (g *gateway) PushLogs(stream tentaclev1.AgentService_PushLogsServer) error 
 	}
 }
 
-var errSessionClosed = fmt.Errorf("session closed")
+// refuseClone refuses a session whose certificate is already connected from
+// another live agent process: the same identity in two places is a cloned
+// host (or a stolen key). The event is raised on the target and audited.
+// A reconnect of the same process (same instance id), or a second process
+// once the first has fallen silent, is let through.
+func (s *Server) refuseClone(ctx context.Context, t store.Target, sess *session) error {
+	old := s.sessions.get(t.ID)
+	if old == nil || old.instance == sess.instance || !old.alive(2*s.cfg.HeartbeatInterval) {
+		return nil
+	}
+	now := time.Now().UTC()
+	alert := fmt.Sprintf("certificate presented from %s while connected from %s: cloned host or stolen key", sess.peer, old.peer)
+	if err := s.store.RaiseTargetAlert(ctx, t.ID, alert, now); err != nil {
+		s.log.Error("raise target alert", zap.Error(err))
+	}
+	err := status.Errorf(codes.PermissionDenied, "certificate of target %s is already connected from %s: if this host is a clone, enroll it with its own token", t.Name, old.peer)
+	s.audit(ctx, "target:"+t.Name, "target.cloned_certificate", "target/"+t.Name, outcome(err))
+	s.log.Warn("cloned certificate refused", zap.String("target", t.Name), zap.String("peer", sess.peer), zap.String("connected_from", old.peer))
+	return err
+}

@@ -8,6 +8,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -52,6 +53,7 @@ type Server struct {
 	log      *zap.Logger
 	store    store.Store
 	ca       *pki.CA
+	caPool   *x509.CertPool
 	sessions *sessions
 	changes  *changes
 	grpc     *grpc.Server
@@ -108,10 +110,14 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	s.lis = lis
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
+	s.caPool = x509.NewCertPool()
+	s.caPool.AddCert(ca.Cert)
+	tlsCfg := pki.ServerTLSConfig(cert, s.caPool)
+	// Request, don't verify, at the TLS layer: authenticateAgent verifies so
+	// that each refusal reaches the agent as a precise gRPC status.
+	tlsCfg.ClientAuth = tls.RequestClientCert
 	s.grpc = grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(pki.ServerTLSConfig(cert, pool))),
+		grpc.Creds(credentials.NewTLS(tlsCfg)),
 		// grpc's defaults notice a dead peer after hours; agents must be
 		// noticed in seconds.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 15 * time.Second, Timeout: 10 * time.Second}),
@@ -180,19 +186,24 @@ func (s *Server) bootstrap(ctx context.Context) error {
 // CreateAdminToken creates an admin API token and returns it; only its hash
 // is stored.
 func (s *Server) CreateAdminToken(ctx context.Context, name, role string, ttl time.Duration) (string, error) {
+	tok, _, err := s.createAdminToken(ctx, name, role, ttl, "server")
+	return tok, err
+}
+
+func (s *Server) createAdminToken(ctx context.Context, name, role string, ttl time.Duration, by string) (string, store.AdminToken, error) {
 	tok, err := pki.NewAdminToken()
 	if err != nil {
-		return "", err
+		return "", store.AdminToken{}, err
 	}
 	now := time.Now().UTC()
-	t := store.AdminToken{ID: newID(), Name: name, Hash: pki.HashAdminToken(tok), Role: role, CreatedAt: now}
+	t := store.AdminToken{ID: newID(), Name: name, Hash: pki.HashAdminToken(tok), Role: role, CreatedBy: by, CreatedAt: now}
 	if ttl > 0 {
 		t.ExpiresAt = now.Add(ttl)
 	}
 	if err := s.store.CreateAdminToken(ctx, t); err != nil {
-		return "", fmt.Errorf("create admin token: %w", err)
+		return "", store.AdminToken{}, fmt.Errorf("create admin token: %w", err)
 	}
-	return tok, nil
+	return tok, t, nil
 }
 
 var dnsNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)

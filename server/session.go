@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -42,6 +43,13 @@ func (ss *sessions) remove(s *session) {
 	}
 }
 
+// get returns the target's live session, if any.
+func (ss *sessions) get(targetID string) *session {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.byTarget[targetID]
+}
+
 func (ss *sessions) connected(targetID string) bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -73,11 +81,14 @@ func (ss *sessions) closeAll() {
 
 // session is one agent's Connect stream. Only writeLoop sends on the stream.
 type session struct {
-	id     string
-	s      *Server
-	target store.Target
-	stream tentaclev1.AgentService_ConnectServer
-	log    *zap.Logger
+	id       string
+	s        *Server
+	target   store.Target
+	stream   tentaclev1.AgentService_ConnectServer
+	log      *zap.Logger
+	instance string // the agent process's random id from Hello
+	peer     string
+	lastRecv atomic.Int64 // unix nanoseconds of the last message from the agent
 
 	out   chan *tentaclev1.ConnectResponse
 	kickc chan struct{}
@@ -97,6 +108,16 @@ func newSession(s *Server, t store.Target, stream tentaclev1.AgentService_Connec
 		out: make(chan *tentaclev1.ConnectResponse, 64), kickc: make(chan struct{}, 1), done: make(chan struct{}),
 		sent: map[string]bool{}, releases: map[string]store.Release{},
 	}
+}
+
+// alive reports whether the agent spoke within d.
+func (s *session) alive(d time.Duration) bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+	}
+	return time.Since(time.Unix(0, s.lastRecv.Load())) < d
 }
 
 func (s *session) kick() {
@@ -217,6 +238,7 @@ func (s *session) readLoop(ctx context.Context, silence time.Duration) error {
 		case <-timer.C:
 			return status.Errorf(codes.DeadlineExceeded, "agent silent for %s", silence)
 		case m := <-msgs:
+			s.lastRecv.Store(time.Now().UnixNano())
 			timer.Reset(silence)
 			if err := s.handle(ctx, m); err != nil {
 				return err

@@ -53,7 +53,7 @@ func TestBadInputThroughTheBinaries(t *testing.T) {
 		t.Fatalf("first enroll with the token: exit %d: %s", code, out)
 	}
 	for _, tc := range []struct{ server, token, want string }{
-		{s.addr, tok.Token, "tentacle: server refused enrollment: token: join token \"" + strings.Split(tok.Token, ".")[1] + "\" is used up (1 of 1 uses)"},
+		{s.addr, tok.Token, "tentacle: server refused enrollment: token: join token \"" + strings.Split(tok.Token, ".")[1] + "\" is used up (1 of 1 uses)\n"},
 		{s.addr, "not-a-token", "tentacle: --token:"},
 		{"127.0.0.1:1", tok.Token, "tentacle: cannot reach server at 127.0.0.1:1"},
 		{"no-port", tok.Token, `tentacle: --server "no-port": want HOST:PORT`},

@@ -27,10 +27,10 @@ func (s *Store) CreateJoinToken(ctx context.Context, t store.JoinToken) error {
 			return fmt.Errorf("environment %q: %w", t.Environment, store.ErrNotFound)
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO join_tokens
-			(id, secret_hash, environment, roles, expires_at, uses_allowed, uses_count, created_by, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			(id, secret_hash, environment, roles, expires_at, uses_allowed, uses_count, created_by, created_at, revoked_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			t.ID, t.SecretHash, t.Environment, roles, dbTime(t.ExpiresAt), t.UsesAllowed, t.UsesCount,
-			t.CreatedBy, stamp(t.CreatedAt))
+			t.CreatedBy, stamp(t.CreatedAt), dbTime(t.RevokedAt))
 		if isUnique(err) {
 			return fmt.Errorf("join token %q: %w", t.ID, store.ErrConflict)
 		}
@@ -41,13 +41,25 @@ func (s *Store) CreateJoinToken(ctx context.Context, t store.JoinToken) error {
 	})
 }
 
-const joinTokenCols = `id, secret_hash, environment, roles, expires_at, uses_allowed, uses_count, created_by, created_at`
+const joinTokenCols = `id, secret_hash, environment, roles, expires_at, uses_allowed, uses_count,
+	created_by, created_at, revoked_at`
 
 func scanJoinToken(sc scanner) (store.JoinToken, error) {
 	var t store.JoinToken
 	err := sc.Scan(&t.ID, &t.SecretHash, &t.Environment, rolesCol{&t.Roles}, timeCol{&t.ExpiresAt},
-		&t.UsesAllowed, &t.UsesCount, &t.CreatedBy, timeCol{&t.CreatedAt})
+		&t.UsesAllowed, &t.UsesCount, &t.CreatedBy, timeCol{&t.CreatedAt}, timeCol{&t.RevokedAt})
 	return t, err
+}
+
+func getJoinToken(ctx context.Context, q querier, id string) (store.JoinToken, error) {
+	t, err := scanJoinToken(q.QueryRowContext(ctx, `SELECT `+joinTokenCols+` FROM join_tokens WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, fmt.Errorf("join token %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return t, fmt.Errorf("get join token %q: %w", id, err)
+	}
+	return t, nil
 }
 
 // ListJoinTokens lists oldest first.
@@ -60,8 +72,39 @@ func (s *Store) ListJoinTokens(ctx context.Context) ([]store.JoinToken, error) {
 	return ts, nil
 }
 
-// EnrollTarget checks the secret before expiry and uses, so only a holder of
-// the secret learns a token's state: anyone else is told "unknown".
+// RevokeJoinToken keeps the first revocation time; a zero at means now.
+func (s *Store) RevokeJoinToken(ctx context.Context, id string, at time.Time) (store.JoinToken, error) {
+	var t store.JoinToken
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		found, err := revoke(ctx, tx, "join_tokens", id, at)
+		if err != nil {
+			return fmt.Errorf("revoke join token %q: %w", id, err)
+		}
+		if !found {
+			return fmt.Errorf("join token %q: %w", id, store.ErrNotFound)
+		}
+		t, err = getJoinToken(ctx, tx, id)
+		return err
+	})
+	return t, err
+}
+
+// revoke sets revoked_at (to at, or now when at is zero) of table's row with
+// id unless it is set already, and reports whether the row exists.
+func revoke(ctx context.Context, tx *sql.Tx, table, id string, at time.Time) (bool, error) {
+	res, err := tx.ExecContext(ctx,
+		`UPDATE `+table+` SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?`, stamp(at), id)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// EnrollTarget checks the secret before revocation, expiry and uses, so only
+// a holder of the secret learns a token's state: anyone else is told
+// "unknown". The new target starts unrevoked, unseen and without an alert,
+// whatever t says.
 func (s *Store) EnrollTarget(ctx context.Context, tokenID string, secretHash []byte, now time.Time, t store.Target) (store.Target, error) {
 	var stored store.Target
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -76,6 +119,10 @@ func (s *Store) EnrollTarget(ctx context.Context, tokenID string, secretHash []b
 		}
 		if len(secretHash) == 0 || subtle.ConstantTimeCompare(tok.SecretHash, secretHash) != 1 {
 			return unknown
+		}
+		if !tok.RevokedAt.IsZero() {
+			return fmt.Errorf("join token %q is revoked (since %s): %w",
+				tokenID, tok.RevokedAt.Format(time.RFC3339), store.ErrTokenInvalid)
 		}
 		if !now.Before(tok.ExpiresAt) {
 			return fmt.Errorf("join token %q expired at %s: %w",
@@ -145,13 +192,13 @@ func freeTargetName(ctx context.Context, tx *sql.Tx, base string) (string, error
 }
 
 const targetCols = `id, name, environment, roles, hostname, os, arch, agent_version, docker_version,
-	cert_fingerprint, cert_not_after, enrolled_at, last_seen_at`
+	cert_fingerprint, cert_not_after, enrolled_at, last_seen_at, revoked_at, alert, alert_at`
 
 func scanTarget(sc scanner) (store.Target, error) {
 	var t store.Target
 	err := sc.Scan(&t.ID, &t.Name, &t.Environment, rolesCol{&t.Roles}, &t.Hostname, &t.OS, &t.Arch,
 		&t.AgentVersion, &t.DockerVersion, &t.CertFingerprint, timeCol{&t.CertNotAfter},
-		timeCol{&t.EnrolledAt}, timeCol{&t.LastSeenAt})
+		timeCol{&t.EnrolledAt}, timeCol{&t.LastSeenAt}, timeCol{&t.RevokedAt}, &t.Alert, timeCol{&t.AlertAt})
 	return t, err
 }
 
@@ -166,11 +213,57 @@ func getTarget(ctx context.Context, q querier, id string) (store.Target, error) 
 	return t, nil
 }
 
+// GetTarget returns the target, revoked or not.
 func (s *Store) GetTarget(ctx context.Context, id string) (store.Target, error) {
 	return getTarget(ctx, s.read, id)
 }
 
-// ListTargets lists by name.
+// GetTargetByName returns the target, revoked or not.
+func (s *Store) GetTargetByName(ctx context.Context, name string) (store.Target, error) {
+	t, err := scanTarget(s.read.QueryRowContext(ctx, `SELECT `+targetCols+` FROM targets WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, fmt.Errorf("target %q: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return t, fmt.Errorf("get target %q: %w", name, err)
+	}
+	return t, nil
+}
+
+// RevokeTarget keeps the first revocation time; a zero at means now.
+func (s *Store) RevokeTarget(ctx context.Context, id string, at time.Time) (store.Target, error) {
+	var t store.Target
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		found, err := revoke(ctx, tx, "targets", id, at)
+		if err != nil {
+			return fmt.Errorf("revoke target %q: %w", id, err)
+		}
+		if !found {
+			return fmt.Errorf("target %q: %w", id, store.ErrNotFound)
+		}
+		t, err = getTarget(ctx, tx, id)
+		return err
+	})
+	return t, err
+}
+
+// RaiseTargetAlert replaces the target's alert, revoked or not; a zero at
+// means now.
+func (s *Store) RaiseTargetAlert(ctx context.Context, id, alert string, at time.Time) error {
+	res, err := s.write.ExecContext(ctx, `UPDATE targets SET alert = ?, alert_at = ? WHERE id = ?`,
+		alert, stamp(at), id)
+	if err != nil {
+		return fmt.Errorf("raise alert on target %q: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("raise alert on target %q: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("target %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// ListTargets lists by name, revoked targets included.
 func (s *Store) ListTargets(ctx context.Context) ([]store.Target, error) {
 	ts, err := listRows(ctx, s.read, scanTarget, `SELECT `+targetCols+` FROM targets ORDER BY name`)
 	if err != nil {
@@ -179,13 +272,15 @@ func (s *Store) ListTargets(ctx context.Context) ([]store.Target, error) {
 	return ts, nil
 }
 
-// ListTargetsInEnvironment lists by name; an unknown environment is ErrNotFound.
+// ListTargetsInEnvironment lists the unrevoked targets by name; an unknown
+// environment is ErrNotFound.
 func (s *Store) ListTargetsInEnvironment(ctx context.Context, environment string) ([]store.Target, error) {
 	if _, err := s.GetEnvironment(ctx, environment); err != nil {
 		return nil, err
 	}
 	ts, err := listRows(ctx, s.read, scanTarget,
-		`SELECT `+targetCols+` FROM targets WHERE environment = ? ORDER BY name`, environment)
+		`SELECT `+targetCols+` FROM targets WHERE environment = ? AND revoked_at IS NULL ORDER BY name`,
+		environment)
 	if err != nil {
 		return nil, fmt.Errorf("list targets in %q: %w", environment, err)
 	}
@@ -206,41 +301,4 @@ func (s *Store) MarkTargetSeen(ctx context.Context, id string, seen store.Target
 		return fmt.Errorf("target %q: %w", id, store.ErrNotFound)
 	}
 	return nil
-}
-
-func (s *Store) CreateAdminToken(ctx context.Context, t store.AdminToken) error {
-	_, err := s.write.ExecContext(ctx,
-		`INSERT INTO admin_tokens (id, name, hash, role, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		t.ID, t.Name, t.Hash, t.Role, stamp(t.CreatedAt), dbTime(t.ExpiresAt))
-	if isUnique(err) {
-		return fmt.Errorf("admin token %q: %w", t.ID, store.ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("create admin token %q: %w", t.ID, err)
-	}
-	return nil
-}
-
-// GetAdminTokenByHash returns the token even when expired: the caller
-// decides, and can say "expired" rather than "unknown".
-func (s *Store) GetAdminTokenByHash(ctx context.Context, hash []byte) (store.AdminToken, error) {
-	var t store.AdminToken
-	err := s.read.QueryRowContext(ctx,
-		`SELECT id, name, hash, role, created_at, expires_at FROM admin_tokens WHERE hash = ?`, hash).
-		Scan(&t.ID, &t.Name, &t.Hash, &t.Role, timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt})
-	if errors.Is(err, sql.ErrNoRows) {
-		return t, fmt.Errorf("admin token: %w", store.ErrNotFound)
-	}
-	if err != nil {
-		return t, fmt.Errorf("get admin token: %w", err)
-	}
-	return t, nil
-}
-
-func (s *Store) CountAdminTokens(ctx context.Context) (int, error) {
-	var n int
-	if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM admin_tokens`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count admin tokens: %w", err)
-	}
-	return n, nil
 }

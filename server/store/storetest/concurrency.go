@@ -20,6 +20,7 @@ var concurrencyTests = []namedTest{
 	{"ConcurrentTaskEvents", testConcurrentTaskEvents},
 	{"ConcurrentTaskLog", testConcurrentTaskLog},
 	{"ConcurrentDeploymentFinish", testConcurrentDeploymentFinish},
+	{"ConcurrentAppendAudit", testConcurrentAppendAudit},
 }
 
 // testConcurrentEnrollOneUse races 20 agents for a one-use token.
@@ -214,4 +215,40 @@ func testConcurrentDeploymentFinish(t *testing.T, s store.Store) {
 			t.Errorf("%s: %s, finished at %v; want %s", c.dep, d.State, d.FinishedAt, c.want)
 		}
 	}
+}
+
+// testConcurrentAppendAudit appends 20 records at once, all of one instant:
+// each is stored, with its own ID, listed in increasing ID order.
+func testConcurrentAppendAudit(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = s.AppendAudit(ctx, store.AuditRecord{At: t0, Actor: fmt.Sprintf("target:host-%02d", i),
+				Action: "Connect", Object: fmt.Sprintf("target/host-%02d", i), Peer: "192.0.2.1:1", Outcome: "ok"})
+		})
+	}
+	wg.Wait()
+	must(t, errors.Join(errs...))
+	rs, err := s.ListAudit(ctx, time.Time{}, 0)
+	must(t, err)
+	if len(rs) != n {
+		t.Fatalf("%d records stored, want %d", len(rs), n)
+	}
+	actors := map[string]bool{}
+	for i, r := range rs {
+		actors[r.Actor] = true
+		if i > 0 && r.ID <= rs[i-1].ID {
+			t.Errorf("record %d has ID %d after %d: want distinct, increasing IDs", i, r.ID, rs[i-1].ID)
+		}
+		if r.Object != "target/"+strings.TrimPrefix(r.Actor, "target:") || !r.At.Equal(t0) {
+			t.Errorf("record %+v mixes up its fields", r)
+		}
+	}
+	wantEqual(t, "distinct actors", len(actors), n)
+	newest, err := s.ListAudit(ctx, time.Time{}, 5)
+	must(t, err)
+	wantEqual(t, "newest 5", newest, rs[n-5:])
 }

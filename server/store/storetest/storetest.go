@@ -29,6 +29,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"catalog", catalogTests},
 		{"targets", targetTests},
+		{"revoke", revokeTests},
+		{"admin", adminTests},
+		{"audit", auditTests},
 		{"deployments", deploymentTests},
 		{"events", eventTests},
 		{"logs", logTests},

@@ -18,9 +18,6 @@ var targetTests = []namedTest{
 	{"ListTargets", testListTargets},
 	{"ListTargetsInEnvironment", testListTargetsInEnvironment},
 	{"MarkTargetSeen", testMarkTargetSeen},
-	{"CreateAdminToken", testCreateAdminToken},
-	{"GetAdminTokenByHash", testGetAdminTokenByHash},
-	{"CountAdminTokens", testCountAdminTokens},
 }
 
 func joinToken(id, env string, uses int) store.JoinToken {
@@ -247,47 +244,4 @@ func testMarkTargetSeen(t *testing.T, s store.Store) {
 	wantEqual(t, "target after MarkTargetSeen", got, want)
 
 	wantErr(t, s.MarkTargetSeen(f.ctx, "tgt-nope", seen), store.ErrNotFound, `"tgt-nope"`)
-}
-
-func adminToken(id, secret string) store.AdminToken {
-	return store.AdminToken{ID: id, Name: "ci " + id, Hash: hash(secret), Role: "deployer", CreatedAt: t0}
-}
-
-func testCreateAdminToken(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	tok := adminToken("adm-1", "s1")
-	tok.ExpiresAt = at(24 * time.Hour)
-	must(t, s.CreateAdminToken(ctx, tok))
-	got, err := s.GetAdminTokenByHash(ctx, hash("s1"))
-	must(t, err)
-	wantEqual(t, "admin token", got, tok)
-	wantErr(t, s.CreateAdminToken(ctx, adminToken("adm-1", "s2")), store.ErrConflict, `"adm-1"`)
-	wantErr(t, s.CreateAdminToken(ctx, adminToken("adm-2", "s1")), store.ErrConflict)
-	n, err := s.CountAdminTokens(ctx)
-	must(t, err)
-	wantEqual(t, "admin tokens after the conflicts", n, 1)
-}
-
-func testGetAdminTokenByHash(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	noExpiry := adminToken("adm-1", "s1")
-	must(t, s.CreateAdminToken(ctx, noExpiry))
-	must(t, s.CreateAdminToken(ctx, adminToken("adm-2", "s2")))
-	got, err := s.GetAdminTokenByHash(ctx, hash("s1"))
-	must(t, err)
-	wantEqual(t, "admin token without expiry", got, noExpiry)
-	_, err = s.GetAdminTokenByHash(ctx, hash("s3"))
-	wantErr(t, err, store.ErrNotFound)
-}
-
-func testCountAdminTokens(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	for i, id := range []string{"", "a", "b", "c"} {
-		if id != "" {
-			must(t, s.CreateAdminToken(ctx, adminToken(id, "secret-"+id)))
-		}
-		n, err := s.CountAdminTokens(ctx)
-		must(t, err)
-		wantEqual(t, "count", n, i)
-	}
 }
