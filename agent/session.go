@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"errors"
+	"io"
 	"runtime"
 	"time"
 
@@ -33,6 +35,10 @@ func (a *Agent) session(ctx, taskCtx context.Context) error {
 		hello.HeldTasks = append(hello.HeldTasks, &tentaclev1.HeldTask{TaskId: h.TaskID, LastEventSequence: h.LastSeq, Finished: h.Finished})
 	}
 	if err := stream.Send(&tentaclev1.ConnectRequest{Msg: &tentaclev1.ConnectRequest_Hello{Hello: hello}}); err != nil {
+		if errors.Is(err, io.EOF) {
+			// The server ended the stream; its reason comes with Recv.
+			_, err = stream.Recv()
+		}
 		return wrap("send hello", err)
 	}
 	first, err := stream.Recv()

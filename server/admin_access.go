@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -127,6 +128,9 @@ func (a *admin) ListAdminTokens(ctx context.Context, _ *tentaclev1.ListAdminToke
 func (a *admin) RevokeAdminToken(ctx context.Context, req *tentaclev1.RevokeAdminTokenRequest) (*tentaclev1.RevokeAdminTokenResponse, error) {
 	if req.GetToken() == "" {
 		return nil, invalid(errors.New("token: required (an admin token id or name)"))
+	}
+	if strings.HasPrefix(req.GetToken(), "tntadm_") {
+		return nil, invalid(errors.New("token: give the token's id or name (tentaclectl admin-token list), not the token itself"))
 	}
 	t, err := a.s.store.RevokeAdminToken(ctx, req.GetToken(), time.Now().UTC())
 	if err != nil {

@@ -315,3 +315,17 @@ func TestRevokedAdminTokenAndAuditTrail(t *testing.T) {
 		t.Fatalf("audit log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestRevokeAdminTokenNeverRecordsASecret(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	c := adminClient(t, s, s.BootstrapToken)
+	_, err := c.RevokeAdminToken(ctxT(t), &tentaclev1.RevokeAdminTokenRequest{Token: s.BootstrapToken})
+	wantStatus(t, err, codes.InvalidArgument, "token: give the token's id or name (tentaclectl admin-token list), not the token itself")
+	recs, _ := c.ListAuditRecords(ctxT(t), &tentaclev1.ListAuditRecordsRequest{})
+	for _, r := range recs.GetRecords() {
+		if strings.Contains(r.String(), s.BootstrapToken) {
+			t.Fatalf("audit record holds the token: %v", r)
+		}
+	}
+}

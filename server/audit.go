@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc/status"
 
+	"github.com/tentacle-deploy/tentacle/internal/pki"
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 	"github.com/tentacle-deploy/tentacle/server/store"
 )
@@ -73,6 +74,9 @@ func auditObject(req any) string {
 	case *tentaclev1.CreateAdminTokenRequest:
 		return "admin-token/" + r.GetName()
 	case *tentaclev1.RevokeAdminTokenRequest:
+		if pki.ValidAdminTokenFormat(r.GetToken()) == nil || strings.HasPrefix(r.GetToken(), "tntadm_") {
+			return "admin-token/<a token secret, not recorded>"
+		}
 		return "admin-token/" + r.GetToken()
 	}
 	return ""

@@ -297,10 +297,10 @@ func TestTargets(t *testing.T) {
 	wantCode(t, r, 0)
 	wantRequest(t, h.fake, &tentaclev1.ListTargetsRequest{})
 	wantOutput(t, r.stdout, ""+
-		"NAME   ENVIRONMENT  ROLES     CONNECTED  LAST SEEN  AGENT  DOCKER  OS/ARCH\n"+
-		"web-1  prod         web,edge  yes        10s ago    1.0.0  28.5.2  linux/amd64\n"+
-		"win-1  test         -         no         3h ago     -      -       windows/amd64\n"+
-		"new-1  test         -         no         never      -      -       -\n")
+		"NAME   ENVIRONMENT  ROLES     STATE      LAST SEEN  AGENT  DOCKER  OS/ARCH\n"+
+		"web-1  prod         web,edge  connected  10s ago    1.0.0  28.5.2  linux/amd64\n"+
+		"win-1  test         -         offline    3h ago     -      -       windows/amd64\n"+
+		"new-1  test         -         offline    never      -      -       -\n")
 }
 
 func TestTokenCreate(t *testing.T) {

@@ -56,6 +56,9 @@ type fakeAdmin struct {
 	breakStreams bool
 	tasks        []*tentaclev1.Task
 	targets      []*tentaclev1.Target
+	joinTokens   []*tentaclev1.JoinTokenInfo
+	adminTokens  []*tentaclev1.AdminTokenInfo
+	audit        []*tentaclev1.AuditRecord
 
 	mu       sync.Mutex
 	requests []proto.Message
@@ -245,6 +248,60 @@ func (f *fakeAdmin) CreateJoinToken(ctx context.Context, req *tentaclev1.CreateJ
 	}
 	return &tentaclev1.CreateJoinTokenResponse{Token: "join.abc123", TokenId: "tok-1", CaHash: "sha256:cafe",
 		ExpiresAt: timestamppb.New(t0.Add(time.Minute + req.GetTtl().AsDuration()))}, nil
+}
+
+func (f *fakeAdmin) ListJoinTokens(ctx context.Context, req *tentaclev1.ListJoinTokensRequest) (*tentaclev1.ListJoinTokensResponse, error) {
+	if err := f.record(ctx, req); err != nil {
+		return nil, err
+	}
+	return &tentaclev1.ListJoinTokensResponse{Tokens: f.joinTokens}, nil
+}
+
+func (f *fakeAdmin) RevokeJoinToken(ctx context.Context, req *tentaclev1.RevokeJoinTokenRequest) (*tentaclev1.RevokeJoinTokenResponse, error) {
+	if err := f.record(ctx, req); err != nil {
+		return nil, err
+	}
+	return &tentaclev1.RevokeJoinTokenResponse{Token: &tentaclev1.JoinTokenInfo{Id: req.GetId(), Environment: "prod", Roles: []string{"web"},
+		UsesAllowed: 3, UsesCount: 2, CreatedBy: "alice", RevokedAt: timestamppb.New(t0)}}, nil
+}
+
+func (f *fakeAdmin) RevokeTarget(ctx context.Context, req *tentaclev1.RevokeTargetRequest) (*tentaclev1.RevokeTargetResponse, error) {
+	if err := f.record(ctx, req); err != nil {
+		return nil, err
+	}
+	return &tentaclev1.RevokeTargetResponse{Target: &tentaclev1.Target{Id: "tgt-1", Name: req.GetTarget(), Environment: "prod", RevokedAt: timestamppb.New(t0)}}, nil
+}
+
+func (f *fakeAdmin) CreateAdminToken(ctx context.Context, req *tentaclev1.CreateAdminTokenRequest) (*tentaclev1.CreateAdminTokenResponse, error) {
+	if err := f.record(ctx, req); err != nil {
+		return nil, err
+	}
+	info := &tentaclev1.AdminTokenInfo{Id: "adm-1", Name: req.GetName(), Role: req.GetRole(), CreatedAt: timestamppb.New(t0.Add(time.Minute)), CreatedBy: "bootstrap"}
+	if req.GetTtl() != nil {
+		info.ExpiresAt = timestamppb.New(t0.Add(time.Minute + req.GetTtl().AsDuration()))
+	}
+	return &tentaclev1.CreateAdminTokenResponse{Token: "tntadm_" + strings.Repeat("a", 52), Info: info}, nil
+}
+
+func (f *fakeAdmin) ListAdminTokens(ctx context.Context, req *tentaclev1.ListAdminTokensRequest) (*tentaclev1.ListAdminTokensResponse, error) {
+	if err := f.record(ctx, req); err != nil {
+		return nil, err
+	}
+	return &tentaclev1.ListAdminTokensResponse{Tokens: f.adminTokens}, nil
+}
+
+func (f *fakeAdmin) RevokeAdminToken(ctx context.Context, req *tentaclev1.RevokeAdminTokenRequest) (*tentaclev1.RevokeAdminTokenResponse, error) {
+	if err := f.record(ctx, req); err != nil {
+		return nil, err
+	}
+	return &tentaclev1.RevokeAdminTokenResponse{Info: &tentaclev1.AdminTokenInfo{Id: "adm-2", Name: req.GetToken(), Role: "deployer", RevokedAt: timestamppb.New(t0)}}, nil
+}
+
+func (f *fakeAdmin) ListAuditRecords(ctx context.Context, req *tentaclev1.ListAuditRecordsRequest) (*tentaclev1.ListAuditRecordsResponse, error) {
+	if err := f.record(ctx, req); err != nil {
+		return nil, err
+	}
+	return &tentaclev1.ListAuditRecordsResponse{Records: f.audit}, nil
 }
 
 func deployment(state tentaclev1.DeploymentState) *tentaclev1.Deployment {

@@ -1,6 +1,6 @@
 // Command tentaclectl is the admin CLI of Tentacle: it manages environments,
-// applications, releases, deployments, targets and join tokens through the
-// server's admin gRPC API.
+// applications, releases, deployments, targets, join and admin tokens, and
+// reads the audit log, through the server's admin gRPC API.
 package main
 
 import (

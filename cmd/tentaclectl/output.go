@@ -78,6 +78,11 @@ func (c *cli) formatTime(ts *timestamppb.Timestamp) string {
 	return ts.AsTime().In(c.loc).Format("2006-01-02 15:04:05")
 }
 
+// expired reports whether ts is set and not in the future.
+func (c *cli) expired(ts *timestamppb.Timestamp) bool {
+	return ts != nil && !ts.AsTime().After(c.now())
+}
+
 // formatAge says how long ago ts was, at the precision a human needs.
 func (c *cli) formatAge(ts *timestamppb.Timestamp) string {
 	if ts == nil {
@@ -110,13 +115,6 @@ func deploymentState(s tentaclev1.DeploymentState) string {
 func taskState(s tentaclev1.TaskState) string { return enumName(s.String(), "TASK_STATE_") }
 
 func failureKind(k tentaclev1.FailureKind) string { return enumName(k.String(), "FAILURE_KIND_") }
-
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
-}
 
 func (c *cli) printVersion() error {
 	v := struct {

@@ -130,6 +130,7 @@ directory (on Linux $XDG_CONFIG_HOME or ~/.config).`,
 		&cobra.Group{ID: "setup", Title: "Setting up:"},
 		&cobra.Group{ID: "deploy", Title: "Deploying:"},
 		&cobra.Group{ID: "fleet", Title: "Targets:"},
+		&cobra.Group{ID: "access", Title: "Access:"},
 	)
 	add := func(group string, cmds ...*cobra.Command) {
 		for _, cmd := range cmds {
@@ -140,7 +141,8 @@ directory (on Linux $XDG_CONFIG_HOME or ~/.config).`,
 	add("setup", c.newEnvCmd(), c.newEnvListCmd("envs"), c.newAppCmd(), c.newAppListCmd("apps"),
 		c.newReleaseCmd(), c.newReleaseListCmd("releases"))
 	add("deploy", c.newDeployCmd(), c.newDeploymentsCmd(), c.newDeploymentCmd(), c.newTasksCmd(), c.newLogsCmd())
-	add("fleet", c.newTargetsCmd(), c.newTokenCmd())
+	add("fleet", c.newTargetsCmd())
+	add("access", c.newTokenCmd(), c.newTargetCmd(), c.newAdminTokenCmd(), c.newAuditCmd())
 	root.AddCommand(c.newVersionCmd())
 	return root
 }

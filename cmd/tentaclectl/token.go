@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -9,12 +11,14 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/tentacle-deploy/tentacle/internal/pki"
 	"github.com/tentacle-deploy/tentacle/internal/spec"
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 )
 
 func (c *cli) newTokenCmd() *cobra.Command {
-	return groupCmd("token", "Create join tokens that enroll targets", c.newTokenCreateCmd())
+	return groupCmd("token", "Create, list and revoke join tokens that enroll targets",
+		c.newTokenCreateCmd(), c.newTokenListCmd(), c.newTokenRevokeCmd())
 }
 
 func (c *cli) newTokenCreateCmd() *cobra.Command {
@@ -76,6 +80,91 @@ and the command to run on the target follow.`,
 	fl.Int32Var(&uses, "uses", 1, "how many targets may enroll with it")
 	_ = cmd.MarkFlagRequired("env")
 	return cmd
+}
+
+func (c *cli) newTokenListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List join tokens",
+		Long: `List join tokens, without their secrets. USES is enrollments made/allowed.
+STATE is active, expired, used up or revoked; only an active token enrolls.`,
+		Example: "  tentaclectl token list\n  tentaclectl token ls -o json",
+		Args:    exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			resp, err := call(c, cmd, func(ctx context.Context, admin tentaclev1.AdminServiceClient) (*tentaclev1.ListJoinTokensResponse, error) {
+				return admin.ListJoinTokens(ctx, &tentaclev1.ListJoinTokensRequest{})
+			})
+			if err != nil {
+				return err
+			}
+			return c.render(resp, func(w io.Writer) {
+				row(w, "ID", "ENVIRONMENT", "ROLES", "USES", "EXPIRES", "CREATED BY", "STATE")
+				for _, t := range resp.GetTokens() {
+					row(w, cell(t.GetId()), cell(t.GetEnvironment()), cell(strings.Join(t.GetRoles(), ",")),
+						fmt.Sprintf("%d/%d", t.GetUsesCount(), t.GetUsesAllowed()), c.formatTime(t.GetExpiresAt()),
+						cell(t.GetCreatedBy()), c.joinTokenState(t))
+				}
+			})
+		},
+	}
+}
+
+// joinTokenState says whether the token still enrolls and, if not, why.
+func (c *cli) joinTokenState(t *tentaclev1.JoinTokenInfo) string {
+	switch {
+	case t.GetRevokedAt() != nil:
+		return "revoked"
+	case t.GetUsesCount() >= t.GetUsesAllowed():
+		return "used up"
+	case c.expired(t.GetExpiresAt()):
+		return "expired"
+	}
+	return "active"
+}
+
+func (c *cli) newTokenRevokeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke a join token so that it enrolls no more targets",
+		Long: `Revoke a join token: it enrolls no more targets. Targets that already enrolled
+with it stay; revoke those with tentaclectl target revoke.
+
+ID is the token's id from token list. The whole token (TNT1.…) works too: only
+the id in it is sent, never its secret.`,
+		Example: `  tentaclectl token revoke k3x7qa
+  tentaclectl token revoke "$(cat leaked-token.txt)"`,
+		Args: exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := strings.TrimSpace(args[0])
+			if id == "" {
+				return badValue("empty ID: give the token's id (see tentaclectl token list)")
+			}
+			// Ids have no dots; a pasted token does. Its errors never
+			// contain the secret.
+			if strings.Contains(id, ".") {
+				tok, err := pki.ParseJoinToken(id)
+				if err != nil {
+					return badValue("%v", err)
+				}
+				id = tok.ID
+			}
+			resp, err := call(c, cmd, func(ctx context.Context, admin tentaclev1.AdminServiceClient) (*tentaclev1.RevokeJoinTokenResponse, error) {
+				return admin.RevokeJoinToken(ctx, &tentaclev1.RevokeJoinTokenRequest{Id: id})
+			})
+			if err != nil {
+				return err
+			}
+			return c.render(resp, func(w io.Writer) {
+				t := resp.GetToken()
+				fmt.Fprintf(w, "revoked join token %s (environment %s, %d/%d uses) at %s: it enrolls no more targets\n",
+					cell(t.GetId()), cell(t.GetEnvironment()), t.GetUsesCount(), t.GetUsesAllowed(), c.formatTime(t.GetRevokedAt()))
+				if t.GetUsesCount() > 0 {
+					fmt.Fprintln(w, "Targets it enrolled stay enrolled; revoke one with tentaclectl target revoke NAME.")
+				}
+			})
+		},
+	}
 }
 
 func (c *cli) printJoinToken(resp *tentaclev1.CreateJoinTokenResponse, server, env string) {
