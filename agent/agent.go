@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,8 +32,12 @@ type Runner interface {
 
 // Agent is a running agent.
 type Agent struct {
-	id     Identity
-	server string
+	id      Identity
+	dataDir string
+	server  string
+	// cert is the client certificate new connections present; renewal
+	// swaps it.
+	cert atomic.Pointer[tls.Certificate]
 	// instance is random per process: the server tells a reconnect of this
 	// agent from a clone presenting the same certificate.
 	instance string
@@ -61,16 +67,21 @@ func New(cfg Config, runner Runner, log *zap.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := dial(id, server)
-	if err != nil {
-		return nil, err
-	}
-	return &Agent{
-		id: id, server: server, instance: uuid.NewString(), runner: runner, journal: j, conn: conn,
-		client:   tentaclev1.NewAgentServiceClient(conn),
+	a := &Agent{
+		id: id, dataDir: cfg.DataDir, server: server, instance: uuid.NewString(), runner: runner, journal: j,
 		log:      log.With(zap.String("target", id.TargetName)),
 		appLocks: map[string]*sync.Mutex{}, cancels: map[string]context.CancelFunc{},
-	}, nil
+	}
+	cert, err := tls.X509KeyPair(id.CertPEM, id.KeyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("agent certificate and key in %s do not match: %w", cfg.DataDir, err)
+	}
+	a.cert.Store(&cert)
+	if a.conn, err = dial(id, server, &a.cert); err != nil {
+		return nil, err
+	}
+	a.client = tentaclev1.NewAgentServiceClient(a.conn)
+	return a, nil
 }
 
 // Run keeps a session to the server until ctx ends, reconnecting with
@@ -88,8 +99,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { <-ctx.Done(); cancelTasks() }()
 
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); a.pushLogsLoop(ctx) }()
+	go func() { defer wg.Done(); a.renewLoop(ctx) }()
 	defer wg.Wait()
 
 	a.log.Info("agent starting", zap.String("server", a.server), zap.String("target_id", a.id.TargetID))

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -48,6 +49,9 @@ var ErrNotEnrolled = errors.New("not enrolled: run `tentacle enroll --server HOS
 
 // LoadIdentity reads the enrollment from dataDir.
 func LoadIdentity(dataDir string) (Identity, error) {
+	if err := recoverRenewal(dataDir); err != nil {
+		return Identity{}, fmt.Errorf("finish an interrupted certificate renewal: %w", err)
+	}
 	data, err := os.ReadFile(filepath.Join(dataDir, enrollmentFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return Identity{}, fmt.Errorf("data dir %s: %w", dataDir, ErrNotEnrolled)
@@ -95,6 +99,11 @@ func Enroll(ctx context.Context, o EnrollOptions) (Identity, error) {
 		return Identity{}, fmt.Errorf("already enrolled as target %s with %s (data dir %s): pass --force to enroll again", existing.TargetName, existing.Server, o.DataDir)
 	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return Identity{}, fmt.Errorf("data dir: %w", err)
+	}
+	// On Windows, modes mean nothing: limit the directory to SYSTEM and
+	// Administrators (a no-op elsewhere, where 0700 does it).
+	if err := pki.RestrictDir(o.DataDir); err != nil {
 		return Identity{}, fmt.Errorf("data dir: %w", err)
 	}
 	hostname, _ := os.Hostname()
@@ -182,8 +191,10 @@ func enrollError(server string, err error) error {
 	return fmt.Errorf("enroll: %s", st.Message())
 }
 
-// dial opens the session connection with the enrolled identity.
-func dial(id Identity, server string) (*grpc.ClientConn, error) {
+// dial opens the session connection. The client certificate is read from
+// cert at each handshake, so a renewed certificate is used by the next
+// connection without touching the current one.
+func dial(id Identity, server string, cert *atomic.Pointer[tls.Certificate]) (*grpc.ClientConn, error) {
 	host, _, err := net.SplitHostPort(server)
 	if err != nil {
 		return nil, fmt.Errorf("server address %q: want HOST:PORT", server)
@@ -192,6 +203,8 @@ func dial(id Identity, server string) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	tlsCfg.Certificates = nil
+	tlsCfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert.Load(), nil }
 	return grpc.NewClient(server,
 		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
 		// Notice a dead server in seconds, not grpc's default of hours.

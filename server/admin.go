@@ -246,6 +246,8 @@ func (a *admin) WatchDeployment(req *tentaclev1.WatchDeploymentRequest, stream t
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-a.s.stopping:
+			return errShuttingDown
 		case <-wake:
 		case <-time.After(pollInterval):
 		}
@@ -296,6 +298,8 @@ func (a *admin) ReadTaskLog(req *tentaclev1.ReadTaskLogRequest, stream tentaclev
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-a.s.stopping:
+			return errShuttingDown
 		case <-wake:
 		case <-time.After(pollInterval):
 		}

@@ -210,9 +210,18 @@ func (s *Server) authenticateAgent(ctx context.Context) (store.Target, error) {
 	if !t.RevokedAt.IsZero() {
 		return store.Target{}, status.Errorf(codes.PermissionDenied, "target %s was revoked at %s: it can only return by enrolling with a new token", t.Name, t.RevokedAt.Format(time.RFC3339))
 	}
-	fp := pki.Fingerprint(cert)
-	if subtle.ConstantTimeCompare([]byte(fp), []byte(t.CertFingerprint)) != 1 {
+	fp := []byte(pki.Fingerprint(cert))
+	current := subtle.ConstantTimeCompare(fp, []byte(t.CertFingerprint)) == 1
+	previous := t.PrevCertFingerprint != "" && subtle.ConstantTimeCompare(fp, []byte(t.PrevCertFingerprint)) == 1
+	if !current && !previous {
 		return store.Target{}, status.Errorf(codes.Unauthenticated, "client certificate is not target %s's current certificate", t.Name)
+	}
+	if current && t.PrevCertFingerprint != "" {
+		// The renewed certificate is in use: the one before it is done.
+		if err := s.store.ConfirmTargetCertificate(ctx, t.ID); err != nil {
+			return store.Target{}, status.Errorf(codes.Unavailable, "confirm certificate: %v", err)
+		}
+		t.PrevCertFingerprint = ""
 	}
 	return t, nil
 }

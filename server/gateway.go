@@ -178,13 +178,33 @@ func (g *gateway) PushLogs(stream tentaclev1.AgentService_PushLogsServer) error 
 	ctx := stream.Context()
 	t := targetFrom(ctx)
 	owned := map[string]bool{}
-	for {
-		req, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
+	reqs := make(chan *tentaclev1.PushLogsRequest)
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case reqs <- req:
+			case <-ctx.Done():
+				return
+			}
 		}
-		if err != nil {
+	}()
+	for {
+		var req *tentaclev1.PushLogsRequest
+		select {
+		case req = <-reqs:
+		case err := <-errc:
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
 			return err
+		case <-g.s.stopping:
+			return errShuttingDown
 		}
 		id := req.GetTaskId()
 		if !owned[id] {
@@ -211,6 +231,28 @@ func (g *gateway) PushLogs(stream tentaclev1.AgentService_PushLogsServer) error 
 		}
 	}
 }
+
+// RenewCertificate signs a new certificate for the calling target, which
+// authenticated with its current (or, after a crash mid-renewal, previous)
+// certificate. The certificate renewed from stays valid until the new one
+// is first used.
+func (g *gateway) RenewCertificate(ctx context.Context, req *tentaclev1.RenewCertificateRequest) (*tentaclev1.RenewCertificateResponse, error) {
+	t := targetFrom(ctx)
+	certPEM, cert, err := g.s.ca.SignCSR(req.GetCsrPem(), t.ID, g.s.cfg.ClientCertValidity)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "csr_pem: %v", err)
+	}
+	if _, err := g.s.store.RotateTargetCertificate(ctx, t.ID, pki.Fingerprint(peerCert(ctx)), pki.Fingerprint(cert), cert.NotAfter); err != nil {
+		return nil, storeErr("rotate certificate", err)
+	}
+	g.s.audit(ctx, "target:"+t.Name, "RenewCertificate", "target/"+t.Name, "ok")
+	g.s.log.Info("certificate renewed", zap.String("target", t.Name), zap.Time("not_after", cert.NotAfter))
+	return &tentaclev1.RenewCertificateResponse{CertificatePem: certPEM, CaPem: g.s.ca.CertPEM}, nil
+}
+
+// errShuttingDown ends long-lived streams when the server stops; clients
+// reconnect (to this server after its restart, or to another replica).
+var errShuttingDown = status.Error(codes.Unavailable, "server shutting down")
 
 // refuseClone refuses a session whose certificate is already connected from
 // another live agent process: the same identity in two places is a cloned

@@ -58,6 +58,9 @@ type Server struct {
 	changes  *changes
 	grpc     *grpc.Server
 	lis      net.Listener
+	// stopping is closed when shutdown begins: long-lived streams (logs,
+	// watches) end at once instead of holding up a restart.
+	stopping chan struct{}
 	// BootstrapToken is set when this start created the first admin token.
 	BootstrapToken string
 }
@@ -83,6 +86,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	if err := pki.RestrictDir(cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
 	ca, created, err := pki.LoadOrCreateCA(filepath.Join(cfg.DataDir, "pki"))
 	if err != nil {
 		return nil, fmt.Errorf("CA: %w", err)
@@ -99,7 +105,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, store: st, ca: ca, sessions: newSessions(), changes: newChanges()}
+	s := &Server{cfg: cfg, log: log, store: st, ca: ca, sessions: newSessions(), changes: newChanges(), stopping: make(chan struct{})}
 	if err := s.bootstrap(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -148,6 +154,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		close(s.stopping)
 		stopped := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(stopped) }()
 		s.sessions.closeAll()

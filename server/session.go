@@ -75,7 +75,7 @@ func (ss *sessions) closeAll() {
 	}
 	ss.mu.Unlock()
 	for _, s := range all {
-		s.close(errors.New("server shutting down"))
+		s.close(errShuttingDown)
 	}
 }
 

@@ -105,12 +105,18 @@ type cluster struct {
 // startCluster starts a server on a loopback port (the same port again when
 // addr is given: a restart).
 func startCluster(t testing.TB, dataDir, addr string) *cluster {
+	return startClusterWith(t, server.Config{DataDir: dataDir, Listen: addr})
+}
+
+func startClusterWith(t testing.TB, cfg server.Config) *cluster {
 	t.Helper()
-	if addr == "" {
-		addr = "127.0.0.1:0"
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
 	}
+	cfg.HeartbeatInterval, cfg.Out = time.Second, io.Discard
+	dataDir := cfg.DataDir
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Config{DataDir: dataDir, Listen: addr, HeartbeatInterval: time.Second, Out: io.Discard}, testLogger(t).Named("server"))
+	srv, err := server.New(ctx, cfg, testLogger(t).Named("server"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -110,9 +110,12 @@ func (ca *CA) SignCSR(csrPEM []byte, commonName string, validity time.Duration) 
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber:          randomSerial(),
-		Subject:               pkix.Name{CommonName: commonName},
-		NotBefore:             now.Add(-clockSkew),
+		SerialNumber: randomSerial(),
+		Subject:      pkix.Name{CommonName: commonName},
+		// Backdated for clock skew, but by at most a tenth of the validity:
+		// agents renew at two thirds of NotBefore..NotAfter, which must stay
+		// close to the validity asked for.
+		NotBefore:             now.Add(-min(clockSkew, validity/10)),
 		NotAfter:              notAfter(ca, now.Add(validity)),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},

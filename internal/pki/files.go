@@ -18,9 +18,15 @@ import (
 // after a crash, see the old file or the new one, never a torn mix: it writes
 // a temporary file in the same directory, syncs it and renames it over path.
 // perm is applied exactly, whatever the umask.
+//
+// On Windows, where permission bits mean nothing, an owner-only perm (see
+// isPrivate) instead gets the file a protected DACL granting access only to
+// SYSTEM and Administrators; other perms keep the ACL inherited from the
+// directory. A private file is owner-only, or protected, from its creation,
+// before any data is written, and the rename keeps that protection.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	f, err := createTemp(dir, "."+filepath.Base(path)+".tmp", perm)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -49,6 +55,12 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	}
 	syncDir(dir)
 	return nil
+}
+
+// isPrivate reports whether perm grants nothing to group and others: such a
+// file holds a secret, a private key, and on Windows gets a protected DACL.
+func isPrivate(perm os.FileMode) bool {
+	return perm.Perm()&0o077 == 0
 }
 
 // syncDir makes a rename in dir durable. It is best effort: Windows cannot

@@ -65,9 +65,12 @@ type Target struct {
 	DockerVersion string
 	// CertFingerprint is the hex SHA-256 of the current client certificate (DER).
 	CertFingerprint string
-	CertNotAfter    time.Time
-	EnrolledAt      time.Time
-	LastSeenAt      time.Time // zero until the first session
+	// PrevCertFingerprint is the certificate renewed away from: still
+	// accepted until the current one is first used, then cleared.
+	PrevCertFingerprint string
+	CertNotAfter        time.Time
+	EnrolledAt          time.Time
+	LastSeenAt          time.Time // zero until the first session
 	// RevokedAt is set once the target is revoked; a revoked target never
 	// connects again.
 	RevokedAt time.Time
@@ -241,6 +244,13 @@ type Store interface {
 	// RevokeTarget sets RevokedAt (once: revoking again keeps the first time)
 	// and returns the target.
 	RevokeTarget(ctx context.Context, id string, at time.Time) (Target, error)
+	// RotateTargetCertificate makes newFingerprint the target's current
+	// certificate and presentedFingerprint (the one the renewal was made
+	// with) the previous one.
+	RotateTargetCertificate(ctx context.Context, id, presentedFingerprint, newFingerprint string, notAfter time.Time) (Target, error)
+	// ConfirmTargetCertificate clears the previous certificate: the current
+	// one has been used.
+	ConfirmTargetCertificate(ctx context.Context, id string) error
 	// RaiseTargetAlert records a security alert on the target.
 	RaiseTargetAlert(ctx context.Context, id, alert string, at time.Time) error
 	ListTargets(ctx context.Context) ([]Target, error)

@@ -1223,6 +1223,103 @@ func (x *PushLogsResponse) GetStoredOffset() uint64 {
 	return 0
 }
 
+type RenewCertificateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PEM-encoded PKCS#10 request for a new key of the agent's.
+	CsrPem        []byte `protobuf:"bytes,1,opt,name=csr_pem,json=csrPem,proto3" json:"csr_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewCertificateRequest) Reset() {
+	*x = RenewCertificateRequest{}
+	mi := &file_tentacle_v1_agent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewCertificateRequest) ProtoMessage() {}
+
+func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_agent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewCertificateRequest.ProtoReflect.Descriptor instead.
+func (*RenewCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RenewCertificateRequest) GetCsrPem() []byte {
+	if x != nil {
+		return x.CsrPem
+	}
+	return nil
+}
+
+type RenewCertificateResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	CertificatePem []byte                 `protobuf:"bytes,1,opt,name=certificate_pem,json=certificatePem,proto3" json:"certificate_pem,omitempty"`
+	CaPem          []byte                 `protobuf:"bytes,2,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RenewCertificateResponse) Reset() {
+	*x = RenewCertificateResponse{}
+	mi := &file_tentacle_v1_agent_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewCertificateResponse) ProtoMessage() {}
+
+func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_agent_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewCertificateResponse.ProtoReflect.Descriptor instead.
+func (*RenewCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RenewCertificateResponse) GetCertificatePem() []byte {
+	if x != nil {
+		return x.CertificatePem
+	}
+	return nil
+}
+
+func (x *RenewCertificateResponse) GetCaPem() []byte {
+	if x != nil {
+		return x.CaPem
+	}
+	return nil
+}
+
 var File_tentacle_v1_agent_proto protoreflect.FileDescriptor
 
 const file_tentacle_v1_agent_proto_rawDesc = "" +
@@ -1316,11 +1413,17 @@ const file_tentacle_v1_agent_proto_rawDesc = "" +
 	"\x04data\x18\x03 \x01(\fR\x04data\"P\n" +
 	"\x10PushLogsResponse\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12#\n" +
-	"\rstored_offset\x18\x02 \x01(\x04R\fstoredOffset2\xe8\x01\n" +
+	"\rstored_offset\x18\x02 \x01(\x04R\fstoredOffset\"2\n" +
+	"\x17RenewCertificateRequest\x12\x17\n" +
+	"\acsr_pem\x18\x01 \x01(\fR\x06csrPem\"Z\n" +
+	"\x18RenewCertificateResponse\x12'\n" +
+	"\x0fcertificate_pem\x18\x01 \x01(\fR\x0ecertificatePem\x12\x15\n" +
+	"\x06ca_pem\x18\x02 \x01(\fR\x05caPem2\xc9\x02\n" +
 	"\fAgentService\x12A\n" +
 	"\x06Enroll\x12\x1a.tentacle.v1.EnrollRequest\x1a\x1b.tentacle.v1.EnrollResponse\x12H\n" +
 	"\aConnect\x12\x1b.tentacle.v1.ConnectRequest\x1a\x1c.tentacle.v1.ConnectResponse(\x010\x01\x12K\n" +
-	"\bPushLogs\x12\x1c.tentacle.v1.PushLogsRequest\x1a\x1d.tentacle.v1.PushLogsResponse(\x010\x01BBZ@github.com/tentacle-deploy/tentacle/proto/tentacle/v1;tentaclev1b\x06proto3"
+	"\bPushLogs\x12\x1c.tentacle.v1.PushLogsRequest\x1a\x1d.tentacle.v1.PushLogsResponse(\x010\x01\x12_\n" +
+	"\x10RenewCertificate\x12$.tentacle.v1.RenewCertificateRequest\x1a%.tentacle.v1.RenewCertificateResponseBBZ@github.com/tentacle-deploy/tentacle/proto/tentacle/v1;tentaclev1b\x06proto3"
 
 var (
 	file_tentacle_v1_agent_proto_rawDescOnce sync.Once
@@ -1334,29 +1437,31 @@ func file_tentacle_v1_agent_proto_rawDescGZIP() []byte {
 	return file_tentacle_v1_agent_proto_rawDescData
 }
 
-var file_tentacle_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_tentacle_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_tentacle_v1_agent_proto_goTypes = []any{
-	(*EnrollRequest)(nil),         // 0: tentacle.v1.EnrollRequest
-	(*EnrollResponse)(nil),        // 1: tentacle.v1.EnrollResponse
-	(*ConnectRequest)(nil),        // 2: tentacle.v1.ConnectRequest
-	(*Hello)(nil),                 // 3: tentacle.v1.Hello
-	(*HeldTask)(nil),              // 4: tentacle.v1.HeldTask
-	(*Heartbeat)(nil),             // 5: tentacle.v1.Heartbeat
-	(*TaskAccepted)(nil),          // 6: tentacle.v1.TaskAccepted
-	(*TaskEvent)(nil),             // 7: tentacle.v1.TaskEvent
-	(*ConnectResponse)(nil),       // 8: tentacle.v1.ConnectResponse
-	(*Welcome)(nil),               // 9: tentacle.v1.Welcome
-	(*Assign)(nil),                // 10: tentacle.v1.Assign
-	(*TaskAssignment)(nil),        // 11: tentacle.v1.TaskAssignment
-	(*Cancel)(nil),                // 12: tentacle.v1.Cancel
-	(*EventAck)(nil),              // 13: tentacle.v1.EventAck
-	(*PushLogsRequest)(nil),       // 14: tentacle.v1.PushLogsRequest
-	(*PushLogsResponse)(nil),      // 15: tentacle.v1.PushLogsResponse
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
-	(TaskState)(0),                // 17: tentacle.v1.TaskState
-	(FailureKind)(0),              // 18: tentacle.v1.FailureKind
-	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
-	(*RunSpec)(nil),               // 20: tentacle.v1.RunSpec
+	(*EnrollRequest)(nil),            // 0: tentacle.v1.EnrollRequest
+	(*EnrollResponse)(nil),           // 1: tentacle.v1.EnrollResponse
+	(*ConnectRequest)(nil),           // 2: tentacle.v1.ConnectRequest
+	(*Hello)(nil),                    // 3: tentacle.v1.Hello
+	(*HeldTask)(nil),                 // 4: tentacle.v1.HeldTask
+	(*Heartbeat)(nil),                // 5: tentacle.v1.Heartbeat
+	(*TaskAccepted)(nil),             // 6: tentacle.v1.TaskAccepted
+	(*TaskEvent)(nil),                // 7: tentacle.v1.TaskEvent
+	(*ConnectResponse)(nil),          // 8: tentacle.v1.ConnectResponse
+	(*Welcome)(nil),                  // 9: tentacle.v1.Welcome
+	(*Assign)(nil),                   // 10: tentacle.v1.Assign
+	(*TaskAssignment)(nil),           // 11: tentacle.v1.TaskAssignment
+	(*Cancel)(nil),                   // 12: tentacle.v1.Cancel
+	(*EventAck)(nil),                 // 13: tentacle.v1.EventAck
+	(*PushLogsRequest)(nil),          // 14: tentacle.v1.PushLogsRequest
+	(*PushLogsResponse)(nil),         // 15: tentacle.v1.PushLogsResponse
+	(*RenewCertificateRequest)(nil),  // 16: tentacle.v1.RenewCertificateRequest
+	(*RenewCertificateResponse)(nil), // 17: tentacle.v1.RenewCertificateResponse
+	(*timestamppb.Timestamp)(nil),    // 18: google.protobuf.Timestamp
+	(TaskState)(0),                   // 19: tentacle.v1.TaskState
+	(FailureKind)(0),                 // 20: tentacle.v1.FailureKind
+	(*durationpb.Duration)(nil),      // 21: google.protobuf.Duration
+	(*RunSpec)(nil),                  // 22: tentacle.v1.RunSpec
 }
 var file_tentacle_v1_agent_proto_depIdxs = []int32{
 	3,  // 0: tentacle.v1.ConnectRequest.hello:type_name -> tentacle.v1.Hello
@@ -1364,25 +1469,27 @@ var file_tentacle_v1_agent_proto_depIdxs = []int32{
 	6,  // 2: tentacle.v1.ConnectRequest.task_accepted:type_name -> tentacle.v1.TaskAccepted
 	7,  // 3: tentacle.v1.ConnectRequest.task_event:type_name -> tentacle.v1.TaskEvent
 	4,  // 4: tentacle.v1.Hello.held_tasks:type_name -> tentacle.v1.HeldTask
-	16, // 5: tentacle.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
-	17, // 6: tentacle.v1.TaskEvent.state:type_name -> tentacle.v1.TaskState
-	16, // 7: tentacle.v1.TaskEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	18, // 8: tentacle.v1.TaskEvent.failure_kind:type_name -> tentacle.v1.FailureKind
+	18, // 5: tentacle.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
+	19, // 6: tentacle.v1.TaskEvent.state:type_name -> tentacle.v1.TaskState
+	18, // 7: tentacle.v1.TaskEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	20, // 8: tentacle.v1.TaskEvent.failure_kind:type_name -> tentacle.v1.FailureKind
 	9,  // 9: tentacle.v1.ConnectResponse.welcome:type_name -> tentacle.v1.Welcome
 	10, // 10: tentacle.v1.ConnectResponse.assign:type_name -> tentacle.v1.Assign
 	12, // 11: tentacle.v1.ConnectResponse.cancel:type_name -> tentacle.v1.Cancel
 	13, // 12: tentacle.v1.ConnectResponse.event_ack:type_name -> tentacle.v1.EventAck
-	19, // 13: tentacle.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	21, // 13: tentacle.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
 	11, // 14: tentacle.v1.Assign.task:type_name -> tentacle.v1.TaskAssignment
-	20, // 15: tentacle.v1.TaskAssignment.run_spec:type_name -> tentacle.v1.RunSpec
+	22, // 15: tentacle.v1.TaskAssignment.run_spec:type_name -> tentacle.v1.RunSpec
 	0,  // 16: tentacle.v1.AgentService.Enroll:input_type -> tentacle.v1.EnrollRequest
 	2,  // 17: tentacle.v1.AgentService.Connect:input_type -> tentacle.v1.ConnectRequest
 	14, // 18: tentacle.v1.AgentService.PushLogs:input_type -> tentacle.v1.PushLogsRequest
-	1,  // 19: tentacle.v1.AgentService.Enroll:output_type -> tentacle.v1.EnrollResponse
-	8,  // 20: tentacle.v1.AgentService.Connect:output_type -> tentacle.v1.ConnectResponse
-	15, // 21: tentacle.v1.AgentService.PushLogs:output_type -> tentacle.v1.PushLogsResponse
-	19, // [19:22] is the sub-list for method output_type
-	16, // [16:19] is the sub-list for method input_type
+	16, // 19: tentacle.v1.AgentService.RenewCertificate:input_type -> tentacle.v1.RenewCertificateRequest
+	1,  // 20: tentacle.v1.AgentService.Enroll:output_type -> tentacle.v1.EnrollResponse
+	8,  // 21: tentacle.v1.AgentService.Connect:output_type -> tentacle.v1.ConnectResponse
+	15, // 22: tentacle.v1.AgentService.PushLogs:output_type -> tentacle.v1.PushLogsResponse
+	17, // 23: tentacle.v1.AgentService.RenewCertificate:output_type -> tentacle.v1.RenewCertificateResponse
+	20, // [20:24] is the sub-list for method output_type
+	16, // [16:20] is the sub-list for method input_type
 	16, // [16:16] is the sub-list for extension type_name
 	16, // [16:16] is the sub-list for extension extendee
 	0,  // [0:16] is the sub-list for field type_name
@@ -1412,7 +1519,7 @@ func file_tentacle_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tentacle_v1_agent_proto_rawDesc), len(file_tentacle_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

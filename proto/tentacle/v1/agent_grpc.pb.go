@@ -19,9 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AgentService_Enroll_FullMethodName   = "/tentacle.v1.AgentService/Enroll"
-	AgentService_Connect_FullMethodName  = "/tentacle.v1.AgentService/Connect"
-	AgentService_PushLogs_FullMethodName = "/tentacle.v1.AgentService/PushLogs"
+	AgentService_Enroll_FullMethodName           = "/tentacle.v1.AgentService/Enroll"
+	AgentService_Connect_FullMethodName          = "/tentacle.v1.AgentService/Connect"
+	AgentService_PushLogs_FullMethodName         = "/tentacle.v1.AgentService/PushLogs"
+	AgentService_RenewCertificate_FullMethodName = "/tentacle.v1.AgentService/RenewCertificate"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -44,6 +45,11 @@ type AgentServiceClient interface {
 	// never delay control messages. The server answers each chunk with the
 	// offset it has durably stored.
 	PushLogs(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PushLogsRequest, PushLogsResponse], error)
+	// RenewCertificate issues a new client certificate for the caller's own
+	// target, authenticated by its current one. The previous certificate stays
+	// valid until the new one is first used, so an agent that crashes before
+	// saving the new certificate is not locked out.
+	RenewCertificate(ctx context.Context, in *RenewCertificateRequest, opts ...grpc.CallOption) (*RenewCertificateResponse, error)
 }
 
 type agentServiceClient struct {
@@ -90,6 +96,16 @@ func (c *agentServiceClient) PushLogs(ctx context.Context, opts ...grpc.CallOpti
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_PushLogsClient = grpc.BidiStreamingClient[PushLogsRequest, PushLogsResponse]
 
+func (c *agentServiceClient) RenewCertificate(ctx context.Context, in *RenewCertificateRequest, opts ...grpc.CallOption) (*RenewCertificateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenewCertificateResponse)
+	err := c.cc.Invoke(ctx, AgentService_RenewCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
@@ -110,6 +126,11 @@ type AgentServiceServer interface {
 	// never delay control messages. The server answers each chunk with the
 	// offset it has durably stored.
 	PushLogs(grpc.BidiStreamingServer[PushLogsRequest, PushLogsResponse]) error
+	// RenewCertificate issues a new client certificate for the caller's own
+	// target, authenticated by its current one. The previous certificate stays
+	// valid until the new one is first used, so an agent that crashes before
+	// saving the new certificate is not locked out.
+	RenewCertificate(context.Context, *RenewCertificateRequest) (*RenewCertificateResponse, error)
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -128,6 +149,9 @@ func (UnimplementedAgentServiceServer) Connect(grpc.BidiStreamingServer[ConnectR
 }
 func (UnimplementedAgentServiceServer) PushLogs(grpc.BidiStreamingServer[PushLogsRequest, PushLogsResponse]) error {
 	return status.Error(codes.Unimplemented, "method PushLogs not implemented")
+}
+func (UnimplementedAgentServiceServer) RenewCertificate(context.Context, *RenewCertificateRequest) (*RenewCertificateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RenewCertificate not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -182,6 +206,24 @@ func _AgentService_PushLogs_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_PushLogsServer = grpc.BidiStreamingServer[PushLogsRequest, PushLogsResponse]
 
+func _AgentService_RenewCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenewCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).RenewCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_RenewCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).RenewCertificate(ctx, req.(*RenewCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -192,6 +234,10 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Enroll",
 			Handler:    _AgentService_Enroll_Handler,
+		},
+		{
+			MethodName: "RenewCertificate",
+			Handler:    _AgentService_RenewCertificate_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -192,12 +192,12 @@ func freeTargetName(ctx context.Context, tx *sql.Tx, base string) (string, error
 }
 
 const targetCols = `id, name, environment, roles, hostname, os, arch, agent_version, docker_version,
-	cert_fingerprint, cert_not_after, enrolled_at, last_seen_at, revoked_at, alert, alert_at`
+	cert_fingerprint, prev_cert_fingerprint, cert_not_after, enrolled_at, last_seen_at, revoked_at, alert, alert_at`
 
 func scanTarget(sc scanner) (store.Target, error) {
 	var t store.Target
 	err := sc.Scan(&t.ID, &t.Name, &t.Environment, rolesCol{&t.Roles}, &t.Hostname, &t.OS, &t.Arch,
-		&t.AgentVersion, &t.DockerVersion, &t.CertFingerprint, timeCol{&t.CertNotAfter},
+		&t.AgentVersion, &t.DockerVersion, &t.CertFingerprint, &t.PrevCertFingerprint, timeCol{&t.CertNotAfter},
 		timeCol{&t.EnrolledAt}, timeCol{&t.LastSeenAt}, timeCol{&t.RevokedAt}, &t.Alert, timeCol{&t.AlertAt})
 	return t, err
 }
