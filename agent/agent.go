@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/tentacle-deploy/tentacle/agent/docker"
 	"github.com/tentacle-deploy/tentacle/agent/journal"
+	"github.com/tentacle-deploy/tentacle/internal/pki"
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 )
 
@@ -35,9 +37,11 @@ type Agent struct {
 	id      Identity
 	dataDir string
 	server  string
-	// cert is the client certificate new connections present; renewal
-	// swaps it.
-	cert atomic.Pointer[tls.Certificate]
+	// cert is the client certificate new connections present and roots
+	// the CAs they trust; renewal swaps both.
+	cert     atomic.Pointer[tls.Certificate]
+	roots    atomic.Pointer[x509.CertPool]
+	renewNow chan struct{}
 	// instance is random per process: the server tells a reconnect of this
 	// agent from a clone presenting the same certificate.
 	instance string
@@ -77,7 +81,13 @@ func New(cfg Config, runner Runner, log *zap.Logger) (*Agent, error) {
 		return nil, fmt.Errorf("agent certificate and key in %s do not match: %w", cfg.DataDir, err)
 	}
 	a.cert.Store(&cert)
-	if a.conn, err = dial(id, server, &a.cert); err != nil {
+	roots, err := pki.CAPoolFromPEM(id.CAPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s in %s: %w", caFile, cfg.DataDir, err)
+	}
+	a.roots.Store(roots)
+	a.renewNow = make(chan struct{}, 1)
+	if a.conn, err = dial(server, &a.cert, &a.roots); err != nil {
 		return nil, err
 	}
 	a.client = tentaclev1.NewAgentServiceClient(a.conn)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -130,17 +131,9 @@ func Enroll(ctx context.Context, o EnrollOptions) (Identity, error) {
 	if err != nil {
 		return Identity{}, enrollError(o.Server, err)
 	}
-	// Trust the CA bundle only if it is the CA the token pinned.
-	block, _ := pem.Decode(resp.GetCaPem())
-	if block == nil {
-		return Identity{}, errors.New("server sent an unusable CA bundle")
-	}
-	caCert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return Identity{}, fmt.Errorf("server sent an unusable CA bundle: %w", err)
-	}
-	if got := pki.SPKIHash(caCert); got != tok.CAHash {
-		return Identity{}, fmt.Errorf("server sent CA %s, but the token pins %s: refusing it", got, tok.CAHash)
+	// Trust the CA bundle only if it holds the CA the token pinned.
+	if err := bundleHolds(resp.GetCaPem(), tok.CAHash); err != nil {
+		return Identity{}, err
 	}
 	id := Identity{
 		Server: o.Server, TargetID: resp.GetTargetId(), TargetName: resp.GetTargetName(),
@@ -191,20 +184,62 @@ func enrollError(server string, err error) error {
 	return fmt.Errorf("enroll: %s", st.Message())
 }
 
-// dial opens the session connection. The client certificate is read from
-// cert at each handshake, so a renewed certificate is used by the next
-// connection without touching the current one.
-func dial(id Identity, server string, cert *atomic.Pointer[tls.Certificate]) (*grpc.ClientConn, error) {
+// bundleHolds checks that a CA bundle parses and contains the CA with hash.
+func bundleHolds(bundle []byte, hash string) error {
+	if _, err := pki.CAPoolFromPEM(bundle); err != nil {
+		return fmt.Errorf("server sent an unusable CA bundle: %w", err)
+	}
+	var got []string
+	for rest := bundle; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		if c, err := x509.ParseCertificate(block.Bytes); err == nil {
+			if pki.SPKIHash(c) == hash {
+				return nil
+			}
+			got = append(got, pki.SPKIHash(c))
+		}
+	}
+	return fmt.Errorf("server sent CA %s, but the token pins %s: refusing it", strings.Join(got, ", "), hash)
+}
+
+// dial opens the session connection. The client certificate and the trusted
+// CAs are read at each handshake, so a renewal (which may bring a new CA
+// bundle during a CA rotation) applies to the next connection without
+// touching the current one.
+func dial(server string, cert *atomic.Pointer[tls.Certificate], roots *atomic.Pointer[x509.CertPool]) (*grpc.ClientConn, error) {
 	host, _, err := net.SplitHostPort(server)
 	if err != nil {
 		return nil, fmt.Errorf("server address %q: want HOST:PORT", server)
 	}
-	tlsCfg, err := pki.ClientTLSConfig(id.CertPEM, id.KeyPEM, id.CAPEM, host)
-	if err != nil {
-		return nil, err
+	tlsCfg := &tls.Config{
+		MinVersion:           tls.VersionTLS13,
+		ServerName:           host,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert.Load(), nil },
+		// The standard verification with a fixed RootCAs cannot follow a CA
+		// rotation; VerifyConnection does the same checks against the
+		// current pool.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("server presented no certificate")
+			}
+			inter := x509.NewCertPool()
+			for _, c := range cs.PeerCertificates[1:] {
+				inter.AddCert(c)
+			}
+			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+				Roots: roots.Load(), Intermediates: inter, DNSName: host,
+				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+			})
+			if err != nil {
+				return fmt.Errorf("server certificate: %w", err)
+			}
+			return nil
+		},
 	}
-	tlsCfg.Certificates = nil
-	tlsCfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert.Load(), nil }
 	return grpc.NewClient(server,
 		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
 		// Notice a dead server in seconds, not grpc's default of hours.

@@ -28,10 +28,17 @@ func (a *Agent) renewLoop(ctx context.Context) {
 	for attempt := 0; ; {
 		due := renewAt(a.cert.Load())
 		if wait := time.Until(due); wait > 0 {
-			if !sleep(ctx, min(wait, time.Hour)) {
+			timer := time.NewTimer(min(wait, time.Hour))
+			select {
+			case <-ctx.Done():
+				timer.Stop()
 				return
+			case <-timer.C:
+				continue
+			case <-a.renewNow:
+				timer.Stop()
+				a.log.Info("the server asks for a certificate renewal (CA rotation)")
 			}
-			continue
 		}
 		if err := a.renew(ctx); err != nil {
 			wait := backoff(attempt)
@@ -63,9 +70,19 @@ func (a *Agent) renew(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("renewed certificate does not match the new key: %w", err)
 	}
+	roots, err := pki.CAPoolFromPEM(resp.GetCaPem())
+	if err != nil {
+		return fmt.Errorf("renewal brought an unusable CA bundle: %w", err)
+	}
 	if err := saveRenewed(a.dataDir, resp.GetCertificatePem(), keyPEM); err != nil {
 		return err
 	}
+	// The bundle came over a connection verified against the CAs trusted
+	// so far; during a CA rotation it adds the next CA.
+	if err := pki.WriteFileAtomic(filepath.Join(a.dataDir, caFile), resp.GetCaPem(), 0o644); err != nil {
+		return fmt.Errorf("save CA bundle: %w", err)
+	}
+	a.roots.Store(roots)
 	a.cert.Store(&cert)
 	a.log.Info("certificate renewed", zap.Time("not_after", cert.Leaf.NotAfter), zap.Time("next_renewal", renewAt(&cert)))
 	return nil

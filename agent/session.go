@@ -54,6 +54,12 @@ func (a *Agent) session(ctx, taskCtx context.Context) error {
 		interval = 10 * time.Second
 	}
 	a.log.Info("session established", zap.String("session", welcome.GetSessionId()), zap.Duration("heartbeat", interval))
+	if welcome.GetRenewCertificate() {
+		select {
+		case a.renewNow <- struct{}{}:
+		default:
+		}
+	}
 
 	out := make(chan *tentaclev1.ConnectRequest, 16)
 	errc := make(chan error, 2)

@@ -83,6 +83,7 @@ func (a *admin) targetToProto(t store.Target) *tentaclev1.Target {
 		Os: t.OS, Arch: t.Arch, AgentVersion: t.AgentVersion, DockerVersion: t.DockerVersion,
 		Connected: a.s.sessions.connected(t.ID), LastSeenAt: ts(t.LastSeenAt), EnrolledAt: ts(t.EnrolledAt),
 		RevokedAt: ts(t.RevokedAt), Alert: t.Alert, AlertAt: ts(t.AlertAt),
+		CertExpiresAt: ts(t.CertNotAfter), CertCaHash: t.CertCAHash,
 	}
 }
 

@@ -42,7 +42,7 @@ func (g *gateway) Enroll(ctx context.Context, req *tentaclev1.EnrollRequest) (*t
 		return nil, status.Errorf(codes.InvalidArgument, "csr_pem: %v", err)
 	}
 	id := newID()
-	certPEM, cert, err := g.s.ca.SignCSR(req.GetCsrPem(), id, g.s.cfg.ClientCertValidity)
+	certPEM, cert, err := g.s.cas.Signer().SignCSR(req.GetCsrPem(), id, g.s.cfg.ClientCertValidity)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "csr_pem: %v", err)
 	}
@@ -53,7 +53,7 @@ func (g *gateway) Enroll(ctx context.Context, req *tentaclev1.EnrollRequest) (*t
 	now := time.Now().UTC()
 	t, err := g.s.store.EnrollTarget(ctx, tok.ID, pki.HashSecret(tok.Secret), now, store.Target{
 		ID: id, Name: targetName(name), Hostname: req.GetHostname(), OS: req.GetOs(), Arch: req.GetArch(),
-		CertFingerprint: pki.Fingerprint(cert), CertNotAfter: cert.NotAfter, EnrolledAt: now,
+		CertFingerprint: pki.Fingerprint(cert), CertCAHash: g.s.cas.Signer().Hash(), CertNotAfter: cert.NotAfter, EnrolledAt: now,
 	})
 	if errors.Is(err, store.ErrTokenInvalid) {
 		g.s.log.Warn("enrollment refused", zap.String("token_id", tok.ID), zap.String("peer", peerAddr(ctx)), zap.Error(err))
@@ -70,7 +70,7 @@ func (g *gateway) Enroll(ctx context.Context, req *tentaclev1.EnrollRequest) (*t
 		zap.String("environment", t.Environment), zap.String("peer", peerAddr(ctx)))
 	return &tentaclev1.EnrollResponse{
 		TargetId: t.ID, TargetName: t.Name, Environment: t.Environment, Roles: t.Roles,
-		CertificatePem: certPEM, CaPem: g.s.ca.CertPEM,
+		CertificatePem: certPEM, CaPem: g.s.cas.Bundle(),
 	}, nil
 }
 
@@ -141,6 +141,7 @@ func (g *gateway) Connect(stream tentaclev1.AgentService_ConnectServer) error {
 	if err := stream.Send(&tentaclev1.ConnectResponse{Msg: &tentaclev1.ConnectResponse_Welcome{Welcome: &tentaclev1.Welcome{
 		SessionId: sess.id, TargetId: t.ID, TargetName: t.Name,
 		HeartbeatInterval: durationpb.New(g.s.cfg.HeartbeatInterval),
+		RenewCertificate:  g.s.cas.Next != nil && !pki.IssuedBy(peerCert(ctx), g.s.cas.Next.Cert),
 	}}}); err != nil {
 		return err
 	}
@@ -238,16 +239,16 @@ func (g *gateway) PushLogs(stream tentaclev1.AgentService_PushLogsServer) error 
 // is first used.
 func (g *gateway) RenewCertificate(ctx context.Context, req *tentaclev1.RenewCertificateRequest) (*tentaclev1.RenewCertificateResponse, error) {
 	t := targetFrom(ctx)
-	certPEM, cert, err := g.s.ca.SignCSR(req.GetCsrPem(), t.ID, g.s.cfg.ClientCertValidity)
+	certPEM, cert, err := g.s.cas.Signer().SignCSR(req.GetCsrPem(), t.ID, g.s.cfg.ClientCertValidity)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "csr_pem: %v", err)
 	}
-	if _, err := g.s.store.RotateTargetCertificate(ctx, t.ID, pki.Fingerprint(peerCert(ctx)), pki.Fingerprint(cert), cert.NotAfter); err != nil {
+	if _, err := g.s.store.RotateTargetCertificate(ctx, t.ID, pki.Fingerprint(peerCert(ctx)), pki.Fingerprint(cert), g.s.cas.Signer().Hash(), cert.NotAfter); err != nil {
 		return nil, storeErr("rotate certificate", err)
 	}
 	g.s.audit(ctx, "target:"+t.Name, "RenewCertificate", "target/"+t.Name, "ok")
 	g.s.log.Info("certificate renewed", zap.String("target", t.Name), zap.Time("not_after", cert.NotAfter))
-	return &tentaclev1.RenewCertificateResponse{CertificatePem: certPEM, CaPem: g.s.ca.CertPEM}, nil
+	return &tentaclev1.RenewCertificateResponse{CertificatePem: certPEM, CaPem: g.s.cas.Bundle()}, nil
 }
 
 // errShuttingDown ends long-lived streams when the server stops; clients

@@ -49,15 +49,18 @@ type Config struct {
 
 // Server is a running control server.
 type Server struct {
-	cfg      Config
-	log      *zap.Logger
-	store    store.Store
-	ca       *pki.CA
-	caPool   *x509.CertPool
-	sessions *sessions
-	changes  *changes
-	grpc     *grpc.Server
-	lis      net.Listener
+	cfg   Config
+	log   *zap.Logger
+	store store.Store
+	ca    *pki.CA // the active CA: server certificate, join tokens' pin
+	cas   pki.CASet
+	// serverCert is the certificate the server presents.
+	serverCert *x509.Certificate
+	caPool     *x509.CertPool
+	sessions   *sessions
+	changes    *changes
+	grpc       *grpc.Server
+	lis        net.Listener
 	// stopping is closed when shutdown begins: long-lived streams (logs,
 	// watches) end at once instead of holding up a restart.
 	stopping chan struct{}
@@ -89,12 +92,17 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 	if err := pki.RestrictDir(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	ca, created, err := pki.LoadOrCreateCA(filepath.Join(cfg.DataDir, "pki"))
+	cas, created, err := pki.LoadCASet(filepath.Join(cfg.DataDir, "pki"))
 	if err != nil {
 		return nil, fmt.Errorf("CA: %w", err)
 	}
+	ca := cas.Active
 	if created {
 		log.Info("created CA", zap.String("ca_hash", ca.Hash()))
+	}
+	if cas.Next != nil {
+		log.Warn("CA rotation in progress: agents are asked to renew with the next CA; run `tentacle-server ca finish-rotation` once `tentaclectl targets` shows none on the old one",
+			zap.String("next_ca_hash", cas.Next.Hash()))
 	}
 	hosts := serverHosts(cfg.Hostnames)
 	cert, err := pki.LoadOrCreateServerCert(filepath.Join(cfg.DataDir, "pki"), ca, hosts)
@@ -105,7 +113,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, store: st, ca: ca, sessions: newSessions(), changes: newChanges(), stopping: make(chan struct{})}
+	s := &Server{cfg: cfg, log: log, store: st, ca: ca, cas: cas, sessions: newSessions(), changes: newChanges(), stopping: make(chan struct{})}
 	if err := s.bootstrap(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -116,8 +124,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	s.lis = lis
-	s.caPool = x509.NewCertPool()
-	s.caPool.AddCert(ca.Cert)
+	s.caPool = cas.Pool()
+	s.serverCert = cert.Leaf
 	tlsCfg := pki.ServerTLSConfig(cert, s.caPool)
 	// Request, don't verify, at the TLS layer: authenticateAgent verifies so
 	// that each refusal reaches the agent as a precise gRPC status.
@@ -139,8 +147,11 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.lis.Addr().String() }
 
-// CA returns the PEM CA bundle clients trust and its pin hash.
-func (s *Server) CA() (pem []byte, hash string) { return s.ca.CertPEM, s.ca.Hash() }
+// CA returns the PEM CA bundle clients trust and the active CA's pin hash.
+func (s *Server) CA() (pem []byte, hash string) { return s.cas.Bundle(), s.ca.Hash() }
+
+// ServerCertificate is the certificate the server presents.
+func (s *Server) ServerCertificate() *x509.Certificate { return s.serverCert }
 
 // Store exposes the store to in-process callers (dev mode, tests).
 func (s *Server) Store() store.Store { return s.store }

@@ -28,7 +28,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.log.Format, "log-format", "console", "log format: console or json")
 	root.PersistentFlags().StringVar(&g.log.Level, "log-level", "info", "log level: debug, info, warn or error")
-	root.AddCommand(serveCommand(g), devCommand(g), migrateCommand(g), &cobra.Command{
+	root.AddCommand(serveCommand(g), devCommand(g), migrateCommand(g), caCommand(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Args:  cobra.NoArgs,

@@ -68,9 +68,11 @@ type Target struct {
 	// PrevCertFingerprint is the certificate renewed away from: still
 	// accepted until the current one is first used, then cleared.
 	PrevCertFingerprint string
-	CertNotAfter        time.Time
-	EnrolledAt          time.Time
-	LastSeenAt          time.Time // zero until the first session
+	// CertCAHash is the SPKI hash of the CA that issued the current certificate.
+	CertCAHash   string
+	CertNotAfter time.Time
+	EnrolledAt   time.Time
+	LastSeenAt   time.Time // zero until the first session
 	// RevokedAt is set once the target is revoked; a revoked target never
 	// connects again.
 	RevokedAt time.Time
@@ -247,7 +249,7 @@ type Store interface {
 	// RotateTargetCertificate makes newFingerprint the target's current
 	// certificate and presentedFingerprint (the one the renewal was made
 	// with) the previous one.
-	RotateTargetCertificate(ctx context.Context, id, presentedFingerprint, newFingerprint string, notAfter time.Time) (Target, error)
+	RotateTargetCertificate(ctx context.Context, id, presentedFingerprint, newFingerprint, caHash string, notAfter time.Time) (Target, error)
 	// ConfirmTargetCertificate clears the previous certificate: the current
 	// one has been used.
 	ConfirmTargetCertificate(ctx context.Context, id string) error

@@ -626,8 +626,12 @@ type Target struct {
 	RevokedAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
 	// The latest security alert raised on the target (e.g. its certificate
 	// presented from a second place) and when.
-	Alert         string                 `protobuf:"bytes,14,opt,name=alert,proto3" json:"alert,omitempty"`
-	AlertAt       *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=alert_at,json=alertAt,proto3" json:"alert_at,omitempty"`
+	Alert   string                 `protobuf:"bytes,14,opt,name=alert,proto3" json:"alert,omitempty"`
+	AlertAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=alert_at,json=alertAt,proto3" json:"alert_at,omitempty"`
+	// The client certificate's expiry and the hash of the CA that issued it
+	// (compare with `tentacle-server ca status` during a CA rotation).
+	CertExpiresAt *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=cert_expires_at,json=certExpiresAt,proto3" json:"cert_expires_at,omitempty"`
+	CertCaHash    string                 `protobuf:"bytes,17,opt,name=cert_ca_hash,json=certCaHash,proto3" json:"cert_ca_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -765,6 +769,20 @@ func (x *Target) GetAlertAt() *timestamppb.Timestamp {
 		return x.AlertAt
 	}
 	return nil
+}
+
+func (x *Target) GetCertExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CertExpiresAt
+	}
+	return nil
+}
+
+func (x *Target) GetCertCaHash() string {
+	if x != nil {
+		return x.CertCaHash
+	}
+	return ""
 }
 
 type CreateEnvironmentRequest struct {
@@ -3166,7 +3184,7 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\x05state\x18\x03 \x01(\x0e2\x16.tentacle.v1.TaskStateR\x05state\x12\x18\n" +
 	"\amessage\x18\x04 \x01(\tR\amessage\x12;\n" +
 	"\voccurred_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"occurredAt\"\x91\x04\n" +
+	"occurredAt\"\xf7\x04\n" +
 	"\x06Target\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -3186,7 +3204,10 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"revoked_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x12\x14\n" +
 	"\x05alert\x18\x0e \x01(\tR\x05alert\x125\n" +
-	"\balert_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\aalertAt\"P\n" +
+	"\balert_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\aalertAt\x12B\n" +
+	"\x0fcert_expires_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\rcertExpiresAt\x12 \n" +
+	"\fcert_ca_hash\x18\x11 \x01(\tR\n" +
+	"certCaHash\"P\n" +
 	"\x18CreateEnvironmentRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\"W\n" +
@@ -3456,88 +3477,89 @@ var file_tentacle_v1_admin_proto_depIdxs = []int32{
 	53, // 15: tentacle.v1.Target.enrolled_at:type_name -> google.protobuf.Timestamp
 	53, // 16: tentacle.v1.Target.revoked_at:type_name -> google.protobuf.Timestamp
 	53, // 17: tentacle.v1.Target.alert_at:type_name -> google.protobuf.Timestamp
-	1,  // 18: tentacle.v1.CreateEnvironmentResponse.environment:type_name -> tentacle.v1.Environment
-	1,  // 19: tentacle.v1.ListEnvironmentsResponse.environments:type_name -> tentacle.v1.Environment
-	54, // 20: tentacle.v1.CreateApplicationRequest.run_spec:type_name -> tentacle.v1.RunSpec
-	2,  // 21: tentacle.v1.CreateApplicationResponse.application:type_name -> tentacle.v1.Application
-	2,  // 22: tentacle.v1.ListApplicationsResponse.applications:type_name -> tentacle.v1.Application
-	3,  // 23: tentacle.v1.CreateReleaseResponse.release:type_name -> tentacle.v1.Release
-	3,  // 24: tentacle.v1.ListReleasesResponse.releases:type_name -> tentacle.v1.Release
-	4,  // 25: tentacle.v1.CreateDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
-	5,  // 26: tentacle.v1.CreateDeploymentResponse.tasks:type_name -> tentacle.v1.Task
-	4,  // 27: tentacle.v1.ListDeploymentsResponse.deployments:type_name -> tentacle.v1.Deployment
-	4,  // 28: tentacle.v1.GetDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
-	5,  // 29: tentacle.v1.GetDeploymentResponse.tasks:type_name -> tentacle.v1.Task
-	4,  // 30: tentacle.v1.WatchDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
-	5,  // 31: tentacle.v1.WatchDeploymentResponse.tasks:type_name -> tentacle.v1.Task
-	6,  // 32: tentacle.v1.WatchDeploymentResponse.events:type_name -> tentacle.v1.TaskEventRecord
-	5,  // 33: tentacle.v1.ListTasksResponse.tasks:type_name -> tentacle.v1.Task
-	7,  // 34: tentacle.v1.ListTargetsResponse.targets:type_name -> tentacle.v1.Target
-	57, // 35: tentacle.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	53, // 36: tentacle.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	53, // 37: tentacle.v1.JoinTokenInfo.expires_at:type_name -> google.protobuf.Timestamp
-	53, // 38: tentacle.v1.JoinTokenInfo.created_at:type_name -> google.protobuf.Timestamp
-	53, // 39: tentacle.v1.JoinTokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
-	36, // 40: tentacle.v1.ListJoinTokensResponse.tokens:type_name -> tentacle.v1.JoinTokenInfo
-	36, // 41: tentacle.v1.RevokeJoinTokenResponse.token:type_name -> tentacle.v1.JoinTokenInfo
-	7,  // 42: tentacle.v1.RevokeTargetResponse.target:type_name -> tentacle.v1.Target
-	53, // 43: tentacle.v1.AdminTokenInfo.created_at:type_name -> google.protobuf.Timestamp
-	53, // 44: tentacle.v1.AdminTokenInfo.expires_at:type_name -> google.protobuf.Timestamp
-	53, // 45: tentacle.v1.AdminTokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
-	57, // 46: tentacle.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
-	43, // 47: tentacle.v1.CreateAdminTokenResponse.info:type_name -> tentacle.v1.AdminTokenInfo
-	43, // 48: tentacle.v1.ListAdminTokensResponse.tokens:type_name -> tentacle.v1.AdminTokenInfo
-	43, // 49: tentacle.v1.RevokeAdminTokenResponse.info:type_name -> tentacle.v1.AdminTokenInfo
-	53, // 50: tentacle.v1.AuditRecord.at:type_name -> google.protobuf.Timestamp
-	53, // 51: tentacle.v1.ListAuditRecordsRequest.since:type_name -> google.protobuf.Timestamp
-	50, // 52: tentacle.v1.ListAuditRecordsResponse.records:type_name -> tentacle.v1.AuditRecord
-	8,  // 53: tentacle.v1.AdminService.CreateEnvironment:input_type -> tentacle.v1.CreateEnvironmentRequest
-	10, // 54: tentacle.v1.AdminService.ListEnvironments:input_type -> tentacle.v1.ListEnvironmentsRequest
-	12, // 55: tentacle.v1.AdminService.CreateApplication:input_type -> tentacle.v1.CreateApplicationRequest
-	14, // 56: tentacle.v1.AdminService.ListApplications:input_type -> tentacle.v1.ListApplicationsRequest
-	16, // 57: tentacle.v1.AdminService.CreateRelease:input_type -> tentacle.v1.CreateReleaseRequest
-	18, // 58: tentacle.v1.AdminService.ListReleases:input_type -> tentacle.v1.ListReleasesRequest
-	20, // 59: tentacle.v1.AdminService.CreateDeployment:input_type -> tentacle.v1.CreateDeploymentRequest
-	22, // 60: tentacle.v1.AdminService.ListDeployments:input_type -> tentacle.v1.ListDeploymentsRequest
-	24, // 61: tentacle.v1.AdminService.GetDeployment:input_type -> tentacle.v1.GetDeploymentRequest
-	26, // 62: tentacle.v1.AdminService.WatchDeployment:input_type -> tentacle.v1.WatchDeploymentRequest
-	28, // 63: tentacle.v1.AdminService.ListTasks:input_type -> tentacle.v1.ListTasksRequest
-	30, // 64: tentacle.v1.AdminService.ReadTaskLog:input_type -> tentacle.v1.ReadTaskLogRequest
-	32, // 65: tentacle.v1.AdminService.ListTargets:input_type -> tentacle.v1.ListTargetsRequest
-	34, // 66: tentacle.v1.AdminService.CreateJoinToken:input_type -> tentacle.v1.CreateJoinTokenRequest
-	37, // 67: tentacle.v1.AdminService.ListJoinTokens:input_type -> tentacle.v1.ListJoinTokensRequest
-	39, // 68: tentacle.v1.AdminService.RevokeJoinToken:input_type -> tentacle.v1.RevokeJoinTokenRequest
-	41, // 69: tentacle.v1.AdminService.RevokeTarget:input_type -> tentacle.v1.RevokeTargetRequest
-	44, // 70: tentacle.v1.AdminService.CreateAdminToken:input_type -> tentacle.v1.CreateAdminTokenRequest
-	46, // 71: tentacle.v1.AdminService.ListAdminTokens:input_type -> tentacle.v1.ListAdminTokensRequest
-	48, // 72: tentacle.v1.AdminService.RevokeAdminToken:input_type -> tentacle.v1.RevokeAdminTokenRequest
-	51, // 73: tentacle.v1.AdminService.ListAuditRecords:input_type -> tentacle.v1.ListAuditRecordsRequest
-	9,  // 74: tentacle.v1.AdminService.CreateEnvironment:output_type -> tentacle.v1.CreateEnvironmentResponse
-	11, // 75: tentacle.v1.AdminService.ListEnvironments:output_type -> tentacle.v1.ListEnvironmentsResponse
-	13, // 76: tentacle.v1.AdminService.CreateApplication:output_type -> tentacle.v1.CreateApplicationResponse
-	15, // 77: tentacle.v1.AdminService.ListApplications:output_type -> tentacle.v1.ListApplicationsResponse
-	17, // 78: tentacle.v1.AdminService.CreateRelease:output_type -> tentacle.v1.CreateReleaseResponse
-	19, // 79: tentacle.v1.AdminService.ListReleases:output_type -> tentacle.v1.ListReleasesResponse
-	21, // 80: tentacle.v1.AdminService.CreateDeployment:output_type -> tentacle.v1.CreateDeploymentResponse
-	23, // 81: tentacle.v1.AdminService.ListDeployments:output_type -> tentacle.v1.ListDeploymentsResponse
-	25, // 82: tentacle.v1.AdminService.GetDeployment:output_type -> tentacle.v1.GetDeploymentResponse
-	27, // 83: tentacle.v1.AdminService.WatchDeployment:output_type -> tentacle.v1.WatchDeploymentResponse
-	29, // 84: tentacle.v1.AdminService.ListTasks:output_type -> tentacle.v1.ListTasksResponse
-	31, // 85: tentacle.v1.AdminService.ReadTaskLog:output_type -> tentacle.v1.ReadTaskLogResponse
-	33, // 86: tentacle.v1.AdminService.ListTargets:output_type -> tentacle.v1.ListTargetsResponse
-	35, // 87: tentacle.v1.AdminService.CreateJoinToken:output_type -> tentacle.v1.CreateJoinTokenResponse
-	38, // 88: tentacle.v1.AdminService.ListJoinTokens:output_type -> tentacle.v1.ListJoinTokensResponse
-	40, // 89: tentacle.v1.AdminService.RevokeJoinToken:output_type -> tentacle.v1.RevokeJoinTokenResponse
-	42, // 90: tentacle.v1.AdminService.RevokeTarget:output_type -> tentacle.v1.RevokeTargetResponse
-	45, // 91: tentacle.v1.AdminService.CreateAdminToken:output_type -> tentacle.v1.CreateAdminTokenResponse
-	47, // 92: tentacle.v1.AdminService.ListAdminTokens:output_type -> tentacle.v1.ListAdminTokensResponse
-	49, // 93: tentacle.v1.AdminService.RevokeAdminToken:output_type -> tentacle.v1.RevokeAdminTokenResponse
-	52, // 94: tentacle.v1.AdminService.ListAuditRecords:output_type -> tentacle.v1.ListAuditRecordsResponse
-	74, // [74:95] is the sub-list for method output_type
-	53, // [53:74] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	53, // 18: tentacle.v1.Target.cert_expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 19: tentacle.v1.CreateEnvironmentResponse.environment:type_name -> tentacle.v1.Environment
+	1,  // 20: tentacle.v1.ListEnvironmentsResponse.environments:type_name -> tentacle.v1.Environment
+	54, // 21: tentacle.v1.CreateApplicationRequest.run_spec:type_name -> tentacle.v1.RunSpec
+	2,  // 22: tentacle.v1.CreateApplicationResponse.application:type_name -> tentacle.v1.Application
+	2,  // 23: tentacle.v1.ListApplicationsResponse.applications:type_name -> tentacle.v1.Application
+	3,  // 24: tentacle.v1.CreateReleaseResponse.release:type_name -> tentacle.v1.Release
+	3,  // 25: tentacle.v1.ListReleasesResponse.releases:type_name -> tentacle.v1.Release
+	4,  // 26: tentacle.v1.CreateDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
+	5,  // 27: tentacle.v1.CreateDeploymentResponse.tasks:type_name -> tentacle.v1.Task
+	4,  // 28: tentacle.v1.ListDeploymentsResponse.deployments:type_name -> tentacle.v1.Deployment
+	4,  // 29: tentacle.v1.GetDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
+	5,  // 30: tentacle.v1.GetDeploymentResponse.tasks:type_name -> tentacle.v1.Task
+	4,  // 31: tentacle.v1.WatchDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
+	5,  // 32: tentacle.v1.WatchDeploymentResponse.tasks:type_name -> tentacle.v1.Task
+	6,  // 33: tentacle.v1.WatchDeploymentResponse.events:type_name -> tentacle.v1.TaskEventRecord
+	5,  // 34: tentacle.v1.ListTasksResponse.tasks:type_name -> tentacle.v1.Task
+	7,  // 35: tentacle.v1.ListTargetsResponse.targets:type_name -> tentacle.v1.Target
+	57, // 36: tentacle.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	53, // 37: tentacle.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	53, // 38: tentacle.v1.JoinTokenInfo.expires_at:type_name -> google.protobuf.Timestamp
+	53, // 39: tentacle.v1.JoinTokenInfo.created_at:type_name -> google.protobuf.Timestamp
+	53, // 40: tentacle.v1.JoinTokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
+	36, // 41: tentacle.v1.ListJoinTokensResponse.tokens:type_name -> tentacle.v1.JoinTokenInfo
+	36, // 42: tentacle.v1.RevokeJoinTokenResponse.token:type_name -> tentacle.v1.JoinTokenInfo
+	7,  // 43: tentacle.v1.RevokeTargetResponse.target:type_name -> tentacle.v1.Target
+	53, // 44: tentacle.v1.AdminTokenInfo.created_at:type_name -> google.protobuf.Timestamp
+	53, // 45: tentacle.v1.AdminTokenInfo.expires_at:type_name -> google.protobuf.Timestamp
+	53, // 46: tentacle.v1.AdminTokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
+	57, // 47: tentacle.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	43, // 48: tentacle.v1.CreateAdminTokenResponse.info:type_name -> tentacle.v1.AdminTokenInfo
+	43, // 49: tentacle.v1.ListAdminTokensResponse.tokens:type_name -> tentacle.v1.AdminTokenInfo
+	43, // 50: tentacle.v1.RevokeAdminTokenResponse.info:type_name -> tentacle.v1.AdminTokenInfo
+	53, // 51: tentacle.v1.AuditRecord.at:type_name -> google.protobuf.Timestamp
+	53, // 52: tentacle.v1.ListAuditRecordsRequest.since:type_name -> google.protobuf.Timestamp
+	50, // 53: tentacle.v1.ListAuditRecordsResponse.records:type_name -> tentacle.v1.AuditRecord
+	8,  // 54: tentacle.v1.AdminService.CreateEnvironment:input_type -> tentacle.v1.CreateEnvironmentRequest
+	10, // 55: tentacle.v1.AdminService.ListEnvironments:input_type -> tentacle.v1.ListEnvironmentsRequest
+	12, // 56: tentacle.v1.AdminService.CreateApplication:input_type -> tentacle.v1.CreateApplicationRequest
+	14, // 57: tentacle.v1.AdminService.ListApplications:input_type -> tentacle.v1.ListApplicationsRequest
+	16, // 58: tentacle.v1.AdminService.CreateRelease:input_type -> tentacle.v1.CreateReleaseRequest
+	18, // 59: tentacle.v1.AdminService.ListReleases:input_type -> tentacle.v1.ListReleasesRequest
+	20, // 60: tentacle.v1.AdminService.CreateDeployment:input_type -> tentacle.v1.CreateDeploymentRequest
+	22, // 61: tentacle.v1.AdminService.ListDeployments:input_type -> tentacle.v1.ListDeploymentsRequest
+	24, // 62: tentacle.v1.AdminService.GetDeployment:input_type -> tentacle.v1.GetDeploymentRequest
+	26, // 63: tentacle.v1.AdminService.WatchDeployment:input_type -> tentacle.v1.WatchDeploymentRequest
+	28, // 64: tentacle.v1.AdminService.ListTasks:input_type -> tentacle.v1.ListTasksRequest
+	30, // 65: tentacle.v1.AdminService.ReadTaskLog:input_type -> tentacle.v1.ReadTaskLogRequest
+	32, // 66: tentacle.v1.AdminService.ListTargets:input_type -> tentacle.v1.ListTargetsRequest
+	34, // 67: tentacle.v1.AdminService.CreateJoinToken:input_type -> tentacle.v1.CreateJoinTokenRequest
+	37, // 68: tentacle.v1.AdminService.ListJoinTokens:input_type -> tentacle.v1.ListJoinTokensRequest
+	39, // 69: tentacle.v1.AdminService.RevokeJoinToken:input_type -> tentacle.v1.RevokeJoinTokenRequest
+	41, // 70: tentacle.v1.AdminService.RevokeTarget:input_type -> tentacle.v1.RevokeTargetRequest
+	44, // 71: tentacle.v1.AdminService.CreateAdminToken:input_type -> tentacle.v1.CreateAdminTokenRequest
+	46, // 72: tentacle.v1.AdminService.ListAdminTokens:input_type -> tentacle.v1.ListAdminTokensRequest
+	48, // 73: tentacle.v1.AdminService.RevokeAdminToken:input_type -> tentacle.v1.RevokeAdminTokenRequest
+	51, // 74: tentacle.v1.AdminService.ListAuditRecords:input_type -> tentacle.v1.ListAuditRecordsRequest
+	9,  // 75: tentacle.v1.AdminService.CreateEnvironment:output_type -> tentacle.v1.CreateEnvironmentResponse
+	11, // 76: tentacle.v1.AdminService.ListEnvironments:output_type -> tentacle.v1.ListEnvironmentsResponse
+	13, // 77: tentacle.v1.AdminService.CreateApplication:output_type -> tentacle.v1.CreateApplicationResponse
+	15, // 78: tentacle.v1.AdminService.ListApplications:output_type -> tentacle.v1.ListApplicationsResponse
+	17, // 79: tentacle.v1.AdminService.CreateRelease:output_type -> tentacle.v1.CreateReleaseResponse
+	19, // 80: tentacle.v1.AdminService.ListReleases:output_type -> tentacle.v1.ListReleasesResponse
+	21, // 81: tentacle.v1.AdminService.CreateDeployment:output_type -> tentacle.v1.CreateDeploymentResponse
+	23, // 82: tentacle.v1.AdminService.ListDeployments:output_type -> tentacle.v1.ListDeploymentsResponse
+	25, // 83: tentacle.v1.AdminService.GetDeployment:output_type -> tentacle.v1.GetDeploymentResponse
+	27, // 84: tentacle.v1.AdminService.WatchDeployment:output_type -> tentacle.v1.WatchDeploymentResponse
+	29, // 85: tentacle.v1.AdminService.ListTasks:output_type -> tentacle.v1.ListTasksResponse
+	31, // 86: tentacle.v1.AdminService.ReadTaskLog:output_type -> tentacle.v1.ReadTaskLogResponse
+	33, // 87: tentacle.v1.AdminService.ListTargets:output_type -> tentacle.v1.ListTargetsResponse
+	35, // 88: tentacle.v1.AdminService.CreateJoinToken:output_type -> tentacle.v1.CreateJoinTokenResponse
+	38, // 89: tentacle.v1.AdminService.ListJoinTokens:output_type -> tentacle.v1.ListJoinTokensResponse
+	40, // 90: tentacle.v1.AdminService.RevokeJoinToken:output_type -> tentacle.v1.RevokeJoinTokenResponse
+	42, // 91: tentacle.v1.AdminService.RevokeTarget:output_type -> tentacle.v1.RevokeTargetResponse
+	45, // 92: tentacle.v1.AdminService.CreateAdminToken:output_type -> tentacle.v1.CreateAdminTokenResponse
+	47, // 93: tentacle.v1.AdminService.ListAdminTokens:output_type -> tentacle.v1.ListAdminTokensResponse
+	49, // 94: tentacle.v1.AdminService.RevokeAdminToken:output_type -> tentacle.v1.RevokeAdminTokenResponse
+	52, // 95: tentacle.v1.AdminService.ListAuditRecords:output_type -> tentacle.v1.ListAuditRecordsResponse
+	75, // [75:96] is the sub-list for method output_type
+	54, // [54:75] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_tentacle_v1_admin_proto_init() }

@@ -783,8 +783,11 @@ type Welcome struct {
 	TargetName string                 `protobuf:"bytes,3,opt,name=target_name,json=targetName,proto3" json:"target_name,omitempty"`
 	// How often the agent sends heartbeats.
 	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,4,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The server is rotating its CA and the agent's certificate is from the
+	// old one: renew now (the answer brings the new CA bundle).
+	RenewCertificate bool `protobuf:"varint,5,opt,name=renew_certificate,json=renewCertificate,proto3" json:"renew_certificate,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
@@ -843,6 +846,13 @@ func (x *Welcome) GetHeartbeatInterval() *durationpb.Duration {
 		return x.HeartbeatInterval
 	}
 	return nil
+}
+
+func (x *Welcome) GetRenewCertificate() bool {
+	if x != nil {
+		return x.RenewCertificate
+	}
+	return false
 }
 
 // Assign hands a task to the agent. It may arrive more than once; the agent
@@ -1380,14 +1390,15 @@ const file_tentacle_v1_agent_proto_rawDesc = "" +
 	"\x06assign\x18\x02 \x01(\v2\x13.tentacle.v1.AssignH\x00R\x06assign\x12-\n" +
 	"\x06cancel\x18\x03 \x01(\v2\x13.tentacle.v1.CancelH\x00R\x06cancel\x124\n" +
 	"\tevent_ack\x18\x04 \x01(\v2\x15.tentacle.v1.EventAckH\x00R\beventAckB\x05\n" +
-	"\x03msg\"\xb0\x01\n" +
+	"\x03msg\"\xdd\x01\n" +
 	"\aWelcome\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1b\n" +
 	"\ttarget_id\x18\x02 \x01(\tR\btargetId\x12\x1f\n" +
 	"\vtarget_name\x18\x03 \x01(\tR\n" +
 	"targetName\x12H\n" +
-	"\x12heartbeat_interval\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\"9\n" +
+	"\x12heartbeat_interval\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x12+\n" +
+	"\x11renew_certificate\x18\x05 \x01(\bR\x10renewCertificate\"9\n" +
 	"\x06Assign\x12/\n" +
 	"\x04task\x18\x01 \x01(\v2\x1b.tentacle.v1.TaskAssignmentR\x04task\"\xd4\x02\n" +
 	"\x0eTaskAssignment\x12\x17\n" +

@@ -12,11 +12,11 @@ import (
 // RotateTargetCertificate makes newFingerprint current and keeps the one the
 // renewal was made with as previous, so an agent that crashed before saving
 // its new certificate still gets in with the old one.
-func (s *Store) RotateTargetCertificate(ctx context.Context, id, presentedFingerprint, newFingerprint string, notAfter time.Time) (store.Target, error) {
+func (s *Store) RotateTargetCertificate(ctx context.Context, id, presentedFingerprint, newFingerprint, caHash string, notAfter time.Time) (store.Target, error) {
 	var t store.Target
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE targets SET cert_fingerprint = ?, prev_cert_fingerprint = ?, cert_not_after = ? WHERE id = ?`,
-			newFingerprint, presentedFingerprint, stamp(notAfter), id)
+		res, err := tx.ExecContext(ctx, `UPDATE targets SET cert_fingerprint = ?, prev_cert_fingerprint = ?, cert_ca_hash = ?, cert_not_after = ? WHERE id = ?`,
+			newFingerprint, presentedFingerprint, caHash, stamp(notAfter), id)
 		if err != nil {
 			return fmt.Errorf("rotate certificate of target %q: %w", id, err)
 		}

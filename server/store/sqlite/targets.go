@@ -150,10 +150,10 @@ func (s *Store) EnrollTarget(ctx context.Context, tokenID string, secretHash []b
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO targets
 			(id, name, environment, roles, hostname, os, arch, agent_version, docker_version,
-			 cert_fingerprint, cert_not_after, enrolled_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			 cert_fingerprint, cert_ca_hash, cert_not_after, enrolled_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			t.ID, name, tok.Environment, roles, t.Hostname, t.OS, t.Arch, t.AgentVersion, t.DockerVersion,
-			t.CertFingerprint, dbTime(t.CertNotAfter), stamp(enrolled))
+			t.CertFingerprint, t.CertCAHash, dbTime(t.CertNotAfter), stamp(enrolled))
 		if isUnique(err) {
 			// The name is free (we hold the write lock), so the ID is taken.
 			return fmt.Errorf("target %q: %w", t.ID, store.ErrConflict)
@@ -192,12 +192,12 @@ func freeTargetName(ctx context.Context, tx *sql.Tx, base string) (string, error
 }
 
 const targetCols = `id, name, environment, roles, hostname, os, arch, agent_version, docker_version,
-	cert_fingerprint, prev_cert_fingerprint, cert_not_after, enrolled_at, last_seen_at, revoked_at, alert, alert_at`
+	cert_fingerprint, prev_cert_fingerprint, cert_ca_hash, cert_not_after, enrolled_at, last_seen_at, revoked_at, alert, alert_at`
 
 func scanTarget(sc scanner) (store.Target, error) {
 	var t store.Target
 	err := sc.Scan(&t.ID, &t.Name, &t.Environment, rolesCol{&t.Roles}, &t.Hostname, &t.OS, &t.Arch,
-		&t.AgentVersion, &t.DockerVersion, &t.CertFingerprint, &t.PrevCertFingerprint, timeCol{&t.CertNotAfter},
+		&t.AgentVersion, &t.DockerVersion, &t.CertFingerprint, &t.PrevCertFingerprint, &t.CertCAHash, timeCol{&t.CertNotAfter},
 		timeCol{&t.EnrolledAt}, timeCol{&t.LastSeenAt}, timeCol{&t.RevokedAt}, &t.Alert, timeCol{&t.AlertAt})
 	return t, err
 }

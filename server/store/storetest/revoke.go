@@ -24,14 +24,14 @@ var revokeTests = []namedTest{
 func testRotateTargetCertificate(t *testing.T, s store.Store) {
 	f := newFixture(t, s, 1)
 	old := f.targets[0]
-	got, err := s.RotateTargetCertificate(f.ctx, old.ID, old.CertFingerprint, "new-fp", at(48*time.Hour))
+	got, err := s.RotateTargetCertificate(f.ctx, old.ID, old.CertFingerprint, "new-fp", "sha256:next", at(48*time.Hour))
 	must(t, err)
-	if got.CertFingerprint != "new-fp" || got.PrevCertFingerprint != old.CertFingerprint || !got.CertNotAfter.Equal(at(48*time.Hour)) {
+	if got.CertFingerprint != "new-fp" || got.PrevCertFingerprint != old.CertFingerprint || got.CertCAHash != "sha256:next" || !got.CertNotAfter.Equal(at(48*time.Hour)) {
 		t.Fatalf("after rotation: %+v", got)
 	}
 	// A second renewal made with the old certificate (the agent never saved
 	// the new one) keeps the old one as previous.
-	got, err = s.RotateTargetCertificate(f.ctx, old.ID, old.CertFingerprint, "newer-fp", at(49*time.Hour))
+	got, err = s.RotateTargetCertificate(f.ctx, old.ID, old.CertFingerprint, "newer-fp", "sha256:next", at(49*time.Hour))
 	must(t, err)
 	if got.CertFingerprint != "newer-fp" || got.PrevCertFingerprint != old.CertFingerprint {
 		t.Fatalf("after a renewal from the old certificate: %+v", got)
@@ -42,7 +42,7 @@ func testRotateTargetCertificate(t *testing.T, s store.Store) {
 	if got.PrevCertFingerprint != "" || got.CertFingerprint != "newer-fp" {
 		t.Fatalf("after confirm: %+v", got)
 	}
-	_, err = s.RotateTargetCertificate(f.ctx, "nope", "a", "b", at(0))
+	_, err = s.RotateTargetCertificate(f.ctx, "nope", "a", "b", "c", at(0))
 	wantErr(t, err, store.ErrNotFound, `"nope"`)
 	wantErr(t, s.ConfirmTargetCertificate(f.ctx, "nope"), store.ErrNotFound, `"nope"`)
 }
