@@ -234,6 +234,10 @@ func dial(server string, cert *atomic.Pointer[tls.Certificate], roots *atomic.Po
 				Roots: roots.Load(), Intermediates: inter, DNSName: host,
 				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 			})
+			var unknown x509.UnknownAuthorityError
+			if errors.As(err, &unknown) {
+				return fmt.Errorf("server certificate is not from the CA this agent enrolled with: another server, or someone in between (%w)", err)
+			}
 			if err != nil {
 				return fmt.Errorf("server certificate: %w", err)
 			}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"regexp"
 	"testing"
 	"time"
 
@@ -42,8 +43,9 @@ func TestAdminAuthRejections(t *testing.T) {
 	wantStatus(t, err, codes.Unauthenticated, "invalid admin token: unknown or revoked")
 
 	_, err = adminClient(t, s, expired).ListEnvironments(ctx, &tentaclev1.ListEnvironmentsRequest{})
-	if st := status.Code(err); st != codes.Unauthenticated {
-		t.Errorf("expired token: got %v, want Unauthenticated", err)
+	st, _ := status.FromError(err)
+	if st.Code() != codes.Unauthenticated || !regexp.MustCompile(`^admin token old expired at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`).MatchString(st.Message()) {
+		t.Errorf("expired token: got %v %q, want Unauthenticated \"admin token old expired at <RFC 3339 time>\"", st.Code(), st.Message())
 	}
 
 	if _, err := adminClient(t, s, viewer).ListEnvironments(ctx, &tentaclev1.ListEnvironmentsRequest{}); err != nil {

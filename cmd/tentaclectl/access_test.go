@@ -26,9 +26,9 @@ func TestTargetsRevokedAndAlerts(t *testing.T) {
 	r := h.run(t, "targets")
 	wantCode(t, r, 0)
 	wantOutput(t, r.stdout, ""+
-		"NAME   ENVIRONMENT  ROLES  STATE      LAST SEEN  AGENT  DOCKER  OS/ARCH\n"+
-		"web-1  prod         -      connected  1m ago     -      -       -\n"+
-		"web-2  prod         -      revoked    1m ago     -      -       -\n"+
+		"NAME   ENVIRONMENT  ROLES  STATE      LAST SEEN  AGENT  DOCKER  OS/ARCH  CERT EXPIRES\n"+
+		"web-1  prod         -      connected  1m ago     -      -       -        -\n"+
+		"web-2  prod         -      revoked    1m ago     -      -       -        -\n"+
 		"\n"+
 		"alert on web-1 at 2026-01-02 03:04:05: certificate presented from 10.0.0.9:5000 while connected from 10.0.0.5:4000: cloned host or stolen key\n"+
 		"alert on web-2 at 2026-01-02 02:04:05: cloned host\n"+

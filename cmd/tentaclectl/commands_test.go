@@ -289,7 +289,7 @@ func TestTargets(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, &fakeAdmin{targets: []*tentaclev1.Target{
 		{Name: "web-1", Environment: "prod", Roles: []string{"web", "edge"}, Connected: true, LastSeenAt: timestamppb.New(t0.Add(50 * time.Second)),
-			AgentVersion: "1.0.0", DockerVersion: "28.5.2", Os: "linux", Arch: "amd64"},
+			AgentVersion: "1.0.0", DockerVersion: "28.5.2", Os: "linux", Arch: "amd64", CertExpiresAt: timestamppb.New(t0.Add(20 * 24 * time.Hour))},
 		{Name: "win-1", Environment: "test", LastSeenAt: timestamppb.New(t0.Add(-3 * time.Hour)), Os: "windows", Arch: "amd64"},
 		{Name: "new-1", Environment: "test"},
 	}})
@@ -297,10 +297,10 @@ func TestTargets(t *testing.T) {
 	wantCode(t, r, 0)
 	wantRequest(t, h.fake, &tentaclev1.ListTargetsRequest{})
 	wantOutput(t, r.stdout, ""+
-		"NAME   ENVIRONMENT  ROLES     STATE      LAST SEEN  AGENT  DOCKER  OS/ARCH\n"+
-		"web-1  prod         web,edge  connected  10s ago    1.0.0  28.5.2  linux/amd64\n"+
-		"win-1  test         -         offline    3h ago     -      -       windows/amd64\n"+
-		"new-1  test         -         offline    never      -      -       -\n")
+		"NAME   ENVIRONMENT  ROLES     STATE      LAST SEEN  AGENT  DOCKER  OS/ARCH        CERT EXPIRES\n"+
+		"web-1  prod         web,edge  connected  10s ago    1.0.0  28.5.2  linux/amd64    2026-01-22\n"+
+		"win-1  test         -         offline    3h ago     -      -       windows/amd64  -\n"+
+		"new-1  test         -         offline    never      -      -       -              -\n")
 }
 
 func TestTokenCreate(t *testing.T) {

@@ -71,6 +71,14 @@ func cell(s string) string {
 	}, s)
 }
 
+// formatDate shows a day, e.g. when a certificate expires.
+func (c *cli) formatDate(ts *timestamppb.Timestamp) string {
+	if ts == nil {
+		return "-"
+	}
+	return ts.AsTime().In(c.loc).Format("2006-01-02")
+}
+
 func (c *cli) formatTime(ts *timestamppb.Timestamp) string {
 	if ts == nil {
 		return "-"

@@ -42,7 +42,7 @@ second host, is printed below the table with its time.`,
 }
 
 func (c *cli) targetTable(w io.Writer, targets []*tentaclev1.Target) {
-	row(w, "NAME", "ENVIRONMENT", "ROLES", "STATE", "LAST SEEN", "AGENT", "DOCKER", "OS/ARCH")
+	row(w, "NAME", "ENVIRONMENT", "ROLES", "STATE", "LAST SEEN", "AGENT", "DOCKER", "OS/ARCH", "CERT EXPIRES")
 	for _, t := range targets {
 		platform := "-"
 		if t.GetOs() != "" || t.GetArch() != "" {
@@ -50,7 +50,7 @@ func (c *cli) targetTable(w io.Writer, targets []*tentaclev1.Target) {
 		}
 		row(w, cell(t.GetName()), cell(t.GetEnvironment()), cell(strings.Join(t.GetRoles(), ",")),
 			targetState(t), c.formatAge(t.GetLastSeenAt()),
-			cell(t.GetAgentVersion()), cell(t.GetDockerVersion()), platform)
+			cell(t.GetAgentVersion()), cell(t.GetDockerVersion()), platform, c.formatDate(t.GetCertExpiresAt()))
 	}
 }
 

@@ -21,6 +21,7 @@ type targetsJSON struct {
 		Name        string
 		Environment string
 		Connected   bool
+		RevokedAt   string
 	}
 }
 
@@ -50,7 +51,7 @@ func TestEndToEnd(t *testing.T) {
 	s.ok("env", "create", "e2e-nocreds")
 	creds := fmt.Sprintf("registries:\n  - registry: %s\n    username: e2e-user\n    password: e2e-pass\n", reg.Host())
 	s.agentProc("e2e", "with-creds", creds)
-	s.agentProc("e2e-nocreds", "without-creds", "")
+	nocreds := s.agentProc("e2e-nocreds", "without-creds", "")
 	waitFor(t, "both agents connected", 30*time.Second, func() bool {
 		var ts targetsJSON
 		s.json(&ts, "targets")
@@ -148,6 +149,50 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("running container changed after a failed pull: %s → %s running=%v", before, c.ID, c.State.Running)
 		}
 	})
+
+	t.Run("a revoked target is cut off and stays out", func(t *testing.T) {
+		name := targetIn(t, s, "e2e-nocreds")
+		out := s.ok("target", "revoke", name)
+		if !strings.Contains(out, "enroll --force") {
+			t.Errorf("target revoke output does not say how to come back:\n%s", out)
+		}
+		waitFor(t, "the revoked agent's session to close", 10*time.Second, func() bool {
+			var ts targetsJSON
+			s.json(&ts, "targets")
+			for _, tg := range ts.Targets {
+				if tg.Name == name {
+					return !tg.Connected && tg.RevokedAt != ""
+				}
+			}
+			return false
+		})
+		waitFor(t, "the agent to log the refusal", 10*time.Second, func() bool {
+			return strings.Contains(nocreds.out.String(), "was revoked at")
+		})
+		var audit struct{ Records []struct{ Action, Object, Outcome string } }
+		s.json(&audit, "audit")
+		found := false
+		for _, r := range audit.Records {
+			found = found || (r.Action == "RevokeTarget" && r.Object == "target/"+name && r.Outcome == "ok")
+		}
+		if !found {
+			t.Errorf("no audit record of the revocation: %+v", audit.Records)
+		}
+	})
+}
+
+// targetIn returns the name of the target enrolled in env.
+func targetIn(t *testing.T, s *system, env string) string {
+	t.Helper()
+	var ts targetsJSON
+	s.json(&ts, "targets")
+	for _, tg := range ts.Targets {
+		if tg.Environment == env {
+			return tg.Name
+		}
+	}
+	t.Fatalf("no target in %s", env)
+	return ""
 }
 
 // onlyTask returns the single task of the newest deployment of app@version.
