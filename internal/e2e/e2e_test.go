@@ -169,7 +169,9 @@ func TestEndToEnd(t *testing.T) {
 		waitFor(t, "the agent to log the refusal", 10*time.Second, func() bool {
 			return strings.Contains(nocreds.out.String(), "was revoked at")
 		})
-		var audit struct{ Records []struct{ Action, Object, Outcome string } }
+		var audit struct {
+			Records []struct{ Action, Object, Outcome string }
+		}
 		s.json(&audit, "audit")
 		found := false
 		for _, r := range audit.Records {
