@@ -51,6 +51,11 @@ type Agent struct {
 	conn     *grpc.ClientConn
 	client   tentaclev1.AgentServiceClient
 
+	// accepting is false once the agent is stopping: assignments are then
+	// left unacknowledged for the next start.
+	accepting atomic.Bool
+	stopGrace time.Duration
+
 	mu       sync.Mutex
 	appLocks map[string]*sync.Mutex
 	cancels  map[string]context.CancelFunc
@@ -74,7 +79,7 @@ func New(cfg Config, runner Runner, log *zap.Logger) (*Agent, error) {
 	a := &Agent{
 		id: id, dataDir: cfg.DataDir, server: server, instance: uuid.NewString(), runner: runner, journal: j,
 		log:      log.With(zap.String("target", id.TargetName)),
-		appLocks: map[string]*sync.Mutex{}, cancels: map[string]context.CancelFunc{},
+		appLocks: map[string]*sync.Mutex{}, cancels: map[string]context.CancelFunc{}, stopGrace: StopGrace,
 	}
 	cert, err := tls.X509KeyPair(id.CertPEM, id.KeyPEM)
 	if err != nil {
@@ -94,32 +99,59 @@ func New(cfg Config, runner Runner, log *zap.Logger) (*Agent, error) {
 	return a, nil
 }
 
+// StopGrace is how long a stopping agent lets running tasks finish before
+// it cancels them (the old container is then restored), and how long it then
+// waits for their events and logs to reach the server. Service managers
+// should allow a little more than twice this before killing the agent.
+const StopGrace = 15 * time.Second
+
 // Run keeps a session to the server until ctx ends, reconnecting with
-// exponential backoff and full jitter. Running tasks are cancelled when ctx
-// ends (the old container is restored) and their outcome is reported on the
-// next start.
+// exponential backoff and full jitter. When ctx ends the agent stops taking
+// work (new assignments are not acknowledged, so the server keeps them for
+// the next start), lets running tasks finish within StopGrace — cancelling
+// them after it — and reports their outcome before it returns.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.conn.Close()
 	a.failInterrupted()
-	taskCtx, cancelTasks := context.WithCancel(context.Background())
-	defer func() {
-		cancelTasks()
-		a.tasks.Wait()
-	}()
-	go func() { <-ctx.Done(); cancelTasks() }()
+	a.accepting.Store(true)
+	// The session outlives ctx: it must carry the final reports.
+	linkCtx, stopLink := context.WithCancel(context.WithoutCancel(ctx))
+	taskCtx, cancelTasks := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelTasks()
 
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); a.pushLogsLoop(ctx) }()
-	go func() { defer wg.Done(); a.renewLoop(ctx) }()
-	defer wg.Wait()
-
+	wg.Add(3)
+	go func() { defer wg.Done(); a.pushLogsLoop(linkCtx) }()
+	go func() { defer wg.Done(); a.renewLoop(linkCtx) }()
+	go func() { defer wg.Done(); a.sessionLoop(linkCtx, taskCtx) }()
 	a.log.Info("agent starting", zap.String("server", a.server), zap.String("target_id", a.id.TargetID))
+
+	<-ctx.Done()
+	a.accepting.Store(false)
+	a.log.Info("agent stopping: no new tasks; waiting for running ones", zap.Duration("grace", a.stopGrace))
+	if !waitTimeout(&a.tasks, a.stopGrace) {
+		a.log.Warn("running tasks did not finish in time: cancelling them (their previous containers are restored)")
+		cancelTasks()
+		a.tasks.Wait()
+	}
+	a.flush(a.stopGrace)
+	stopLink()
+	wg.Wait()
+	a.log.Info("agent stopped")
+	return nil
+}
+
+// SetStopGrace changes the stop grace period (StopGrace by default); call
+// it before Run.
+func (a *Agent) SetStopGrace(d time.Duration) { a.stopGrace = d }
+
+// sessionLoop keeps a session up until ctx ends.
+func (a *Agent) sessionLoop(ctx, taskCtx context.Context) {
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		err := a.session(ctx, taskCtx)
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
 		if time.Since(start) > 30*time.Second {
 			attempt = 0 // the link was healthy; start backing off afresh
@@ -127,8 +159,38 @@ func (a *Agent) Run(ctx context.Context) error {
 		wait := backoff(attempt)
 		a.log.Warn("session ended, reconnecting", zap.Error(err), zap.Duration("in", wait))
 		if !sleep(ctx, wait) {
-			return nil
+			return
 		}
+	}
+}
+
+// flush waits until the server has acknowledged every journaled event and
+// log byte, or d has passed; what is left is sent after the next start.
+func (a *Agent) flush(d time.Duration) {
+	deadline := time.After(d)
+	for {
+		wake := a.journal.Wait()
+		if len(a.journal.Unacked()) == 0 && len(a.journal.LogsToPush()) == 0 {
+			return
+		}
+		select {
+		case <-deadline:
+			a.log.Warn("stopping with reports the server has not acknowledged; they are sent after the next start")
+			return
+		case <-wake:
+		case <-time.After(100 * time.Millisecond): // acks do not wake the journal
+		}
+	}
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
 	}
 }
 

@@ -135,6 +135,10 @@ func (a *Agent) handle(ctx, taskCtx context.Context, m *tentaclev1.ConnectRespon
 // accept journals the task before acknowledging it; a task already in the
 // journal is acknowledged again but never run twice.
 func (a *Agent) accept(ctx, taskCtx context.Context, t *tentaclev1.TaskAssignment, out chan<- *tentaclev1.ConnectRequest) {
+	if _, held := a.journal.Assignment(t.GetTaskId()); !held && !a.accepting.Load() {
+		a.log.Info("stopping: task left for the next start", zap.String("task", t.GetTaskId()))
+		return
+	}
 	isNew, err := a.journal.Accept(assignmentFromProto(t))
 	if err != nil {
 		// Not acknowledged: the server sends it again on the next session.

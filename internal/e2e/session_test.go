@@ -177,6 +177,7 @@ func runAgent(t testing.TB, dataDir string, r agent.Runner) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.SetStopGrace(time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { a.Run(ctx); close(done) }()
@@ -308,13 +309,16 @@ func TestAgentRestartDoesNotRunTaskTwice(t *testing.T) {
 	stop := runAgent(t, agentDir, r)
 	id := c.deploy("test", "web", "1.0")
 	taskID := <-r.started
-	stop() // the agent stops mid-task: the task is cancelled, its old container restored
+	stop() // the agent stops mid-task and the task outlasts the grace: cancelled, old container restored
 
-	runAgent(t, agentDir, r)
-	final := c.wait(id)
-	if s := final.GetTasks()[0].GetState(); s != tentaclev1.TaskState_TASK_STATE_CANCELLED {
-		t.Fatalf("task = %v, want cancelled (reported after the restart)", final.GetTasks()[0])
+	// Past the stop grace the task was cancelled, and that was reported
+	// before the agent exited.
+	got, _ := c.admin.GetDeployment(c.ctx(), &tentaclev1.GetDeploymentRequest{Id: id})
+	if s := got.GetTasks()[0].GetState(); s != tentaclev1.TaskState_TASK_STATE_CANCELLED {
+		t.Fatalf("task after a stop past the grace = %v, want cancelled", got.GetTasks()[0])
 	}
+	runAgent(t, agentDir, r)
+	c.wait(id)
 	if n := r.callCount(taskID); n != 1 {
 		t.Fatalf("task ran %d times across an agent restart, want 1", n)
 	}
@@ -337,5 +341,28 @@ func TestAgentReconnectsAfterServerRestart(t *testing.T) {
 	final := c2.wait(c2.deploy("test", "web", "2.0"))
 	if s := final.GetDeployment().GetState(); s != tentaclev1.DeploymentState_DEPLOYMENT_STATE_SUCCEEDED {
 		t.Fatalf("deployment after server restart = %v", final)
+	}
+}
+
+func TestAgentStopLetsTheRunningTaskFinishAndReports(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, t.TempDir(), "")
+	c.setupApp("test", "web")
+	agentDir := t.TempDir()
+	c.enroll("test", agentDir)
+	r := newFakeRunner()
+	r.hold = make(chan struct{})
+	stop := runAgent(t, agentDir, r)
+	id := c.deploy("test", "web", "1.0")
+	<-r.started
+	go func() { time.Sleep(300 * time.Millisecond); close(r.hold) }() // finishes within the grace
+	stop()
+	// Reported before Run returned: no restart needed to see the outcome.
+	got, _ := c.admin.GetDeployment(c.ctx(), &tentaclev1.GetDeploymentRequest{Id: id})
+	if s := got.GetDeployment().GetState(); s != tentaclev1.DeploymentState_DEPLOYMENT_STATE_SUCCEEDED {
+		t.Fatalf("deployment after a stop during its task = %v, want succeeded", got)
+	}
+	if log := c.taskLog(got.GetTasks()[0].GetId()); !strings.Contains(log, "tentacle: succeeded:") {
+		t.Fatalf("task log not complete at exit:\n%s", log)
 	}
 }
