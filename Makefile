@@ -64,3 +64,21 @@ $(PROTOC_GEN_GO_GRPC):
 
 clean:
 	rm -rf $(BIN)
+
+# Agent .deb and .rpm (install/nfpm.yaml) in bin/packages, from a static
+# linux/amd64 build; package versions come from install/pkgversion.sh.
+NFPM_VERSION := v2.48.0
+NFPM         := $(BIN)/nfpm-$(NFPM_VERSION)
+.PHONY: packages
+packages: $(NFPM)
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/linux-amd64/tentacle ./cmd/tentacle
+	@mkdir -p $(BIN)/packages
+	DEB_VERSION=$$(sh install/pkgversion.sh deb '$(VERSION)') && \
+		TENTACLE_PKG_VERSION=$$DEB_VERSION $(NFPM) package --config install/nfpm.yaml --packager deb \
+		--target $(BIN)/packages/tentacle_$${DEB_VERSION}_amd64.deb
+	RPM_VERSION=$$(sh install/pkgversion.sh rpm '$(VERSION)') && \
+		TENTACLE_PKG_VERSION=$$RPM_VERSION $(NFPM) package --config install/nfpm.yaml --packager rpm \
+		--target $(BIN)/packages/tentacle_$${RPM_VERSION}_amd64.rpm
+$(NFPM):
+	GOBIN=$(BIN)/tmp $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+	mv $(BIN)/tmp/nfpm $@

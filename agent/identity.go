@@ -48,11 +48,10 @@ const (
 // ErrNotEnrolled is returned by LoadIdentity for a data dir without an enrollment.
 var ErrNotEnrolled = errors.New("not enrolled: run `tentacle enroll --server HOST:PORT --token TOKEN` first")
 
-// LoadIdentity reads the enrollment from dataDir.
-func LoadIdentity(dataDir string) (Identity, error) {
-	if err := recoverRenewal(dataDir); err != nil {
-		return Identity{}, fmt.Errorf("finish an interrupted certificate renewal: %w", err)
-	}
+// ReadEnrollment reads only enrollment.json: who the agent is and which
+// server it talks to. Unlike LoadIdentity it never touches the key files, so
+// it is safe while the agent runs (tentacle status).
+func ReadEnrollment(dataDir string) (Identity, error) {
 	data, err := os.ReadFile(filepath.Join(dataDir, enrollmentFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return Identity{}, fmt.Errorf("data dir %s: %w", dataDir, ErrNotEnrolled)
@@ -63,6 +62,18 @@ func LoadIdentity(dataDir string) (Identity, error) {
 	var id Identity
 	if err := json.Unmarshal(data, &id); err != nil {
 		return Identity{}, fmt.Errorf("%s: %w", enrollmentFile, err)
+	}
+	return id, nil
+}
+
+// LoadIdentity reads the enrollment from dataDir.
+func LoadIdentity(dataDir string) (Identity, error) {
+	if err := recoverRenewal(dataDir); err != nil {
+		return Identity{}, fmt.Errorf("finish an interrupted certificate renewal: %w", err)
+	}
+	id, err := ReadEnrollment(dataDir)
+	if err != nil {
+		return Identity{}, err
 	}
 	for _, f := range []struct {
 		name string

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -32,9 +33,10 @@ func newRootCommand() *cobra.Command {
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.config, "config", agent.DefaultConfigPath(), "agent config file (YAML)")
-	pf.StringVar(&g.dataDir, "data-dir", "", "data directory (overrides data_dir in the config)")
-	pf.StringVar(&g.log.Format, "log-format", "", "log format: console or json (overrides the config)")
-	pf.StringVar(&g.log.Level, "log-level", "", "log level: debug, info, warn or error (overrides the config)")
+	pf.StringVar(&g.dataDir, "data-dir", "", "data directory (overrides TENTACLE_DATA_DIR and data_dir in the config)")
+	pf.StringVar(&g.log.Format, "log-format", "", "log format: console or json (overrides TENTACLE_LOG_FORMAT and the config)")
+	pf.StringVar(&g.log.Level, "log-level", "", "log level: debug, info, warn or error (overrides TENTACLE_LOG_LEVEL and the config)")
+	root.AddCommand(serviceCommands(g)...)
 	root.AddCommand(enrollCommand(g), runCommand(g), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
@@ -104,32 +106,31 @@ func runCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:     "run",
 		Short:   "Run the agent in the foreground",
-		Example: "  tentacle run --config /etc/tentacle/tentacle.yaml",
+		Example: "  tentacle run --config /etc/tentacle/agent.yaml",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, log, err := g.load(cmd)
-			if err != nil {
-				return err
-			}
-			defer log.Sync()
-			cs, err := creds.New(cfg.Registries, cfg.DockerConfig)
-			if err != nil {
-				return err
-			}
-			var opts []client.Opt
-			if cfg.DockerHost != "" {
-				opts = append(opts, client.WithHost(cfg.DockerHost))
-			}
-			cli, err := docker.NewClient(opts...)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			a, err := agent.New(cfg, docker.New(cli, cs, log.Named("docker")), log)
-			if err != nil {
-				return err
-			}
-			return a.Run(cmd.Context())
-		},
+		RunE:    func(cmd *cobra.Command, _ []string) error { return g.run(cmd) },
 	}
+}
+
+// runAgent runs the agent until ctx ends; `tentacle run` in the foreground
+// and the system service (cmd/tentacle/service.go) both call it.
+func runAgent(ctx context.Context, cfg agent.Config, log *zap.Logger) error {
+	cs, err := creds.New(cfg.Registries, cfg.DockerConfig)
+	if err != nil {
+		return err
+	}
+	var opts []client.Opt
+	if cfg.DockerHost != "" {
+		opts = append(opts, client.WithHost(cfg.DockerHost))
+	}
+	cli, err := docker.NewClient(opts...)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	a, err := agent.New(cfg, docker.New(cli, cs, log.Named("docker")), log)
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
 }
