@@ -72,6 +72,8 @@ NFPM         := $(BIN)/nfpm-$(NFPM_VERSION)
 .PHONY: packages
 packages: $(NFPM)
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/linux-amd64/tentacle ./cmd/tentacle
+	# The packaged unit comes from the same template as `tentacle install`.
+	$(BIN)/linux-amd64/tentacle systemd-unit --config /etc/tentacle/agent.yaml > $(BIN)/linux-amd64/tentacle.service
 	@mkdir -p $(BIN)/packages
 	DEB_VERSION=$$(sh install/pkgversion.sh deb '$(VERSION)') && \
 		TENTACLE_PKG_VERSION=$$DEB_VERSION $(NFPM) package --config install/nfpm.yaml --packager deb \

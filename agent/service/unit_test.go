@@ -108,3 +108,18 @@ func TestKardianosScriptRoundTrip(t *testing.T) {
 		t.Errorf("after kardianos' pass:\n%s\nwant:\n%s", b.String(), unit)
 	}
 }
+
+func TestPackageUnitIsTheInstallTemplate(t *testing.T) {
+	installed, err := SystemdUnit(Spec{Executable: "/usr/bin/tentacle", ConfigPath: "/etc/tentacle/agent.yaml", DataDir: "/var/lib/tentacle"}, description)
+	if err != nil {
+		t.Fatal(err)
+	}
+	packaged, err := PackageUnit("/usr/bin/tentacle", "/etc/tentacle/agent.yaml", "/var/lib/tentacle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body, _ := strings.Cut(installed, "\n")
+	if want := "# Shipped by the tentacle package; removing the package removes it.\n" + body; packaged != want {
+		t.Fatalf("packaged unit differs from the installed one beyond its first line:\n%s", packaged)
+	}
+}

@@ -105,10 +105,32 @@ Install does not start the service: run "tentacle start".`,
 		Args:    cobra.NoArgs,
 		RunE:    func(cmd *cobra.Command, _ []string) error { return g.install(cmd) },
 	}
+	var unitBinary, unitDataDir string
+	unit := &cobra.Command{
+		Use:    "systemd-unit",
+		Short:  "Print the systemd unit the packages ship (used by make packages)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			u, err := tservice.PackageUnit(unitBinary, g.config, unitDataDir)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprint(cmd.OutOrStdout(), u)
+			return err
+		},
+	}
+	unit.Flags().StringVar(&unitBinary, "binary", "/usr/bin/tentacle", "where the package installs the binary")
+	unit.Flags().StringVar(&unitDataDir, "unit-data-dir", agent.DefaultDataDir(), "the data dir the unit may write")
 	return []*cobra.Command{
-		install,
+		install, unit,
 		control("uninstall", "Stop and remove the system service (config and data dir are kept)",
-			mutating(func(s tservice.Controller, cmd *cobra.Command) error { return tservice.Uninstall(s, cmd.OutOrStdout()) })),
+			mutating(func(s tservice.Controller, cmd *cobra.Command) error {
+				if unit, ok := tservice.PackagedUnit(); ok {
+					return fmt.Errorf("the service comes from the tentacle package (%s): remove the package instead (apt remove tentacle, or dnf remove tentacle)", unit)
+				}
+				return tservice.Uninstall(s, cmd.OutOrStdout())
+			})),
 		control("start", "Start the system service",
 			mutating(func(s tservice.Controller, cmd *cobra.Command) error { return tservice.Start(s, cmd.OutOrStdout()) })),
 		control("stop", "Stop the system service",

@@ -3,12 +3,11 @@
 #   deb: $1 = configure (or abort-upgrade|abort-remove|abort-deconfigure),
 #        $2 = the version configured before (empty on a first install)
 #   rpm: $1 = 1 on a first install, 2 or more on an upgrade
-# Registers the systemd service when systemd runs; starts (or, on upgrade,
-# restarts) it only when the host is already enrolled. Never fails the
+# Enables the packaged systemd unit when systemd runs; starts it only when
+# the host is already enrolled, and on upgrade restarts it only if it runs. Never fails the
 # package transaction because of the service: it says what to do instead.
 set -eu
 
-TENTACLE=/usr/bin/tentacle
 CONFIG=/etc/tentacle/agent.yaml
 ENROLLMENT=/var/lib/tentacle/enrollment.json
 
@@ -35,22 +34,16 @@ MSG
 }
 
 if [ ! -d /run/systemd/system ]; then
-	echo "tentacle: systemd is not running: the service was not registered."
-	echo "tentacle: to register it with this host's service manager: tentacle install --config $CONFIG"
+	echo "tentacle: systemd is not running: the packaged unit was not enabled."
+	echo "tentacle: to register the agent with this host's service manager: tentacle install --config $CONFIG"
 	if [ ! -f "$ENROLLMENT" ]; then next_steps; fi
 	exit 0
 fi
 
-# Idempotent: on an upgrade or a reinstall the service exists already.
-if ! out=$("$TENTACLE" install --config "$CONFIG" 2>&1); then
-	case $out in
-	*[Aa]lready*) ;;
-	*)
-		echo "tentacle: warning: registering the service failed: $out" >&2
-		echo "tentacle: fix the cause, then run: tentacle install --config $CONFIG" >&2
-		exit 0
-		;;
-	esac
+# The package ships the unit; enable it so it starts at boot.
+systemctl daemon-reload >/dev/null 2>&1 || true
+if ! systemctl enable tentacle.service >/dev/null 2>&1; then
+	echo "tentacle: warning: could not enable tentacle.service; run: systemctl enable tentacle" >&2
 fi
 
 if [ ! -f "$ENROLLMENT" ]; then
@@ -59,12 +52,13 @@ if [ ! -f "$ENROLLMENT" ]; then
 fi
 
 if $upgrade; then
-	echo "tentacle: restarting the agent"
-	"$TENTACLE" restart || "$TENTACLE" start ||
+	# Restart only if it was running: an agent stopped on purpose stays stopped.
+	echo "tentacle: restarting the agent if it runs"
+	systemctl try-restart tentacle.service ||
 		echo "tentacle: warning: the agent did not restart; see: journalctl -u tentacle" >&2
 else
 	echo "tentacle: this host is enrolled ($ENROLLMENT): starting the agent"
-	"$TENTACLE" start ||
+	systemctl start tentacle.service ||
 		echo "tentacle: warning: the agent did not start; see: journalctl -u tentacle" >&2
 fi
 exit 0

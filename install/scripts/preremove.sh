@@ -2,8 +2,8 @@
 # Tentacle package: before removal (deb prerm, rpm %preun).
 #   deb: $1 = remove | upgrade | failed-upgrade | deconfigure
 #   rpm: $1 = 0 when the package is erased, 1 or more on an upgrade
-# Stops and unregisters the service on removal only: an upgrade keeps it
-# (the new package's postinstall restarts it).
+# Stops and disables the service on removal only: an upgrade keeps it
+# (the new package's postinstall restarts it if it was running).
 set -eu
 
 TENTACLE=/usr/bin/tentacle
@@ -13,14 +13,15 @@ remove | 0) ;;
 *) exit 0 ;;
 esac
 
-[ -x "$TENTACLE" ] || exit 0
-
-# Not running or not registered (e.g. no systemd) is fine.
-"$TENTACLE" stop >/dev/null 2>&1 || true
-if ! out=$("$TENTACLE" uninstall 2>&1); then
-	case $out in
-	*"not installed"* | *"not exist"*) ;;
-	*) echo "tentacle: warning: unregistering the service failed: $out" >&2 ;;
-	esac
+if [ -d /run/systemd/system ]; then
+	# The unit is the package's: disable and stop it; dpkg/rpm remove the file.
+	systemctl disable --now tentacle.service >/dev/null 2>&1 || true
+	exit 0
 fi
+
+# Without systemd the agent may have been registered with `tentacle install`
+# (SysV, OpenRC): unregister it. Not running or not registered is fine.
+[ -x "$TENTACLE" ] || exit 0
+"$TENTACLE" stop >/dev/null 2>&1 || true
+"$TENTACLE" uninstall >/dev/null 2>&1 || true
 exit 0

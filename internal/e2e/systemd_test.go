@@ -26,6 +26,7 @@ const (
 type agentInstall struct {
 	how       string   // for the log
 	uninstall []string // the command that removes it again
+	packaged  bool     // the unit belongs to the package
 }
 
 // installer puts the agent into the container the way an operator would
@@ -44,7 +45,15 @@ func installDeb(t *testing.T, c *systemdtest.Container) agentInstall {
 	if c.Exec("test", "-e", agentConfig).Code != 0 {
 		c.WriteFile(agentConfig, []byte(agentYAML), 0o600)
 	}
-	return agentInstall{how: "dpkg -i " + filepath.Base(deb), uninstall: []string{"dpkg", "-r", "tentacle"}}
+	// The package carries the unit and enables it; not enrolled yet, it is
+	// not started.
+	if r := c.Exec("systemctl", "is-enabled", agentUnit); strings.TrimSpace(r.Stdout) != "enabled" {
+		t.Fatalf("after dpkg -i the unit is %q, want enabled: %s", strings.TrimSpace(r.Stdout), r)
+	}
+	if r := c.Exec("tentacle", "install", "--config", agentConfig); r.Code == 0 || !strings.Contains(r.Stderr, "already installed") {
+		t.Errorf("tentacle install over the packaged unit: %s", r)
+	}
+	return agentInstall{how: "dpkg -i " + filepath.Base(deb), uninstall: []string{"dpkg", "-r", "tentacle"}, packaged: true}
 }
 
 // installBinary copies the static binary in and runs `tentacle install`,
@@ -232,6 +241,12 @@ func agentUnderSystemd(t *testing.T, c *systemdtest.Container, install installer
 	})
 
 	t.Run("uninstall", func(t *testing.T) {
+		if inst.packaged {
+			r := c.Exec("tentacle", "uninstall")
+			if r.Code == 0 || !strings.Contains(r.Stderr, "the service comes from the tentacle package (/lib/systemd/system/tentacle.service): remove the package instead") {
+				t.Errorf("tentacle uninstall of a packaged unit: %s", r)
+			}
+		}
 		if r := c.Exec(inst.uninstall...); r.Code != 0 {
 			t.Fatalf("%s: %s", strings.Join(inst.uninstall, " "), r)
 		}
