@@ -18,10 +18,11 @@ import (
 
 type targetsJSON struct {
 	Targets []struct {
-		Name        string
-		Environment string
-		Connected   bool
-		RevokedAt   string
+		Name          string
+		Environment   string
+		Connected     bool
+		RevokedAt     string
+		DockerVersion string
 	}
 }
 

@@ -180,10 +180,17 @@ func agentUnderSystemd(t *testing.T, c *systemdtest.Container, install installer
 		t.Errorf("systemctl is-enabled %s = %q, want enabled (it must come back after a reboot)", agentUnit, got)
 	}
 	waitFor(t, "the target to connect", 20*time.Second, func() bool { _, ok := s.systemdTarget(); return ok })
-	if r := c.Exec("tentacle", "status"); r.Code != 0 {
-		t.Errorf("tentacle status with the service running: %s", r)
-	} else {
-		t.Logf("tentacle status:\n%s", r.Stdout)
+	if r := c.Exec("tentacle", "status"); r.Code != 0 || !strings.Contains(r.Stdout, "running") || !strings.Contains(r.Stdout, s.addr) {
+		t.Errorf("tentacle status with the service running (want running and %s): %s", s.addr, r)
+	}
+	// The unit's hardening must still let the agent reach the Docker socket:
+	// the target reports the engine's version, not "unreachable".
+	var ts targetsJSON
+	s.json(&ts, "targets")
+	for _, tg := range ts.Targets {
+		if tg.Environment == systemdEnv && (tg.DockerVersion == "" || tg.DockerVersion == "unreachable") {
+			t.Errorf("under the systemd unit the agent reports Docker %q: the hardening blocks the socket", tg.DockerVersion)
+		}
 	}
 
 	t.Run("kill -9 restarts", func(t *testing.T) {
