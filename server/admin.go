@@ -143,6 +143,9 @@ func (a *admin) CreateDeployment(ctx context.Context, req *tentaclev1.CreateDepl
 	if err != nil {
 		return nil, storeErr("get environment", err)
 	}
+	if err := a.checkLifecycle(ctx, rel, env, req.GetForce()); err != nil {
+		return nil, err
+	}
 	targets, err := a.s.store.ListTargetsInEnvironment(ctx, env.Name)
 	if err != nil {
 		return nil, storeErr("list targets", err)
@@ -171,6 +174,34 @@ func (a *admin) CreateDeployment(ctx context.Context, req *tentaclev1.CreateDepl
 	}
 	a.s.changes.Changed()
 	return &tentaclev1.CreateDeploymentResponse{Deployment: deploymentToProto(d), Tasks: tasksToProto(tasks)}, nil
+}
+
+// checkLifecycle refuses a release in an environment before it succeeded
+// in the previous one, unless an admin forces it.
+func (a *admin) checkLifecycle(ctx context.Context, rel store.Release, env store.Environment, force bool) error {
+	prev, ok, err := a.s.store.PreviousEnvironment(ctx, env.Name)
+	if err != nil {
+		return storeErr("previous environment", err)
+	}
+	if !ok {
+		return nil
+	}
+	done, err := a.s.store.ReleaseSucceededIn(ctx, rel.ID, prev.Name)
+	if err != nil {
+		return storeErr("release history", err)
+	}
+	switch {
+	case done:
+		return nil
+	case !force:
+		return status.Errorf(codes.FailedPrecondition, "release %q of %q has not succeeded in %q, the environment before %q: deploy it there first, or pass --force (role admin)",
+			rel.Version, rel.Application, prev.Name, env.Name)
+	case principalFrom(ctx).Role != RoleAdmin:
+		return status.Errorf(codes.PermissionDenied, "--force needs role admin: role %s deploys along the lifecycle only", principalFrom(ctx).Role)
+	}
+	a.s.log.Warn("lifecycle skipped by force", zap.String("app", rel.Application), zap.String("release", rel.Version),
+		zap.String("environment", env.Name), zap.String("skipped", prev.Name), zap.String("by", principalFrom(ctx).Name))
+	return nil
 }
 
 func (a *admin) ListDeployments(ctx context.Context, req *tentaclev1.ListDeploymentsRequest) (*tentaclev1.ListDeploymentsResponse, error) {

@@ -64,7 +64,11 @@ func auditObject(req any) string {
 	case *tentaclev1.CreateReleaseRequest:
 		return fmt.Sprintf("release/%s@%s", r.GetApplication(), firstNonEmpty(r.GetVersion(), r.GetImageTag()))
 	case *tentaclev1.CreateDeploymentRequest:
-		return fmt.Sprintf("release/%s@%s→environment/%s", r.GetApplication(), r.GetReleaseVersion(), r.GetEnvironment())
+		o := fmt.Sprintf("release/%s@%s→environment/%s", r.GetApplication(), r.GetReleaseVersion(), r.GetEnvironment())
+		if r.GetForce() {
+			o += " (--force: lifecycle not checked)"
+		}
+		return o
 	case *tentaclev1.CreateJoinTokenRequest:
 		return "environment/" + r.GetEnvironment()
 	case *tentaclev1.RevokeJoinTokenRequest:

@@ -107,7 +107,7 @@ func taskEventFromProto(e *tentaclev1.TaskEvent) store.TaskEvent {
 }
 
 func environmentToProto(e store.Environment) *tentaclev1.Environment {
-	return &tentaclev1.Environment{Name: e.Name, Description: e.Description, CreatedAt: ts(e.CreatedAt)}
+	return &tentaclev1.Environment{Name: e.Name, Description: e.Description, CreatedAt: ts(e.CreatedAt), Position: int32(e.Position)}
 }
 
 func applicationToProto(a store.Application) *tentaclev1.Application {

@@ -14,12 +14,16 @@ import (
 
 func (c *cli) newDeployCmd() *cobra.Command {
 	var app, release, env string
-	var wait bool
+	var wait, force bool
 	cmd := &cobra.Command{
 		Use:   "deploy --app APP --release VERSION --env ENV [--wait]",
 		Short: "Deploy a release to an environment",
 		Long: `Deploy a release of an application to every target of an environment, and
 print the deployment's id.
+
+Environments form a lifecycle in the order they were created (env list shows
+it): a release deploys to an environment only after it succeeded in the one
+before. --force skips that check; it needs role admin and is audited.
 
 With --wait, follow the deployment: print each task event as it happens
 (time, target, state, message), then a summary. The exit code is 0 if the
@@ -53,7 +57,7 @@ With -o json, stdout gets one JSON document (the created deployment, or with
 			ctx, cancel := conn.callContext(cmd.Context())
 			defer cancel()
 			resp, err := conn.admin.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{
-				Application: app, ReleaseVersion: release, Environment: env,
+				Application: app, ReleaseVersion: release, Environment: env, Force: force,
 			})
 			if err != nil {
 				return conn.explain(err)
@@ -77,6 +81,7 @@ With -o json, stdout gets one JSON document (the created deployment, or with
 	fl.StringVar(&release, "release", "", "release version, as in release list (required)")
 	fl.StringVar(&env, "env", "", "environment (required)")
 	fl.BoolVar(&wait, "wait", false, "follow the deployment until it finishes; exit 1 if it failed")
+	fl.BoolVar(&force, "force", false, "deploy even if the release has not succeeded in the previous environment (role admin; audited)")
 	for _, name := range []string{"app", "release", "env"} {
 		_ = cmd.MarkFlagRequired(name)
 	}

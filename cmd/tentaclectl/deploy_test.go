@@ -207,3 +207,10 @@ func TestStreamsResumeAfterRestart(t *testing.T) {
 		t.Errorf("resumed with %v, want offset 4 and follow", last)
 	}
 }
+
+func TestDeployForceIsSent(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, &fakeAdmin{})
+	h.run(t, "deploy", "--app", "web", "--release", "1.4.2", "--env", "prod", "--force")
+	wantRequest(t, h.fake, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.4.2", Environment: "prod", Force: true})
+}

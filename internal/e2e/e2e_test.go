@@ -121,7 +121,13 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("agent without credentials fails with unauthorized naming the registry", func(t *testing.T) {
 		s.ok("app", "create", "e2e-nocreds", "--image", image, "--ready-after", "1s")
 		s.ok("release", "create", "--app", "e2e-nocreds", "--tag", "1.0")
-		out, errOut, code := s.ctl("deploy", "--app", "e2e-nocreds", "--release", "1.0", "--env", "e2e-nocreds", "--wait")
+		// e2e-nocreds comes after e2e in the lifecycle, and this release never
+		// ran in e2e: refused, unless an admin forces it.
+		_, errOut, code := s.ctl("deploy", "--app", "e2e-nocreds", "--release", "1.0", "--env", "e2e-nocreds")
+		if want := `tentaclectl: release "1.0" of "e2e-nocreds" has not succeeded in "e2e", the environment before "e2e-nocreds": deploy it there first, or pass --force (role admin)`; code != 1 || !strings.HasPrefix(errOut, want) {
+			t.Fatalf("deploy skipping the lifecycle: exit %d, %q; want 1 and %q", code, errOut, want)
+		}
+		out, errOut, code := s.ctl("deploy", "--app", "e2e-nocreds", "--release", "1.0", "--env", "e2e-nocreds", "--force", "--wait")
 		if code != 1 {
 			t.Fatalf("deploy --wait exit %d, want 1\n%s\n%s", code, out, errOut)
 		}

@@ -32,6 +32,9 @@ type Environment struct {
 	Name        string
 	Description string
 	CreatedAt   time.Time
+	// Position is the place in the lifecycle, from 1: creation order. Set by
+	// the store on reads.
+	Position int
 }
 
 type Application struct {
@@ -219,7 +222,14 @@ type DeploymentFilter struct {
 type Store interface {
 	CreateEnvironment(ctx context.Context, e Environment) error
 	GetEnvironment(ctx context.Context, name string) (Environment, error)
+	// ListEnvironments lists in lifecycle order.
 	ListEnvironments(ctx context.Context) ([]Environment, error)
+	// PreviousEnvironment returns the environment before name in the
+	// lifecycle; false when name is the first. ErrNotFound for an unknown name.
+	PreviousEnvironment(ctx context.Context, name string) (Environment, bool, error)
+	// ReleaseSucceededIn reports whether a deployment of the release to the
+	// environment has succeeded.
+	ReleaseSucceededIn(ctx context.Context, releaseID, environment string) (bool, error)
 
 	CreateApplication(ctx context.Context, a Application) error
 	GetApplication(ctx context.Context, name string) (Application, error)

@@ -76,10 +76,14 @@ func (DeploymentState) EnumDescriptor() ([]byte, []int) {
 }
 
 type Environment struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Description   string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Place in the lifecycle, from 1: the order environments were created in.
+	// A release reaches an environment only after it succeeded in the one
+	// before it.
+	Position      int32 `protobuf:"varint,4,opt,name=position,proto3" json:"position,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -133,6 +137,13 @@ func (x *Environment) GetCreatedAt() *timestamppb.Timestamp {
 		return x.CreatedAt
 	}
 	return nil
+}
+
+func (x *Environment) GetPosition() int32 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
 }
 
 type Application struct {
@@ -1353,8 +1364,11 @@ type CreateDeploymentRequest struct {
 	Application    string                 `protobuf:"bytes,1,opt,name=application,proto3" json:"application,omitempty"`
 	ReleaseVersion string                 `protobuf:"bytes,2,opt,name=release_version,json=releaseVersion,proto3" json:"release_version,omitempty"`
 	Environment    string                 `protobuf:"bytes,3,opt,name=environment,proto3" json:"environment,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Deploy even though the release has not succeeded in the environment
+	// before this one. Needs role admin; audited.
+	Force         bool `protobuf:"varint,4,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateDeploymentRequest) Reset() {
@@ -1406,6 +1420,13 @@ func (x *CreateDeploymentRequest) GetEnvironment() string {
 		return x.Environment
 	}
 	return ""
+}
+
+func (x *CreateDeploymentRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
 }
 
 type CreateDeploymentResponse struct {
@@ -3126,12 +3147,13 @@ var File_tentacle_v1_admin_proto protoreflect.FileDescriptor
 
 const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x17tentacle/v1/admin.proto\x12\vtentacle.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tentacle/v1/types.proto\"~\n" +
+	"\x17tentacle/v1/admin.proto\x12\vtentacle.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tentacle/v1/types.proto\"\x9a\x01\n" +
 	"\vEnvironment\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x129\n" +
 	"\n" +
-	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xb8\x01\n" +
+	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1a\n" +
+	"\bposition\x18\x04 \x01(\x05R\bposition\"\xb8\x01\n" +
 	"\vApplication\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\x10image_repository\x18\x02 \x01(\tR\x0fimageRepository\x12/\n" +
@@ -3235,11 +3257,12 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\x13ListReleasesRequest\x12 \n" +
 	"\vapplication\x18\x01 \x01(\tR\vapplication\"H\n" +
 	"\x14ListReleasesResponse\x120\n" +
-	"\breleases\x18\x01 \x03(\v2\x14.tentacle.v1.ReleaseR\breleases\"\x86\x01\n" +
+	"\breleases\x18\x01 \x03(\v2\x14.tentacle.v1.ReleaseR\breleases\"\x9c\x01\n" +
 	"\x17CreateDeploymentRequest\x12 \n" +
 	"\vapplication\x18\x01 \x01(\tR\vapplication\x12'\n" +
 	"\x0frelease_version\x18\x02 \x01(\tR\x0ereleaseVersion\x12 \n" +
-	"\venvironment\x18\x03 \x01(\tR\venvironment\"|\n" +
+	"\venvironment\x18\x03 \x01(\tR\venvironment\x12\x14\n" +
+	"\x05force\x18\x04 \x01(\bR\x05force\"|\n" +
 	"\x18CreateDeploymentResponse\x127\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\v2\x17.tentacle.v1.DeploymentR\n" +

@@ -24,12 +24,39 @@ func (s *Store) CreateEnvironment(ctx context.Context, e store.Environment) erro
 	return nil
 }
 
-const environmentCols = `name, description, created_at`
+// The lifecycle position is the creation order (rowid), counted on read.
+const environmentCols = `name, description, created_at,
+	(SELECT COUNT(*) FROM environments o WHERE o.rowid <= environments.rowid)`
 
 func scanEnvironment(sc scanner) (store.Environment, error) {
 	var e store.Environment
-	err := sc.Scan(&e.Name, &e.Description, timeCol{&e.CreatedAt})
+	err := sc.Scan(&e.Name, &e.Description, timeCol{&e.CreatedAt}, &e.Position)
 	return e, err
+}
+
+func (s *Store) PreviousEnvironment(ctx context.Context, name string) (store.Environment, bool, error) {
+	if _, err := s.GetEnvironment(ctx, name); err != nil {
+		return store.Environment{}, false, err
+	}
+	e, err := scanEnvironment(s.read.QueryRowContext(ctx, `SELECT `+environmentCols+` FROM environments
+		WHERE rowid < (SELECT rowid FROM environments WHERE name = ?) ORDER BY rowid DESC LIMIT 1`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Environment{}, false, nil
+	}
+	if err != nil {
+		return store.Environment{}, false, fmt.Errorf("environment before %q: %w", name, err)
+	}
+	return e, true, nil
+}
+
+func (s *Store) ReleaseSucceededIn(ctx context.Context, releaseID, environment string) (bool, error) {
+	var ok bool
+	err := s.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM deployments
+		WHERE release_id = ? AND environment = ? AND state = ?)`, releaseID, environment, string(store.DeploymentSucceeded)).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("release %s in %q: %w", releaseID, environment, err)
+	}
+	return ok, nil
 }
 
 func (s *Store) GetEnvironment(ctx context.Context, name string) (store.Environment, error) {

@@ -12,6 +12,7 @@ var catalogTests = []namedTest{
 	{"CreateEnvironment", testCreateEnvironment},
 	{"GetEnvironment", testGetEnvironment},
 	{"ListEnvironments", testListEnvironments},
+	{"PreviousEnvironment", testPreviousEnvironment},
 	{"CreateApplication", testCreateApplication},
 	{"GetApplication", testGetApplication},
 	{"ListApplications", testListApplications},
@@ -46,6 +47,7 @@ func testCreateEnvironment(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrConflict, `"prod"`)
 	got, err := s.GetEnvironment(ctx, "prod")
 	must(t, err)
+	e.Position = 1 // the first in the lifecycle
 	wantEqual(t, "environment after the conflict", got, e)
 }
 
@@ -55,6 +57,7 @@ func testGetEnvironment(t *testing.T, s store.Store) {
 	must(t, s.CreateEnvironment(ctx, e))
 	got, err := s.GetEnvironment(ctx, "dev")
 	must(t, err)
+	e.Position = 1
 	wantEqual(t, "environment", got, e)
 	_, err = s.GetEnvironment(ctx, "nope")
 	wantErr(t, err, store.ErrNotFound, `"nope"`)
@@ -75,6 +78,30 @@ func testListEnvironments(t *testing.T, s store.Store) {
 	must(t, err)
 	wantEqual(t, "environments", ids(es, func(e store.Environment) string { return e.Name }),
 		[]string{"dev", "test", "prod"})
+	for i, e := range es {
+		if e.Position != i+1 {
+			t.Errorf("%s has position %d, want %d", e.Name, e.Position, i+1)
+		}
+	}
+}
+
+func testPreviousEnvironment(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for _, n := range []string{"dev", "test", "prod"} {
+		must(t, s.CreateEnvironment(ctx, store.Environment{Name: n, CreatedAt: t0}))
+	}
+	_, ok, err := s.PreviousEnvironment(ctx, "dev")
+	must(t, err)
+	if ok {
+		t.Fatal("the first environment has a previous one")
+	}
+	prev, ok, err := s.PreviousEnvironment(ctx, "prod")
+	must(t, err)
+	if !ok || prev.Name != "test" || prev.Position != 2 {
+		t.Fatalf("before prod: %+v, %v; want test at 2", prev, ok)
+	}
+	_, _, err = s.PreviousEnvironment(ctx, "nope")
+	wantErr(t, err, store.ErrNotFound, `"nope"`)
 }
 
 func testCreateApplication(t *testing.T, s store.Store) {

@@ -17,6 +17,34 @@ var deploymentTests = []namedTest{
 	{"PendingTasksForTarget", testPendingTasksForTarget},
 	{"MarkTaskAssigned", testMarkTaskAssigned},
 	{"MarkTaskAccepted", testMarkTaskAccepted},
+	{"ReleaseSucceededIn", testReleaseSucceededIn},
+}
+
+func testReleaseSucceededIn(t *testing.T, s store.Store) {
+	f := newFixture(t, s, 2)
+	succeeded := func() bool {
+		ok, err := s.ReleaseSucceededIn(f.ctx, f.release.ID, "prod")
+		must(t, err)
+		return ok
+	}
+	f.deploy(t, "dep-1", at(time.Hour), f.targets...)
+	if succeeded() {
+		t.Fatal("a running deployment counts as succeeded")
+	}
+	f.event(t, taskID("dep-1", f.targets[0]), 1, store.TaskSucceeded)
+	f.event(t, taskID("dep-1", f.targets[1]), 1, store.TaskFailed)
+	if succeeded() {
+		t.Fatal("a failed deployment counts as succeeded")
+	}
+	f.deploy(t, "dep-2", at(2*time.Hour), f.targets...)
+	f.event(t, taskID("dep-2", f.targets[0]), 1, store.TaskSucceeded)
+	f.event(t, taskID("dep-2", f.targets[1]), 1, store.TaskSucceeded)
+	if !succeeded() {
+		t.Fatal("a succeeded deployment is not seen")
+	}
+	if ok, err := s.ReleaseSucceededIn(f.ctx, f.release.ID, "dev"); err != nil || ok {
+		t.Fatalf("in dev: %v, %v; want false", ok, err)
+	}
 }
 
 func testCreateDeployment(t *testing.T, s store.Store) {
