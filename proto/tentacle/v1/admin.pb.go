@@ -153,8 +153,11 @@ type Application struct {
 	ImageRepository string                 `protobuf:"bytes,2,opt,name=image_repository,json=imageRepository,proto3" json:"image_repository,omitempty"`
 	RunSpec         *RunSpec               `protobuf:"bytes,3,opt,name=run_spec,json=runSpec,proto3" json:"run_spec,omitempty"`
 	CreatedAt       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The application deploys to the targets of an environment that carry
+	// every one of these roles; none: to every target.
+	Roles         []string `protobuf:"bytes,5,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Application) Reset() {
@@ -211,6 +214,13 @@ func (x *Application) GetRunSpec() *RunSpec {
 func (x *Application) GetCreatedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Application) GetRoles() []string {
+	if x != nil {
+		return x.Roles
 	}
 	return nil
 }
@@ -977,6 +987,7 @@ type CreateApplicationRequest struct {
 	Name            string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	ImageRepository string                 `protobuf:"bytes,2,opt,name=image_repository,json=imageRepository,proto3" json:"image_repository,omitempty"`
 	RunSpec         *RunSpec               `protobuf:"bytes,3,opt,name=run_spec,json=runSpec,proto3" json:"run_spec,omitempty"`
+	Roles           []string               `protobuf:"bytes,4,rep,name=roles,proto3" json:"roles,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -1028,6 +1039,13 @@ func (x *CreateApplicationRequest) GetImageRepository() string {
 func (x *CreateApplicationRequest) GetRunSpec() *RunSpec {
 	if x != nil {
 		return x.RunSpec
+	}
+	return nil
+}
+
+func (x *CreateApplicationRequest) GetRoles() []string {
+	if x != nil {
+		return x.Roles
 	}
 	return nil
 }
@@ -3153,13 +3171,14 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x129\n" +
 	"\n" +
 	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1a\n" +
-	"\bposition\x18\x04 \x01(\x05R\bposition\"\xb8\x01\n" +
+	"\bposition\x18\x04 \x01(\x05R\bposition\"\xce\x01\n" +
 	"\vApplication\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\x10image_repository\x18\x02 \x01(\tR\x0fimageRepository\x12/\n" +
 	"\brun_spec\x18\x03 \x01(\v2\x14.tentacle.v1.RunSpecR\arunSpec\x129\n" +
 	"\n" +
-	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xac\x02\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x14\n" +
+	"\x05roles\x18\x05 \x03(\tR\x05roles\"\xac\x02\n" +
 	"\aRelease\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vapplication\x18\x02 \x01(\tR\vapplication\x12\x18\n" +
@@ -3237,11 +3256,12 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\venvironment\x18\x01 \x01(\v2\x18.tentacle.v1.EnvironmentR\venvironment\"\x19\n" +
 	"\x17ListEnvironmentsRequest\"X\n" +
 	"\x18ListEnvironmentsResponse\x12<\n" +
-	"\fenvironments\x18\x01 \x03(\v2\x18.tentacle.v1.EnvironmentR\fenvironments\"\x8a\x01\n" +
+	"\fenvironments\x18\x01 \x03(\v2\x18.tentacle.v1.EnvironmentR\fenvironments\"\xa0\x01\n" +
 	"\x18CreateApplicationRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\x10image_repository\x18\x02 \x01(\tR\x0fimageRepository\x12/\n" +
-	"\brun_spec\x18\x03 \x01(\v2\x14.tentacle.v1.RunSpecR\arunSpec\"W\n" +
+	"\brun_spec\x18\x03 \x01(\v2\x14.tentacle.v1.RunSpecR\arunSpec\x12\x14\n" +
+	"\x05roles\x18\x04 \x03(\tR\x05roles\"W\n" +
 	"\x19CreateApplicationResponse\x12:\n" +
 	"\vapplication\x18\x01 \x01(\v2\x18.tentacle.v1.ApplicationR\vapplication\"\x19\n" +
 	"\x17ListApplicationsRequest\"X\n" +
