@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -61,7 +63,12 @@ func (a *admin) CreateApplication(ctx context.Context, req *tentaclev1.CreateApp
 	if err := rs.Validate(); err != nil {
 		return nil, invalid(fmt.Errorf("run_spec: %w", err))
 	}
-	app := store.Application{Name: req.GetName(), ImageRepository: repo.String(), RunSpec: rs.WithDefaults(), CreatedAt: time.Now().UTC()}
+	for i, r := range req.GetRoles() {
+		if err := spec.ValidateName(fmt.Sprintf("roles[%d]", i), r); err != nil {
+			return nil, invalid(err)
+		}
+	}
+	app := store.Application{Name: req.GetName(), ImageRepository: repo.String(), RunSpec: rs.WithDefaults(), Roles: req.GetRoles(), CreatedAt: time.Now().UTC()}
 	if err := a.s.store.CreateApplication(ctx, app); err != nil {
 		return nil, storeErr("create application", err)
 	}
@@ -153,6 +160,15 @@ func (a *admin) CreateDeployment(ctx context.Context, req *tentaclev1.CreateDepl
 	if len(targets) == 0 {
 		return nil, status.Errorf(codes.FailedPrecondition, "environment %q has no targets: enroll one with `tentaclectl token create --env %s` and `tentacle enroll`", env.Name, env.Name)
 	}
+	app, err := a.s.store.GetApplication(ctx, rel.Application)
+	if err != nil {
+		return nil, storeErr("get application", err)
+	}
+	if targets = withRoles(targets, app.Roles); len(targets) == 0 {
+		roles := strings.Join(app.Roles, ",")
+		return nil, status.Errorf(codes.FailedPrecondition, "environment %q has no target with the roles of %q (%s): enroll one with `tentaclectl token create --env %s --roles %s`",
+			env.Name, app.Name, roles, env.Name, roles)
+	}
 	now := time.Now().UTC()
 	d := store.Deployment{
 		ID: newID(), ReleaseID: rel.ID, Application: rel.Application, ReleaseVersion: rel.Version,
@@ -174,6 +190,26 @@ func (a *admin) CreateDeployment(ctx context.Context, req *tentaclev1.CreateDepl
 	}
 	a.s.changes.Changed()
 	return &tentaclev1.CreateDeploymentResponse{Deployment: deploymentToProto(d), Tasks: tasksToProto(tasks)}, nil
+}
+
+// withRoles keeps the targets that carry every one of roles.
+func withRoles(targets []store.Target, roles []string) []store.Target {
+	var out []store.Target
+	for _, t := range targets {
+		if hasAll(t.Roles, roles) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func hasAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkLifecycle refuses a release in an environment before it succeeded

@@ -111,7 +111,7 @@ func environmentToProto(e store.Environment) *tentaclev1.Environment {
 }
 
 func applicationToProto(a store.Application) *tentaclev1.Application {
-	return &tentaclev1.Application{Name: a.Name, ImageRepository: a.ImageRepository, RunSpec: runSpecToProto(a.RunSpec), CreatedAt: ts(a.CreatedAt)}
+	return &tentaclev1.Application{Name: a.Name, ImageRepository: a.ImageRepository, RunSpec: runSpecToProto(a.RunSpec), Roles: a.Roles, CreatedAt: ts(a.CreatedAt)}
 }
 
 func releaseToProto(r store.Release) *tentaclev1.Release {

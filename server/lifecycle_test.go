@@ -1,11 +1,13 @@
 package server
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/tentacle-deploy/tentacle/internal/pki"
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 )
 
@@ -51,4 +53,53 @@ func TestLifecycleRefusesSkippingAndOnlyAdminsForce(t *testing.T) {
 	if !found {
 		t.Fatalf("no audit record of the forced deployment in %v", recs.GetRecords())
 	}
+}
+
+// enrollWithRoles enrolls a target into env with roles through Enroll.
+func enrollWithRoles(t *testing.T, s *Server, c tentaclev1.AdminServiceClient, env, host string, roles ...string) {
+	t.Helper()
+	tok, err := c.CreateJoinToken(ctxT(t), &tentaclev1.CreateJoinTokenRequest{Environment: env, Roles: roles})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, csrPEM, _ := pki.NewKeyAndCSR("h")
+	ac, _ := agentConn(t, s, nil, nil)
+	if _, err := ac.Enroll(ctxT(t), &tentaclev1.EnrollRequest{Token: tok.GetToken(), CsrPem: csrPEM, Hostname: host}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestApplicationRolesPickTheTargets(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	c := adminClient(t, s, s.BootstrapToken)
+	ctx := ctxT(t)
+	c.CreateEnvironment(ctx, &tentaclev1.CreateEnvironmentRequest{Name: "prod"})
+	enrollWithRoles(t, s, c, "prod", "web-1", "web", "edge")
+	enrollWithRoles(t, s, c, "prod", "web-2", "web")
+	enrollWithRoles(t, s, c, "prod", "db-1", "db")
+	for name, roles := range map[string][]string{"front": {"web", "edge"}, "site": {"web"}, "any": nil, "cache": {"cache"}} {
+		if _, err := c.CreateApplication(ctx, &tentaclev1.CreateApplicationRequest{Name: name, ImageRepository: "r.example.com/" + name, Roles: roles}); err != nil {
+			t.Fatal(err)
+		}
+		c.CreateRelease(ctx, &tentaclev1.CreateReleaseRequest{Application: name, ImageTag: "1"})
+	}
+	for app, want := range map[string]string{"front": "web-1", "site": "web-1,web-2", "any": "db-1,web-1,web-2"} {
+		resp, err := c.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: app, ReleaseVersion: "1", Environment: "prod"})
+		if err != nil {
+			t.Fatalf("%s: %v", app, err)
+		}
+		var got []string
+		for _, task := range resp.GetTasks() {
+			got = append(got, task.GetTargetName())
+		}
+		slices.Sort(got)
+		if strings.Join(got, ",") != want {
+			t.Errorf("%s deploys to %v, want %s", app, got, want)
+		}
+	}
+	_, err := c.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: "cache", ReleaseVersion: "1", Environment: "prod"})
+	wantStatus(t, err, codes.FailedPrecondition, "environment \"prod\" has no target with the roles of \"cache\" (cache): enroll one with `tentaclectl token create --env prod --roles cache`")
+	_, err = c.CreateApplication(ctx, &tentaclev1.CreateApplicationRequest{Name: "bad", ImageRepository: "r.example.com/bad", Roles: []string{"Web Servers"}})
+	wantStatus(t, err, codes.InvalidArgument, `roles[0]: invalid name "Web Servers": use 1-63 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit`)
 }

@@ -41,7 +41,9 @@ type Application struct {
 	Name            string
 	ImageRepository string
 	RunSpec         spec.RunSpec
-	CreatedAt       time.Time
+	// Roles: the application deploys to the targets that carry all of them.
+	Roles     []string
+	CreatedAt time.Time
 }
 
 type Release struct {

@@ -87,9 +87,13 @@ func (s *Store) CreateApplication(ctx context.Context, a store.Application) erro
 	if err != nil {
 		return fmt.Errorf("application %q: run spec: %w", a.Name, err)
 	}
+	roles, err := rolesJSON(a.Roles)
+	if err != nil {
+		return fmt.Errorf("application %q: roles: %w", a.Name, err)
+	}
 	_, err = s.write.ExecContext(ctx,
-		`INSERT INTO applications (name, image_repository, run_spec, created_at) VALUES (?, ?, ?, ?)`,
-		a.Name, a.ImageRepository, spec, stamp(a.CreatedAt))
+		`INSERT INTO applications (name, image_repository, run_spec, roles, created_at) VALUES (?, ?, ?, ?, ?)`,
+		a.Name, a.ImageRepository, spec, roles, stamp(a.CreatedAt))
 	if isUnique(err) {
 		return fmt.Errorf("application %q: %w", a.Name, store.ErrConflict)
 	}
@@ -99,11 +103,11 @@ func (s *Store) CreateApplication(ctx context.Context, a store.Application) erro
 	return nil
 }
 
-const applicationCols = `name, image_repository, run_spec, created_at`
+const applicationCols = `name, image_repository, run_spec, roles, created_at`
 
 func scanApplication(sc scanner) (store.Application, error) {
 	var a store.Application
-	err := sc.Scan(&a.Name, &a.ImageRepository, jsonCol{&a.RunSpec}, timeCol{&a.CreatedAt})
+	err := sc.Scan(&a.Name, &a.ImageRepository, jsonCol{&a.RunSpec}, rolesCol{&a.Roles}, timeCol{&a.CreatedAt})
 	return a, err
 }
 

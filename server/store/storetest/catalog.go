@@ -106,7 +106,7 @@ func testPreviousEnvironment(t *testing.T, s store.Store) {
 
 func testCreateApplication(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	a := store.Application{Name: "web", ImageRepository: "registry.example.com:5000/team/web", RunSpec: webSpec, CreatedAt: t0}
+	a := store.Application{Name: "web", ImageRepository: "registry.example.com:5000/team/web", RunSpec: webSpec, Roles: []string{"web", "edge"}, CreatedAt: t0}
 	must(t, s.CreateApplication(ctx, a))
 	err := s.CreateApplication(ctx, store.Application{Name: "web", ImageRepository: "other/web", CreatedAt: t0})
 	wantErr(t, err, store.ErrConflict, `"web"`)
