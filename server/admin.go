@@ -127,6 +127,14 @@ func (a *admin) ListReleases(ctx context.Context, req *tentaclev1.ListReleasesRe
 	if err != nil {
 		return nil, storeErr("list releases", err)
 	}
+	// By application, then highest version first as people read versions
+	// (1.10.0 above 1.9.2); the store's newest-first order breaks ties.
+	slices.SortStableFunc(rs, func(x, y store.Release) int {
+		if c := strings.Compare(x.Application, y.Application); c != 0 {
+			return c
+		}
+		return -spec.CompareVersions(x.Version, y.Version)
+	})
 	out := &tentaclev1.ListReleasesResponse{}
 	for _, r := range rs {
 		out.Releases = append(out.Releases, releaseToProto(r))

@@ -103,3 +103,27 @@ func TestApplicationRolesPickTheTargets(t *testing.T) {
 	_, err = c.CreateApplication(ctx, &tentaclev1.CreateApplicationRequest{Name: "bad", ImageRepository: "r.example.com/bad", Roles: []string{"Web Servers"}})
 	wantStatus(t, err, codes.InvalidArgument, `roles[0]: invalid name "Web Servers": use 1-63 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit`)
 }
+
+func TestReleasesListHighestVersionFirst(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	c := adminClient(t, s, s.BootstrapToken)
+	ctx := ctxT(t)
+	c.CreateApplication(ctx, &tentaclev1.CreateApplicationRequest{Name: "web", ImageRepository: "r.example.com/web"})
+	for _, v := range []string{"1.9.2", "1.10.0", "1.0.0", "1.10.0-rc.1"} {
+		if _, err := c.CreateRelease(ctx, &tentaclev1.CreateReleaseRequest{Application: "web", ImageTag: v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := c.ListReleases(ctx, &tentaclev1.ListReleasesRequest{Application: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range resp.GetReleases() {
+		got = append(got, r.GetVersion())
+	}
+	if want := "1.10.0,1.10.0-rc.1,1.9.2,1.0.0"; strings.Join(got, ",") != want {
+		t.Fatalf("releases %v, want %s", got, want)
+	}
+}

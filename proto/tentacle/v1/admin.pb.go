@@ -1288,6 +1288,8 @@ func (x *CreateReleaseResponse) GetRelease() *Release {
 	return nil
 }
 
+// Releases are listed by application, highest version first (1.10.0 before
+// 1.9.2, 1.0.0 before 1.0.0-rc.1).
 type ListReleasesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Optional filter.
