@@ -14,7 +14,13 @@ import (
 // Conversions between store types and protobuf; protobuf stops here.
 
 func runSpecToProto(s spec.RunSpec) *tentaclev1.RunSpec {
-	out := &tentaclev1.RunSpec{Command: s.Command, RestartPolicy: s.RestartPolicy}
+	out := &tentaclev1.RunSpec{
+		Command: s.Command, RestartPolicy: s.RestartPolicy,
+		Entrypoint: s.Entrypoint, WorkingDir: s.WorkingDir, User: s.User,
+		RestartMaxRetries: uint32(max(s.RestartMaxRetries, 0)), Labels: s.Labels,
+		MemoryBytes: s.MemoryBytes, NanoCpus: s.NanoCPUs,
+		StopSignal: s.StopSignal, PullPolicy: s.PullPolicy,
+	}
 	for _, e := range s.Env {
 		out.Env = append(out.Env, &tentaclev1.EnvVar{Name: e.Name, Value: e.Value})
 	}
@@ -27,11 +33,39 @@ func runSpecToProto(s spec.RunSpec) *tentaclev1.RunSpec {
 	if s.StopTimeout > 0 {
 		out.StopTimeout = durationpb.New(s.StopTimeout)
 	}
+	for _, v := range s.Volumes {
+		out.Volumes = append(out.Volumes, &tentaclev1.VolumeMount{Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly})
+	}
+	for _, n := range s.Networks {
+		out.Networks = append(out.Networks, &tentaclev1.NetworkAttachment{Name: n.Name, Aliases: n.Aliases})
+	}
+	if h := s.Healthcheck; h != nil {
+		out.Healthcheck = &tentaclev1.Healthcheck{Disable: h.Disable, Command: h.Command, Retries: uint32(max(h.Retries, 0))}
+		if h.Interval > 0 {
+			out.Healthcheck.Interval = durationpb.New(h.Interval)
+		}
+		if h.Timeout > 0 {
+			out.Healthcheck.Timeout = durationpb.New(h.Timeout)
+		}
+	}
+	if s.Log.Driver != "" || len(s.Log.Options) > 0 {
+		out.Log = &tentaclev1.LogConfig{Driver: s.Log.Driver, Options: s.Log.Options}
+	}
+	for _, h := range s.ExtraHosts {
+		out.ExtraHosts = append(out.ExtraHosts, &tentaclev1.ExtraHost{Hostname: h.Name, Ip: h.IP})
+	}
 	return out
 }
 
 func runSpecFromProto(p *tentaclev1.RunSpec) spec.RunSpec {
-	s := spec.RunSpec{Command: p.GetCommand(), RestartPolicy: p.GetRestartPolicy()}
+	s := spec.RunSpec{
+		Command: p.GetCommand(), RestartPolicy: p.GetRestartPolicy(),
+		Entrypoint: p.GetEntrypoint(), WorkingDir: p.GetWorkingDir(), User: p.GetUser(),
+		RestartMaxRetries: int(p.GetRestartMaxRetries()), Labels: p.GetLabels(),
+		MemoryBytes: p.GetMemoryBytes(), NanoCPUs: p.GetNanoCpus(),
+		StopSignal: p.GetStopSignal(), PullPolicy: p.GetPullPolicy(),
+		Log: spec.LogConfig{Driver: p.GetLog().GetDriver(), Options: p.GetLog().GetOptions()},
+	}
 	for _, e := range p.GetEnv() {
 		s.Env = append(s.Env, spec.EnvVar{Name: e.GetName(), Value: e.GetValue()})
 	}
@@ -43,6 +77,24 @@ func runSpecFromProto(p *tentaclev1.RunSpec) spec.RunSpec {
 	}
 	if p.GetStopTimeout() != nil {
 		s.StopTimeout = p.GetStopTimeout().AsDuration()
+	}
+	for _, v := range p.GetVolumes() {
+		s.Volumes = append(s.Volumes, spec.Volume{Source: v.GetSource(), Target: v.GetTarget(), ReadOnly: v.GetReadOnly()})
+	}
+	for _, n := range p.GetNetworks() {
+		s.Networks = append(s.Networks, spec.Network{Name: n.GetName(), Aliases: n.GetAliases()})
+	}
+	if h := p.GetHealthcheck(); h != nil {
+		s.Healthcheck = &spec.Healthcheck{Disable: h.GetDisable(), Command: h.GetCommand(), Retries: int(h.GetRetries())}
+		if h.GetInterval() != nil {
+			s.Healthcheck.Interval = h.GetInterval().AsDuration()
+		}
+		if h.GetTimeout() != nil {
+			s.Healthcheck.Timeout = h.GetTimeout().AsDuration()
+		}
+	}
+	for _, h := range p.GetExtraHosts() {
+		s.ExtraHosts = append(s.ExtraHosts, spec.ExtraHost{Name: h.GetHostname(), IP: h.GetIp()})
 	}
 	return s
 }

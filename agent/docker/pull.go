@@ -30,12 +30,25 @@ var errPullStalled = errors.New("pull stalled")
 // of a broken download, every few seconds).
 func (d *Deployer) pull(ctx context.Context, t Task, repo spec.Repository, progress func(Phase, string), log *zap.Logger) (string, error) {
 	ref := t.imageRef()
-	if t.Digest != "" {
+	switch {
+	case t.Spec.PullPolicy == spec.PullAlways:
+	case t.Digest != "":
 		// A digest names immutable content: when the engine has it, there
 		// is nothing to fetch (and a redeploy works with the registry down).
 		if _, err := d.api.ImageInspect(ctx, ref); err == nil {
 			progress(PhasePulling, "image "+ref+" is already present")
 			return t.Digest, nil
+		}
+	case t.Spec.PullPolicy == spec.PullIfNotPresent:
+		// A tag the engine already has is used as it is, even if the
+		// registry has moved it since.
+		if _, err := d.api.ImageInspect(ctx, ref); err == nil {
+			digest, err := d.resolveDigest(ctx, t, repo, ref)
+			if err != nil {
+				return "", err
+			}
+			progress(PhasePulling, "image "+ref+" is already present ("+digest+")")
+			return digest, nil
 		}
 	}
 

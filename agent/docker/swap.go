@@ -9,8 +9,32 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
 	"go.uber.org/zap"
 )
+
+// ensureNetworks creates the user-defined networks that do not exist yet,
+// with the bridge driver. A network created concurrently by another
+// deployment is fine.
+func (d *Deployer) ensureNetworks(ctx context.Context, nets []NetworkAttachment, log *zap.Logger) error {
+	for _, n := range nets {
+		_, err := d.api.NetworkInspect(ctx, n.Name, network.InspectOptions{})
+		if err == nil {
+			continue
+		}
+		if !cerrdefs.IsNotFound(err) {
+			return fail(FailureDocker, "inspect network %s: %w", n.Name, err)
+		}
+		_, err = d.api.NetworkCreate(ctx, n.Name, network.CreateOptions{Driver: "bridge", Labels: map[string]string{LabelManaged: "true"}})
+		switch {
+		case err == nil:
+			log.Info("created network", zap.String("network", n.Name))
+		case !cerrdefs.IsConflict(err):
+			return fail(FailureDocker, "create network %s: %w", n.Name, err)
+		}
+	}
+	return nil
+}
 
 // swap is one replacement of an application's container and what has been
 // done so far, so that a failure at any step undoes exactly that much.
@@ -39,11 +63,24 @@ func (d *Deployer) replace(ctx context.Context, t Task, imageRef string, progres
 	}
 
 	cfg, hostCfg := ContainerConfig(t, imageRef)
-	created, err := d.api.ContainerCreate(ctx, cfg, hostCfg, nil, nil, s.app+suffixNext)
+	nets := Networks(t)
+	if err := d.ensureNetworks(ctx, nets, log); err != nil {
+		return "", s.rollback(ctx, err)
+	}
+	var netCfg *network.NetworkingConfig
+	if len(nets) > 0 {
+		netCfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{nets[0].Name: nets[0].Endpoint}}
+	}
+	created, err := d.api.ContainerCreate(ctx, cfg, hostCfg, netCfg, nil, s.app+suffixNext)
 	if err != nil {
 		return "", s.rollback(ctx, fail(FailureDocker, "create container %s: %w", s.app+suffixNext, err))
 	}
 	s.newID = created.ID
+	for _, n := range nets[min(1, len(nets)):] {
+		if err := d.api.NetworkConnect(ctx, n.Name, s.newID, n.Endpoint); err != nil {
+			return "", s.rollback(ctx, fail(FailureDocker, "connect container %s to network %s: %w", s.app+suffixNext, n.Name, err))
+		}
+	}
 	for _, w := range created.Warnings {
 		log.Warn("docker warning on create", zap.String("warning", w))
 	}

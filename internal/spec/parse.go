@@ -1,8 +1,11 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -148,4 +151,114 @@ func (p Port) String() string {
 		b.WriteString("/" + p.Protocol)
 	}
 	return b.String()
+}
+
+// ParseVolume parses SRC:DST[:ro] (or :rw). SRC without '/' names a volume,
+// an absolute SRC is a host path to bind; DST is absolute in the container.
+// Paths containing ':' cannot be written this way.
+func ParseVolume(s string) (Volume, error) {
+	parts := strings.Split(s, ":")
+	var v Volume
+	switch len(parts) {
+	case 2:
+	case 3:
+		switch parts[2] {
+		case "ro":
+			v.ReadOnly = true
+		case "rw":
+		default:
+			return Volume{}, fmt.Errorf("mode %q: use ro or rw", parts[2])
+		}
+	default:
+		return Volume{}, fmt.Errorf("use SRC:DST[:ro], SRC a volume name or an absolute host path, e.g. data:/var/lib/app or /srv/conf:/etc/app:ro")
+	}
+	v.Source, v.Target = parts[0], parts[1]
+	if err := (RunSpec{Volumes: []Volume{v}}).Validate(); err != nil {
+		return Volume{}, errors.New(strings.TrimPrefix(err.Error(), "volumes[0]: "))
+	}
+	return v, nil
+}
+
+// ParseNetwork parses NAME[:ALIAS[,ALIAS...]].
+func ParseNetwork(s string) (Network, error) {
+	name, aliases, hasAliases := strings.Cut(s, ":")
+	n := Network{Name: name}
+	if hasAliases {
+		if aliases == "" {
+			return Network{}, fmt.Errorf("no alias after ':': use NAME or NAME:ALIAS[,ALIAS...]")
+		}
+		n.Aliases = strings.Split(aliases, ",")
+	}
+	if err := (RunSpec{Networks: []Network{n}}).Validate(); err != nil {
+		msg := strings.TrimPrefix(err.Error(), "networks[0]: ")
+		return Network{}, errors.New(strings.ReplaceAll(msg, "networks[0].", ""))
+	}
+	return n, nil
+}
+
+// ParseKeyValue parses KEY=VALUE for labels and log options; the value may
+// be empty and contain '='.
+func ParseKeyValue(s string) (key, value string, err error) {
+	key, value, ok := strings.Cut(s, "=")
+	if !ok || key == "" {
+		return "", "", fmt.Errorf("use KEY=VALUE (KEY= for an empty value)")
+	}
+	if strings.ContainsRune(s, 0) {
+		return "", "", fmt.Errorf("contains a NUL byte")
+	}
+	return key, value, nil
+}
+
+// ParseExtraHost parses NAME:IP, as docker's --add-host writes it; IPv6
+// addresses need no brackets (db:::1), though they are accepted.
+func ParseExtraHost(s string) (ExtraHost, error) {
+	name, ip, ok := strings.Cut(s, ":")
+	if !ok {
+		return ExtraHost{}, fmt.Errorf("missing ':': use NAME:IP, e.g. db:10.0.0.5")
+	}
+	if strings.HasPrefix(ip, "[") && strings.HasSuffix(ip, "]") {
+		ip = ip[1 : len(ip)-1]
+	}
+	h := ExtraHost{Name: name, IP: ip}
+	if err := (RunSpec{ExtraHosts: []ExtraHost{h}}).Validate(); err != nil {
+		return ExtraHost{}, errors.New(strings.ReplaceAll(err.Error(), "extra_hosts[0]: ", ""))
+	}
+	return h, nil
+}
+
+var memoryRE = regexp.MustCompile(`^([0-9]+)(\.[0-9]+)?([bkmgt]?)(ib|b)?$`)
+
+// ParseMemory parses a memory size as docker's --memory does: a number with
+// an optional binary unit b, k, m, g or t (256m, 1.5g, 512MiB). 0 means
+// no limit.
+func ParseMemory(s string) (int64, error) {
+	m := memoryRE.FindStringSubmatch(strings.ToLower(s))
+	if m == nil || (m[3] == "b" && m[4] != "") {
+		return 0, fmt.Errorf("%q is not a size: use a number with b, k, m or g, e.g. 256m", s)
+	}
+	unit := map[string]float64{"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[m[3]]
+	f, err := strconv.ParseFloat(m[1]+m[2], 64)
+	if err != nil || f*unit >= math.MaxInt64/2 {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return int64(f * unit), nil
+}
+
+// ParseCPUs parses a number of CPUs such as 0.5 or 2 into billionths of a
+// CPU, exactly (no floating point). 0 means no limit.
+func ParseCPUs(s string) (int64, error) {
+	whole, frac, _ := strings.Cut(s, ".")
+	if (whole == "" && frac == "") || (whole != "" && !isDigits(whole)) || (frac != "" && !isDigits(frac)) || len(frac) > 9 || len(whole) > 6 {
+		return 0, fmt.Errorf("%q is not a number of CPUs: use e.g. 0.5 or 2, at most 9 decimals", s)
+	}
+	var n int64
+	if whole != "" {
+		w, _ := strconv.ParseInt(whole, 10, 64)
+		n = w * 1e9
+	}
+	if frac != "" {
+		f, _ := strconv.ParseInt(frac+strings.Repeat("0", 9-len(frac)), 10, 64)
+		n += f
+	}
+	return n, nil
 }

@@ -181,6 +181,35 @@ type RunSpec struct {
 	StopTimeout *durationpb.Duration `protobuf:"bytes,5,opt,name=stop_timeout,json=stopTimeout,proto3" json:"stop_timeout,omitempty"`
 	// Docker restart policy: "no", "always", "unless-stopped" or "on-failure".
 	RestartPolicy string `protobuf:"bytes,6,opt,name=restart_policy,json=restartPolicy,proto3" json:"restart_policy,omitempty"`
+	// Entrypoint overrides the image's ENTRYPOINT when non-empty.
+	Entrypoint []string `protobuf:"bytes,7,rep,name=entrypoint,proto3" json:"entrypoint,omitempty"`
+	// Working directory, an absolute path; empty keeps the image's WORKDIR.
+	WorkingDir string `protobuf:"bytes,8,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
+	// User as NAME|UID[:GROUP|GID]; empty keeps the image's USER.
+	User string `protobuf:"bytes,9,opt,name=user,proto3" json:"user,omitempty"`
+	// Named volumes and bind mounts.
+	Volumes []*VolumeMount `protobuf:"bytes,10,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	// User-defined networks to join; the agent creates missing ones (bridge).
+	Networks []*NetworkAttachment `protobuf:"bytes,11,rep,name=networks,proto3" json:"networks,omitempty"`
+	// Maximum restarts with restart_policy "on-failure"; 0 is unlimited.
+	RestartMaxRetries uint32 `protobuf:"varint,12,opt,name=restart_max_retries,json=restartMaxRetries,proto3" json:"restart_max_retries,omitempty"`
+	// Container labels; keys must not start with "tentacle.".
+	Labels map[string]string `protobuf:"bytes,13,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Memory limit in bytes; 0 is no limit.
+	MemoryBytes int64 `protobuf:"varint,14,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	// CPU limit in billionths of a CPU (0.5 CPU = 500000000); 0 is no limit.
+	NanoCpus int64 `protobuf:"varint,15,opt,name=nano_cpus,json=nanoCpus,proto3" json:"nano_cpus,omitempty"`
+	// Overrides or disables the image's HEALTHCHECK; unset keeps it.
+	Healthcheck *Healthcheck `protobuf:"bytes,16,opt,name=healthcheck,proto3" json:"healthcheck,omitempty"`
+	// Signal that stops the container, e.g. "SIGINT"; empty keeps the image's.
+	StopSignal string `protobuf:"bytes,17,opt,name=stop_signal,json=stopSignal,proto3" json:"stop_signal,omitempty"`
+	// "always" or "if-not-present"; empty: if-not-present for a digest,
+	// always for a tag.
+	PullPolicy string `protobuf:"bytes,18,opt,name=pull_policy,json=pullPolicy,proto3" json:"pull_policy,omitempty"`
+	// Logging driver and options; unset keeps the daemon's default.
+	Log *LogConfig `protobuf:"bytes,19,opt,name=log,proto3" json:"log,omitempty"`
+	// Entries added to the container's /etc/hosts.
+	ExtraHosts    []*ExtraHost `protobuf:"bytes,20,rep,name=extra_hosts,json=extraHosts,proto3" json:"extra_hosts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -257,6 +286,404 @@ func (x *RunSpec) GetRestartPolicy() string {
 	return ""
 }
 
+func (x *RunSpec) GetEntrypoint() []string {
+	if x != nil {
+		return x.Entrypoint
+	}
+	return nil
+}
+
+func (x *RunSpec) GetWorkingDir() string {
+	if x != nil {
+		return x.WorkingDir
+	}
+	return ""
+}
+
+func (x *RunSpec) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *RunSpec) GetVolumes() []*VolumeMount {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+func (x *RunSpec) GetNetworks() []*NetworkAttachment {
+	if x != nil {
+		return x.Networks
+	}
+	return nil
+}
+
+func (x *RunSpec) GetRestartMaxRetries() uint32 {
+	if x != nil {
+		return x.RestartMaxRetries
+	}
+	return 0
+}
+
+func (x *RunSpec) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *RunSpec) GetMemoryBytes() int64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *RunSpec) GetNanoCpus() int64 {
+	if x != nil {
+		return x.NanoCpus
+	}
+	return 0
+}
+
+func (x *RunSpec) GetHealthcheck() *Healthcheck {
+	if x != nil {
+		return x.Healthcheck
+	}
+	return nil
+}
+
+func (x *RunSpec) GetStopSignal() string {
+	if x != nil {
+		return x.StopSignal
+	}
+	return ""
+}
+
+func (x *RunSpec) GetPullPolicy() string {
+	if x != nil {
+		return x.PullPolicy
+	}
+	return ""
+}
+
+func (x *RunSpec) GetLog() *LogConfig {
+	if x != nil {
+		return x.Log
+	}
+	return nil
+}
+
+func (x *RunSpec) GetExtraHosts() []*ExtraHost {
+	if x != nil {
+		return x.ExtraHosts
+	}
+	return nil
+}
+
+// VolumeMount mounts a named volume (source without '/') or a host path
+// (absolute source) at target in the container.
+type VolumeMount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Target        string                 `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	ReadOnly      bool                   `protobuf:"varint,3,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VolumeMount) Reset() {
+	*x = VolumeMount{}
+	mi := &file_tentacle_v1_types_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VolumeMount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VolumeMount) ProtoMessage() {}
+
+func (x *VolumeMount) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_types_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VolumeMount.ProtoReflect.Descriptor instead.
+func (*VolumeMount) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_types_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *VolumeMount) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *VolumeMount) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *VolumeMount) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
+// NetworkAttachment joins a user-defined network under extra aliases.
+type NetworkAttachment struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Aliases       []string               `protobuf:"bytes,2,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetworkAttachment) Reset() {
+	*x = NetworkAttachment{}
+	mi := &file_tentacle_v1_types_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkAttachment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkAttachment) ProtoMessage() {}
+
+func (x *NetworkAttachment) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_types_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkAttachment.ProtoReflect.Descriptor instead.
+func (*NetworkAttachment) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_types_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *NetworkAttachment) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *NetworkAttachment) GetAliases() []string {
+	if x != nil {
+		return x.Aliases
+	}
+	return nil
+}
+
+// Healthcheck overrides the image's HEALTHCHECK. Zero values keep the
+// image's; disable turns it off and excludes every other field.
+type Healthcheck struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Disable bool                   `protobuf:"varint,1,opt,name=disable,proto3" json:"disable,omitempty"`
+	// Run by the container's shell (CMD-SHELL).
+	Command       string               `protobuf:"bytes,2,opt,name=command,proto3" json:"command,omitempty"`
+	Interval      *durationpb.Duration `protobuf:"bytes,3,opt,name=interval,proto3" json:"interval,omitempty"`
+	Timeout       *durationpb.Duration `protobuf:"bytes,4,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	Retries       uint32               `protobuf:"varint,5,opt,name=retries,proto3" json:"retries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Healthcheck) Reset() {
+	*x = Healthcheck{}
+	mi := &file_tentacle_v1_types_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Healthcheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Healthcheck) ProtoMessage() {}
+
+func (x *Healthcheck) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_types_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Healthcheck.ProtoReflect.Descriptor instead.
+func (*Healthcheck) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_types_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Healthcheck) GetDisable() bool {
+	if x != nil {
+		return x.Disable
+	}
+	return false
+}
+
+func (x *Healthcheck) GetCommand() string {
+	if x != nil {
+		return x.Command
+	}
+	return ""
+}
+
+func (x *Healthcheck) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+func (x *Healthcheck) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *Healthcheck) GetRetries() uint32 {
+	if x != nil {
+		return x.Retries
+	}
+	return 0
+}
+
+// LogConfig is a Docker logging driver and its options.
+type LogConfig struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Driver        string                 `protobuf:"bytes,1,opt,name=driver,proto3" json:"driver,omitempty"`
+	Options       map[string]string      `protobuf:"bytes,2,rep,name=options,proto3" json:"options,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogConfig) Reset() {
+	*x = LogConfig{}
+	mi := &file_tentacle_v1_types_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogConfig) ProtoMessage() {}
+
+func (x *LogConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_types_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogConfig.ProtoReflect.Descriptor instead.
+func (*LogConfig) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_types_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *LogConfig) GetDriver() string {
+	if x != nil {
+		return x.Driver
+	}
+	return ""
+}
+
+func (x *LogConfig) GetOptions() map[string]string {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+// ExtraHost is one /etc/hosts entry.
+type ExtraHost struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hostname      string                 `protobuf:"bytes,1,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	Ip            string                 `protobuf:"bytes,2,opt,name=ip,proto3" json:"ip,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExtraHost) Reset() {
+	*x = ExtraHost{}
+	mi := &file_tentacle_v1_types_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExtraHost) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExtraHost) ProtoMessage() {}
+
+func (x *ExtraHost) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_types_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExtraHost.ProtoReflect.Descriptor instead.
+func (*ExtraHost) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_types_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ExtraHost) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *ExtraHost) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
 // EnvVar is one environment variable of a container.
 type EnvVar struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -268,7 +695,7 @@ type EnvVar struct {
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_tentacle_v1_types_proto_msgTypes[1]
+	mi := &file_tentacle_v1_types_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -280,7 +707,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_types_proto_msgTypes[1]
+	mi := &file_tentacle_v1_types_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -293,7 +720,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_types_proto_rawDescGZIP(), []int{1}
+	return file_tentacle_v1_types_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *EnvVar) GetName() string {
@@ -325,7 +752,7 @@ type PortMapping struct {
 
 func (x *PortMapping) Reset() {
 	*x = PortMapping{}
-	mi := &file_tentacle_v1_types_proto_msgTypes[2]
+	mi := &file_tentacle_v1_types_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -337,7 +764,7 @@ func (x *PortMapping) String() string {
 func (*PortMapping) ProtoMessage() {}
 
 func (x *PortMapping) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_types_proto_msgTypes[2]
+	mi := &file_tentacle_v1_types_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -350,7 +777,7 @@ func (x *PortMapping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortMapping.ProtoReflect.Descriptor instead.
 func (*PortMapping) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_types_proto_rawDescGZIP(), []int{2}
+	return file_tentacle_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PortMapping) GetContainerPort() uint32 {
@@ -385,7 +812,7 @@ var File_tentacle_v1_types_proto protoreflect.FileDescriptor
 
 const file_tentacle_v1_types_proto_rawDesc = "" +
 	"\n" +
-	"\x17tentacle/v1/types.proto\x12\vtentacle.v1\x1a\x1egoogle/protobuf/duration.proto\"\x9b\x02\n" +
+	"\x17tentacle/v1/types.proto\x12\vtentacle.v1\x1a\x1egoogle/protobuf/duration.proto\"\xa6\a\n" +
 	"\aRunSpec\x12%\n" +
 	"\x03env\x18\x01 \x03(\v2\x13.tentacle.v1.EnvVarR\x03env\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12.\n" +
@@ -393,7 +820,53 @@ const file_tentacle_v1_types_proto_rawDesc = "" +
 	"\vready_after\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"readyAfter\x12<\n" +
 	"\fstop_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vstopTimeout\x12%\n" +
-	"\x0erestart_policy\x18\x06 \x01(\tR\rrestartPolicy\"2\n" +
+	"\x0erestart_policy\x18\x06 \x01(\tR\rrestartPolicy\x12\x1e\n" +
+	"\n" +
+	"entrypoint\x18\a \x03(\tR\n" +
+	"entrypoint\x12\x1f\n" +
+	"\vworking_dir\x18\b \x01(\tR\n" +
+	"workingDir\x12\x12\n" +
+	"\x04user\x18\t \x01(\tR\x04user\x122\n" +
+	"\avolumes\x18\n" +
+	" \x03(\v2\x18.tentacle.v1.VolumeMountR\avolumes\x12:\n" +
+	"\bnetworks\x18\v \x03(\v2\x1e.tentacle.v1.NetworkAttachmentR\bnetworks\x12.\n" +
+	"\x13restart_max_retries\x18\f \x01(\rR\x11restartMaxRetries\x128\n" +
+	"\x06labels\x18\r \x03(\v2 .tentacle.v1.RunSpec.LabelsEntryR\x06labels\x12!\n" +
+	"\fmemory_bytes\x18\x0e \x01(\x03R\vmemoryBytes\x12\x1b\n" +
+	"\tnano_cpus\x18\x0f \x01(\x03R\bnanoCpus\x12:\n" +
+	"\vhealthcheck\x18\x10 \x01(\v2\x18.tentacle.v1.HealthcheckR\vhealthcheck\x12\x1f\n" +
+	"\vstop_signal\x18\x11 \x01(\tR\n" +
+	"stopSignal\x12\x1f\n" +
+	"\vpull_policy\x18\x12 \x01(\tR\n" +
+	"pullPolicy\x12(\n" +
+	"\x03log\x18\x13 \x01(\v2\x16.tentacle.v1.LogConfigR\x03log\x127\n" +
+	"\vextra_hosts\x18\x14 \x03(\v2\x16.tentacle.v1.ExtraHostR\n" +
+	"extraHosts\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Z\n" +
+	"\vVolumeMount\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\x12\x1b\n" +
+	"\tread_only\x18\x03 \x01(\bR\breadOnly\"A\n" +
+	"\x11NetworkAttachment\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aaliases\x18\x02 \x03(\tR\aaliases\"\xc7\x01\n" +
+	"\vHealthcheck\x12\x18\n" +
+	"\adisable\x18\x01 \x01(\bR\adisable\x12\x18\n" +
+	"\acommand\x18\x02 \x01(\tR\acommand\x125\n" +
+	"\binterval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
+	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x18\n" +
+	"\aretries\x18\x05 \x01(\rR\aretries\"\x9e\x01\n" +
+	"\tLogConfig\x12\x16\n" +
+	"\x06driver\x18\x01 \x01(\tR\x06driver\x12=\n" +
+	"\aoptions\x18\x02 \x03(\v2#.tentacle.v1.LogConfig.OptionsEntryR\aoptions\x1a:\n" +
+	"\fOptionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"7\n" +
+	"\tExtraHost\x12\x1a\n" +
+	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x0e\n" +
+	"\x02ip\x18\x02 \x01(\tR\x02ip\"2\n" +
 	"\x06EnvVar\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"\x86\x01\n" +
@@ -435,25 +908,41 @@ func file_tentacle_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_tentacle_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tentacle_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_tentacle_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_tentacle_v1_types_proto_goTypes = []any{
 	(TaskState)(0),              // 0: tentacle.v1.TaskState
 	(FailureKind)(0),            // 1: tentacle.v1.FailureKind
 	(*RunSpec)(nil),             // 2: tentacle.v1.RunSpec
-	(*EnvVar)(nil),              // 3: tentacle.v1.EnvVar
-	(*PortMapping)(nil),         // 4: tentacle.v1.PortMapping
-	(*durationpb.Duration)(nil), // 5: google.protobuf.Duration
+	(*VolumeMount)(nil),         // 3: tentacle.v1.VolumeMount
+	(*NetworkAttachment)(nil),   // 4: tentacle.v1.NetworkAttachment
+	(*Healthcheck)(nil),         // 5: tentacle.v1.Healthcheck
+	(*LogConfig)(nil),           // 6: tentacle.v1.LogConfig
+	(*ExtraHost)(nil),           // 7: tentacle.v1.ExtraHost
+	(*EnvVar)(nil),              // 8: tentacle.v1.EnvVar
+	(*PortMapping)(nil),         // 9: tentacle.v1.PortMapping
+	nil,                         // 10: tentacle.v1.RunSpec.LabelsEntry
+	nil,                         // 11: tentacle.v1.LogConfig.OptionsEntry
+	(*durationpb.Duration)(nil), // 12: google.protobuf.Duration
 }
 var file_tentacle_v1_types_proto_depIdxs = []int32{
-	3, // 0: tentacle.v1.RunSpec.env:type_name -> tentacle.v1.EnvVar
-	4, // 1: tentacle.v1.RunSpec.ports:type_name -> tentacle.v1.PortMapping
-	5, // 2: tentacle.v1.RunSpec.ready_after:type_name -> google.protobuf.Duration
-	5, // 3: tentacle.v1.RunSpec.stop_timeout:type_name -> google.protobuf.Duration
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	8,  // 0: tentacle.v1.RunSpec.env:type_name -> tentacle.v1.EnvVar
+	9,  // 1: tentacle.v1.RunSpec.ports:type_name -> tentacle.v1.PortMapping
+	12, // 2: tentacle.v1.RunSpec.ready_after:type_name -> google.protobuf.Duration
+	12, // 3: tentacle.v1.RunSpec.stop_timeout:type_name -> google.protobuf.Duration
+	3,  // 4: tentacle.v1.RunSpec.volumes:type_name -> tentacle.v1.VolumeMount
+	4,  // 5: tentacle.v1.RunSpec.networks:type_name -> tentacle.v1.NetworkAttachment
+	10, // 6: tentacle.v1.RunSpec.labels:type_name -> tentacle.v1.RunSpec.LabelsEntry
+	5,  // 7: tentacle.v1.RunSpec.healthcheck:type_name -> tentacle.v1.Healthcheck
+	6,  // 8: tentacle.v1.RunSpec.log:type_name -> tentacle.v1.LogConfig
+	7,  // 9: tentacle.v1.RunSpec.extra_hosts:type_name -> tentacle.v1.ExtraHost
+	12, // 10: tentacle.v1.Healthcheck.interval:type_name -> google.protobuf.Duration
+	12, // 11: tentacle.v1.Healthcheck.timeout:type_name -> google.protobuf.Duration
+	11, // 12: tentacle.v1.LogConfig.options:type_name -> tentacle.v1.LogConfig.OptionsEntry
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_tentacle_v1_types_proto_init() }
@@ -467,7 +956,7 @@ func file_tentacle_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tentacle_v1_types_proto_rawDesc), len(file_tentacle_v1_types_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   3,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
