@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/tentacle-deploy/tentacle/agent/journal"
-	"github.com/tentacle-deploy/tentacle/internal/spec"
+	"github.com/tentacle-deploy/tentacle/internal/specpb"
 	"github.com/tentacle-deploy/tentacle/internal/version"
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 )
@@ -161,44 +161,7 @@ func assignmentFromProto(t *tentaclev1.TaskAssignment) journal.Assignment {
 		ReleaseVersion: t.GetReleaseVersion(), Application: t.GetApplication(),
 		ImageRepository: t.GetImageRepository(), ImageTag: t.GetImageTag(), ImageDigest: t.GetImageDigest(),
 	}
-	rs := t.GetRunSpec()
-	a.RunSpec.Command = rs.GetCommand()
-	a.RunSpec.RestartPolicy = rs.GetRestartPolicy()
-	for _, e := range rs.GetEnv() {
-		a.RunSpec.Env = append(a.RunSpec.Env, envVar(e.GetName(), e.GetValue()))
-	}
-	for _, p := range rs.GetPorts() {
-		a.RunSpec.Ports = append(a.RunSpec.Ports, port(p))
-	}
-	if rs.GetReadyAfter() != nil {
-		a.RunSpec.ReadyAfter = rs.GetReadyAfter().AsDuration()
-	}
-	if rs.GetStopTimeout() != nil {
-		a.RunSpec.StopTimeout = rs.GetStopTimeout().AsDuration()
-	}
-	a.RunSpec.Entrypoint, a.RunSpec.WorkingDir, a.RunSpec.User = rs.GetEntrypoint(), rs.GetWorkingDir(), rs.GetUser()
-	a.RunSpec.RestartMaxRetries, a.RunSpec.Labels = int(rs.GetRestartMaxRetries()), rs.GetLabels()
-	a.RunSpec.MemoryBytes, a.RunSpec.NanoCPUs = rs.GetMemoryBytes(), rs.GetNanoCpus()
-	a.RunSpec.StopSignal, a.RunSpec.PullPolicy = rs.GetStopSignal(), rs.GetPullPolicy()
-	a.RunSpec.Log = spec.LogConfig{Driver: rs.GetLog().GetDriver(), Options: rs.GetLog().GetOptions()}
-	for _, v := range rs.GetVolumes() {
-		a.RunSpec.Volumes = append(a.RunSpec.Volumes, spec.Volume{Source: v.GetSource(), Target: v.GetTarget(), ReadOnly: v.GetReadOnly()})
-	}
-	for _, n := range rs.GetNetworks() {
-		a.RunSpec.Networks = append(a.RunSpec.Networks, spec.Network{Name: n.GetName(), Aliases: n.GetAliases()})
-	}
-	if h := rs.GetHealthcheck(); h != nil {
-		a.RunSpec.Healthcheck = &spec.Healthcheck{Disable: h.GetDisable(), Command: h.GetCommand(), Retries: int(h.GetRetries())}
-		if h.GetInterval() != nil {
-			a.RunSpec.Healthcheck.Interval = h.GetInterval().AsDuration()
-		}
-		if h.GetTimeout() != nil {
-			a.RunSpec.Healthcheck.Timeout = h.GetTimeout().AsDuration()
-		}
-	}
-	for _, h := range rs.GetExtraHosts() {
-		a.RunSpec.ExtraHosts = append(a.RunSpec.ExtraHosts, spec.ExtraHost{Name: h.GetHostname(), IP: h.GetIp()})
-	}
+	a.RunSpec = specpb.FromProto(t.GetRunSpec())
 	return a
 }
 

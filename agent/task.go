@@ -11,7 +11,6 @@ import (
 	"github.com/tentacle-deploy/tentacle/agent/docker"
 	"github.com/tentacle-deploy/tentacle/agent/journal"
 	"github.com/tentacle-deploy/tentacle/internal/spec"
-	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 )
 
 // Task states as journaled; they map one to one to the protocol's.
@@ -23,12 +22,6 @@ const (
 	stateFailed    = "failed"
 	stateCancelled = "cancelled"
 )
-
-func envVar(name, value string) spec.EnvVar { return spec.EnvVar{Name: name, Value: value} }
-
-func port(p *tentaclev1.PortMapping) spec.Port {
-	return spec.Port{ContainerPort: p.GetContainerPort(), HostPort: p.GetHostPort(), Protocol: p.GetProtocol(), HostIP: p.GetHostIp()}
-}
 
 // start runs a newly accepted task in the background. Tasks of one
 // application run one after another; different applications in parallel.

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/tentacle-deploy/tentacle/internal/spec"
+	"github.com/tentacle-deploy/tentacle/internal/specpb"
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 )
 
@@ -204,7 +204,7 @@ func (f appFlags) request(name string, command []string) (*tentaclev1.CreateAppl
 	return &tentaclev1.CreateApplicationRequest{
 		Name:            name,
 		ImageRepository: repo.String(),
-		RunSpec:         runSpecToProto(rs),
+		RunSpec:         specpb.ToProto(rs),
 		Roles:           f.roles,
 	}, nil
 }
@@ -304,45 +304,6 @@ func keyValues(flag string, values []string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
-}
-
-func runSpecToProto(s spec.RunSpec) *tentaclev1.RunSpec {
-	out := &tentaclev1.RunSpec{
-		Command: s.Command, RestartPolicy: s.RestartPolicy,
-		Entrypoint: s.Entrypoint, WorkingDir: s.WorkingDir, User: s.User,
-		RestartMaxRetries: uint32(max(s.RestartMaxRetries, 0)), Labels: s.Labels,
-		MemoryBytes: s.MemoryBytes, NanoCpus: s.NanoCPUs,
-		StopSignal: s.StopSignal, PullPolicy: s.PullPolicy,
-	}
-	for _, e := range s.Env {
-		out.Env = append(out.Env, &tentaclev1.EnvVar{Name: e.Name, Value: e.Value})
-	}
-	for _, p := range s.Ports {
-		out.Ports = append(out.Ports, &tentaclev1.PortMapping{ContainerPort: p.ContainerPort, HostPort: p.HostPort, Protocol: p.Protocol, HostIp: p.HostIP})
-	}
-	out.ReadyAfter, out.StopTimeout = durationpb.New(s.ReadyAfter), durationpb.New(s.StopTimeout)
-	for _, v := range s.Volumes {
-		out.Volumes = append(out.Volumes, &tentaclev1.VolumeMount{Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly})
-	}
-	for _, n := range s.Networks {
-		out.Networks = append(out.Networks, &tentaclev1.NetworkAttachment{Name: n.Name, Aliases: n.Aliases})
-	}
-	if h := s.Healthcheck; h != nil {
-		out.Healthcheck = &tentaclev1.Healthcheck{Disable: h.Disable, Command: h.Command, Retries: uint32(max(h.Retries, 0))}
-		if h.Interval > 0 {
-			out.Healthcheck.Interval = durationpb.New(h.Interval)
-		}
-		if h.Timeout > 0 {
-			out.Healthcheck.Timeout = durationpb.New(h.Timeout)
-		}
-	}
-	if s.Log.Driver != "" || len(s.Log.Options) > 0 {
-		out.Log = &tentaclev1.LogConfig{Driver: s.Log.Driver, Options: s.Log.Options}
-	}
-	for _, h := range s.ExtraHosts {
-		out.ExtraHosts = append(out.ExtraHosts, &tentaclev1.ExtraHost{Hostname: h.Name, Ip: h.IP})
-	}
-	return out
 }
 
 // newAppListCmd builds "app list", also registered as the shortcut "apps".
