@@ -66,7 +66,10 @@ func ReadEnrollment(dataDir string) (Identity, error) {
 	return id, nil
 }
 
-// LoadIdentity reads the enrollment from dataDir.
+// LoadIdentity reads the enrollment, key and certificates from dataDir,
+// first finishing a certificate renewal a crash interrupted. It must not be
+// called while an agent runs on dataDir (its renewal would be disturbed):
+// use ReadEnrollment there.
 func LoadIdentity(dataDir string) (Identity, error) {
 	if err := recoverRenewal(dataDir); err != nil {
 		return Identity{}, fmt.Errorf("finish an interrupted certificate renewal: %w", err)

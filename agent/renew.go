@@ -25,9 +25,12 @@ func renewAt(c *tls.Certificate) time.Time {
 // renewLoop renews the client certificate when due. Renewal does not touch
 // the session or running tasks: new connections use the new certificate.
 func (a *Agent) renewLoop(ctx context.Context) {
+	// requested stays set until a renewal the server asked for has worked:
+	// a failed attempt is retried even though the certificate is not due.
+	requested := false
 	for attempt := 0; ; {
 		due := renewAt(a.cert.Load())
-		if wait := time.Until(due); wait > 0 {
+		if wait := time.Until(due); wait > 0 && !requested {
 			timer := time.NewTimer(min(wait, time.Hour))
 			select {
 			case <-ctx.Done():
@@ -37,6 +40,7 @@ func (a *Agent) renewLoop(ctx context.Context) {
 				continue
 			case <-a.renewNow:
 				timer.Stop()
+				requested = true
 				a.log.Info("the server asks for a certificate renewal (CA rotation)")
 			}
 		}
@@ -50,7 +54,7 @@ func (a *Agent) renewLoop(ctx context.Context) {
 			}
 			continue
 		}
-		attempt = 0
+		attempt, requested = 0, false
 	}
 }
 

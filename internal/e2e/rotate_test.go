@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tentacle-deploy/tentacle/agent"
 	"github.com/tentacle-deploy/tentacle/internal/pki"
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 )
@@ -41,8 +40,11 @@ func TestCARotation(t *testing.T) {
 	c.stop()
 	c = startCluster(t, dataDir, addr)
 	waitFor(t, "the agent to renew onto the next CA", 20*time.Second, func() bool {
-		id, err := agent.LoadIdentity(agentDir)
-		return err == nil && pki.IssuedBy(leaf(t, id.CertPEM), next.Cert) && countCerts(id.CAPEM) == 2
+		// Read the files, never LoadIdentity: that would race the agent's
+		// own renewal while it runs.
+		certPEM, err1 := os.ReadFile(filepath.Join(agentDir, "agent.crt"))
+		caPEM, err2 := os.ReadFile(filepath.Join(agentDir, "ca.crt"))
+		return err1 == nil && err2 == nil && issuedBy(certPEM, next.Cert) && countCerts(caPEM) == 2
 	})
 	deployVersion(t, c, "2.0")
 	ts, _ := c.admin.ListTargets(c.ctx(), &tentaclev1.ListTargetsRequest{})
@@ -86,14 +88,14 @@ func deployVersion(t *testing.T, c *cluster, v string) {
 	}
 }
 
-func leaf(t *testing.T, certPEM []byte) *x509.Certificate {
-	t.Helper()
+// issuedBy is false for a torn or partial file (read mid-write).
+func issuedBy(certPEM []byte, ca *x509.Certificate) bool {
 	b, _ := pem.Decode(certPEM)
-	c, err := x509.ParseCertificate(b.Bytes)
-	if err != nil {
-		t.Fatal(err)
+	if b == nil {
+		return false
 	}
-	return c
+	c, err := x509.ParseCertificate(b.Bytes)
+	return err == nil && pki.IssuedBy(c, ca)
 }
 
 func countCerts(bundle []byte) int {
