@@ -120,7 +120,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancelTasks()
 
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); a.pruneLoop(linkCtx) }()
 	go func() { defer wg.Done(); a.pushLogsLoop(linkCtx) }()
 	go func() { defer wg.Done(); a.renewLoop(linkCtx) }()
 	go func() { defer wg.Done(); a.sessionLoop(linkCtx, taskCtx) }()
@@ -144,6 +145,24 @@ func (a *Agent) Run(ctx context.Context) error {
 // SetStopGrace changes the stop grace period (StopGrace by default); call
 // it before Run.
 func (a *Agent) SetStopGrace(d time.Duration) { a.stopGrace = d }
+
+// JournalRetention is how long a finished, fully reported task stays in the
+// journal (for inspection on the host) before it is pruned.
+const JournalRetention = 7 * 24 * time.Hour
+
+// pruneLoop keeps the journal from growing forever: at start, then hourly.
+func (a *Agent) pruneLoop(ctx context.Context) {
+	for {
+		if n, err := a.journal.Prune(time.Now().Add(-JournalRetention)); err != nil {
+			a.log.Warn("journal prune", zap.Error(err))
+		} else if n > 0 {
+			a.log.Info("pruned finished tasks from the journal", zap.Int("tasks", n))
+		}
+		if !sleep(ctx, time.Hour) {
+			return
+		}
+	}
+}
 
 // sessionLoop keeps a session up until ctx ends.
 func (a *Agent) sessionLoop(ctx, taskCtx context.Context) {

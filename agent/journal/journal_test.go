@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tentacle-deploy/tentacle/internal/spec"
 )
@@ -166,5 +168,42 @@ func TestLogSpoolReadAckAndTornEventLine(t *testing.T) {
 	j3, _ := Open(dir)
 	if h := j3.Held(); h[0].LastSeq != 2 || !h[0].Finished {
 		t.Fatalf("after repair Held = %+v", h)
+	}
+}
+
+func TestPruneRemovesOnlyFinishedAcknowledgedOldTasks(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	j, _ := Open(dir)
+	old := time.Now().Add(-48 * time.Hour)
+	finish := func(id string, ack bool, at time.Time) {
+		j.Accept(assignment(id))
+		j.LogWriter(id).Write([]byte("line 1\n"))
+		e, _ := j.Append(id, Event{State: "succeeded", Final: true, At: at})
+		if ack {
+			j.AckEvents(id, e.Seq)
+			j.AckLog(id, 7)
+		}
+	}
+	finish("done-old", true, old)
+	finish("done-new", true, time.Now())
+	finish("unacked-old", false, old)
+	j.Accept(assignment("running"))
+	j.Append("running", Event{State: "pulling", At: old})
+
+	n, err := j.Prune(time.Now().Add(-24 * time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("Prune = %d, %v; want 1", n, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "done-old")); !os.IsNotExist(err) {
+		t.Fatalf("pruned task's directory still there: %v", err)
+	}
+	j2, _ := Open(dir)
+	var held []string
+	for _, h := range j2.Held() {
+		held = append(held, h.TaskID)
+	}
+	if strings.Join(held, ",") != "done-new,running,unacked-old" {
+		t.Fatalf("after prune and reopen the journal holds %v", held)
 	}
 }
