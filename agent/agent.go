@@ -17,6 +17,8 @@ import (
 	"github.com/google/uuid"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tentacle-deploy/tentacle/agent/docker"
 	"github.com/tentacle-deploy/tentacle/agent/journal"
@@ -175,12 +177,35 @@ func (a *Agent) sessionLoop(ctx, taskCtx context.Context) {
 		if time.Since(start) > 30*time.Second {
 			attempt = 0 // the link was healthy; start backing off afresh
 		}
-		wait := backoff(attempt)
-		a.log.Warn("session ended, reconnecting", zap.Error(err), zap.Duration("in", wait))
+		wait := retryDelay(err, attempt)
+		if refused(err) {
+			a.log.Error("the server refuses this agent; retrying slowly (a revoked target must enroll again with a new token)",
+				zap.Error(err), zap.Duration("in", wait))
+		} else {
+			a.log.Warn("session ended, reconnecting", zap.Error(err), zap.Duration("in", wait))
+		}
 		if !sleep(ctx, wait) {
 			return
 		}
 	}
+}
+
+// refusedRetry is the least wait after the server refused the agent itself
+// (revoked, unknown or expired certificate): retrying fast cannot help and
+// each refusal is an audit record on the server.
+const refusedRetry = time.Minute
+
+func refused(err error) bool {
+	c := status.Code(err)
+	return c == codes.PermissionDenied || c == codes.Unauthenticated
+}
+
+func retryDelay(err error, attempt int) time.Duration {
+	d := backoff(attempt)
+	if refused(err) {
+		return max(d, refusedRetry)
+	}
+	return d
 }
 
 // flush waits until the server has acknowledged every journaled event and
