@@ -121,7 +121,7 @@ func (g *gateway) Connect(stream tentaclev1.AgentService_ConnectServer) error {
 		return storeErr("mark target seen", err)
 	}
 	sess := newSession(g.s, t, stream, log)
-	sess.instance, sess.peer = hello.GetInstanceId(), peerAddr(ctx)
+	sess.instance, sess.peer, sess.lastStored = hello.GetInstanceId(), peerAddr(ctx), time.Now().UTC()
 	sess.lastRecv.Store(time.Now().UnixNano())
 	if err := g.s.refuseClone(ctx, t, sess); err != nil {
 		return err

@@ -17,6 +17,10 @@ import (
 	"github.com/tentacle-deploy/tentacle/server/store"
 )
 
+// lastSeenPrecision is how stale a connected target's stored last-seen
+// time may be.
+const lastSeenPrecision = time.Minute
+
 // sessions maps each connected target to its one live session.
 type sessions struct {
 	mu       sync.Mutex
@@ -88,7 +92,9 @@ type session struct {
 	log      *zap.Logger
 	instance string // the agent process's random id from Hello
 	peer     string
-	lastRecv atomic.Int64 // unix nanoseconds of the last message from the agent
+	// lastStored is when last-seen was last written (read loop only).
+	lastStored time.Time
+	lastRecv   atomic.Int64 // unix nanoseconds of the last message from the agent
 
 	out   chan *tentaclev1.ConnectResponse
 	kickc chan struct{}
@@ -250,7 +256,15 @@ func (s *session) readLoop(ctx context.Context, silence time.Duration) error {
 func (s *session) handle(ctx context.Context, m *tentaclev1.ConnectRequest) error {
 	switch msg := m.Msg.(type) {
 	case *tentaclev1.ConnectRequest_Heartbeat:
-		return s.s.store.MarkTargetSeen(ctx, s.target.ID, store.TargetSeen{At: time.Now().UTC()})
+		// Heartbeats keep the session alive (readLoop); the store's
+		// last-seen time only needs minute precision, so most of them
+		// write nothing.
+		now := time.Now().UTC()
+		if now.Sub(s.lastStored) < lastSeenPrecision {
+			return nil
+		}
+		s.lastStored = now
+		return s.s.store.TouchTarget(ctx, s.target.ID, now)
 	case *tentaclev1.ConnectRequest_TaskAccepted:
 		if _, err := s.ownTask(ctx, msg.TaskAccepted.GetTaskId()); err != nil {
 			return err

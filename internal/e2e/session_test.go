@@ -273,9 +273,13 @@ func TestSessionRunsTaskOnceAndReportsEverything(t *testing.T) {
 	if d := rels.GetReleases()[0].GetImageDigest(); d != fakeDigest {
 		t.Fatalf("release digest = %q, want pinned %s", d, fakeDigest)
 	}
+	// Several heartbeats (1 s apart here) later, the target still shows
+	// what its agent reported in Hello.
+	time.Sleep(2500 * time.Millisecond)
 	targets, _ := c.admin.ListTargets(c.ctx(), &tentaclev1.ListTargetsRequest{})
-	if tg := targets.GetTargets()[0]; !tg.GetConnected() || tg.GetDockerVersion() != "fake-engine" || tg.GetEnvironment() != "test" {
-		t.Fatalf("target = %v", tg)
+	if tg := targets.GetTargets()[0]; !tg.GetConnected() || tg.GetDockerVersion() != "fake-engine" || tg.GetEnvironment() != "test" ||
+		tg.GetOs() == "" || tg.GetAgentVersion() == "" {
+		t.Fatalf("target after heartbeats = %v", tg)
 	}
 }
 

@@ -271,7 +271,10 @@ type Store interface {
 	// ListTargetsInEnvironment lists the environment's targets that are not
 	// revoked: the ones a deployment gives tasks to.
 	ListTargetsInEnvironment(ctx context.Context, environment string) ([]Target, error)
+	// MarkTargetSeen records what an agent reports in Hello, and when.
 	MarkTargetSeen(ctx context.Context, id string, seen TargetSeen) error
+	// TouchTarget moves only LastSeenAt (heartbeats).
+	TouchTarget(ctx context.Context, id string, at time.Time) error
 
 	// CreateJoinToken fails with ErrNotFound when the environment does not exist.
 	CreateJoinToken(ctx context.Context, t JoinToken) error

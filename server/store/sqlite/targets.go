@@ -288,6 +288,19 @@ func (s *Store) ListTargetsInEnvironment(ctx context.Context, environment string
 }
 
 // MarkTargetSeen records what the agent reported; a zero At means now.
+func (s *Store) TouchTarget(ctx context.Context, id string, at time.Time) error {
+	res, err := s.write.ExecContext(ctx, `UPDATE targets SET last_seen_at = ? WHERE id = ?`, stamp(at), id)
+	if err != nil {
+		return fmt.Errorf("touch target %q: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("touch target %q: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("target %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
 func (s *Store) MarkTargetSeen(ctx context.Context, id string, seen store.TargetSeen) error {
 	res, err := s.write.ExecContext(ctx, `UPDATE targets SET hostname = ?, os = ?, arch = ?,
 		agent_version = ?, docker_version = ?, last_seen_at = ? WHERE id = ?`,

@@ -244,4 +244,12 @@ func testMarkTargetSeen(t *testing.T, s store.Store) {
 	wantEqual(t, "target after MarkTargetSeen", got, want)
 
 	wantErr(t, s.MarkTargetSeen(f.ctx, "tgt-nope", seen), store.ErrNotFound, `"tgt-nope"`)
+
+	// A heartbeat moves the time only: what Hello reported stays.
+	must(t, s.TouchTarget(f.ctx, id, at(20*time.Minute)))
+	got, err = s.GetTarget(f.ctx, id)
+	must(t, err)
+	want.LastSeenAt = at(20 * time.Minute)
+	wantEqual(t, "target after TouchTarget", got, want)
+	wantErr(t, s.TouchTarget(f.ctx, "tgt-nope", at(0)), store.ErrNotFound, `"tgt-nope"`)
 }
