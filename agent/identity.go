@@ -219,45 +219,14 @@ func bundleHolds(bundle []byte, hash string) error {
 	return fmt.Errorf("server sent CA %s, but the token pins %s: refusing it", strings.Join(got, ", "), hash)
 }
 
-// dial opens the session connection. The client certificate and the trusted
-// CAs are read at each handshake, so a renewal (which may bring a new CA
-// bundle during a CA rotation) applies to the next connection without
-// touching the current one.
+// dial opens the session connection; see pki.ClientTLSConfig for how
+// renewal and CA rotation reach new connections.
 func dial(server string, cert *atomic.Pointer[tls.Certificate], roots *atomic.Pointer[x509.CertPool]) (*grpc.ClientConn, error) {
 	host, _, err := net.SplitHostPort(server)
 	if err != nil {
 		return nil, fmt.Errorf("server address %q: want HOST:PORT", server)
 	}
-	tlsCfg := &tls.Config{
-		MinVersion:           tls.VersionTLS13,
-		ServerName:           host,
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert.Load(), nil },
-		// The standard verification with a fixed RootCAs cannot follow a CA
-		// rotation; VerifyConnection does the same checks against the
-		// current pool.
-		InsecureSkipVerify: true,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("server presented no certificate")
-			}
-			inter := x509.NewCertPool()
-			for _, c := range cs.PeerCertificates[1:] {
-				inter.AddCert(c)
-			}
-			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
-				Roots: roots.Load(), Intermediates: inter, DNSName: host,
-				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-			})
-			var unknown x509.UnknownAuthorityError
-			if errors.As(err, &unknown) {
-				return fmt.Errorf("server certificate is not from the CA this agent enrolled with: another server, or someone in between (%w)", err)
-			}
-			if err != nil {
-				return fmt.Errorf("server certificate: %w", err)
-			}
-			return nil
-		},
-	}
+	tlsCfg := pki.ClientTLSConfig(host, cert, roots)
 	return grpc.NewClient(server,
 		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
 		// Notice a dead server in seconds, not grpc's default of hours.

@@ -262,6 +262,14 @@ func TestJoinTokenRejections(t *testing.T) {
 		t.Fatalf("enroll with a revoked token: %v", err)
 	}
 
+	// A bad CSR is refused before the token is used: it still enrolls after.
+	fresh, _ := c.CreateJoinToken(ctx, &tentaclev1.CreateJoinTokenRequest{Environment: "prod", Uses: 1})
+	_, err := ac.Enroll(ctx, &tentaclev1.EnrollRequest{Token: fresh.GetToken(), CsrPem: []byte("not a csr"), Hostname: "h"})
+	wantStatus(t, err, codes.InvalidArgument, "csr_pem: certificate request: not PEM")
+	if err := enroll(fresh.GetToken()); err != nil {
+		t.Fatalf("the token after a refused CSR: %v", err)
+	}
+
 	forged, _ := pki.NewJoinToken(s.ca.Hash())
 	wantStatus(t, enroll(forged.String()), codes.PermissionDenied, fmt.Sprintf("token: join token %q is unknown", forged.ID))
 	otherCA, _, _ := pki.LoadOrCreateCA(t.TempDir())

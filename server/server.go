@@ -8,7 +8,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -126,12 +125,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 	s.lis = lis
 	s.caPool = cas.Pool()
 	s.serverCert = cert.Leaf
-	tlsCfg := pki.ServerTLSConfig(cert, s.caPool)
-	// Request, don't verify, at the TLS layer: authenticateAgent verifies so
-	// that each refusal reaches the agent as a precise gRPC status.
-	tlsCfg.ClientAuth = tls.RequestClientCert
 	s.grpc = grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tlsCfg)),
+		grpc.Creds(credentials.NewTLS(pki.ServerTLSConfig(cert))),
 		// grpc's defaults notice a dead peer after hours; agents must be
 		// noticed in seconds.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 15 * time.Second, Timeout: 10 * time.Second}),

@@ -5,43 +5,61 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"sync/atomic"
 )
 
 // Both ends are Tentacle, so nothing older than TLS 1.3 needs to be spoken.
 const minTLSVersion = tls.VersionTLS13
 
-// ServerTLSConfig is the server's listener configuration. Client
-// certificates are verified against ca when presented but not required:
-// Enroll comes without one, and the RPC layer demands one for every other
-// call.
-func ServerTLSConfig(cert tls.Certificate, ca *x509.CertPool) *tls.Config {
+// ServerTLSConfig is the server's listener configuration. It requests a
+// client certificate but does not verify it: Enroll comes without one, and
+// the server's RPC layer verifies the certificate of every other call
+// against its CAs itself, so that each refusal (no certificate, another CA,
+// expired, revoked) reaches the agent as a precise gRPC status rather than
+// a failed handshake.
+func ServerTLSConfig(cert tls.Certificate) *tls.Config {
 	return &tls.Config{
 		MinVersion:   minTLSVersion,
 		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    ca,
+		ClientAuth:   tls.RequestClientCert,
 	}
 }
 
-// ClientTLSConfig is an enrolled agent's configuration: it presents the
-// agent's certificate and trusts caPEM alone, never the system roots, for
-// the server. serverName is the host agents dial; when empty, grpc fills it
-// in from the target address.
-func ClientTLSConfig(certPEM, keyPEM, caPEM []byte, serverName string) (*tls.Config, error) {
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("client certificate: %w", err)
-	}
-	pool, err := CAPoolFromPEM(caPEM)
-	if err != nil {
-		return nil, err
-	}
+// ClientTLSConfig is an enrolled agent's configuration. The client
+// certificate and the trusted CAs are read from cert and roots at every
+// handshake, so a renewal or a CA rotation applies to the next connection
+// without touching the current one. The server must chain to roots (never
+// the system roots) and be valid for serverName.
+func ClientTLSConfig(serverName string, cert *atomic.Pointer[tls.Certificate], roots *atomic.Pointer[x509.CertPool]) *tls.Config {
 	return &tls.Config{
-		MinVersion:   minTLSVersion,
-		Certificates: []tls.Certificate{cert},
-		RootCAs:      pool,
-		ServerName:   serverName,
-	}, nil
+		MinVersion:           minTLSVersion,
+		ServerName:           serverName,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert.Load(), nil },
+		// Standard verification reads a fixed RootCAs; VerifyConnection does
+		// the same checks against the current pool.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("server presented no certificate")
+			}
+			inter := x509.NewCertPool()
+			for _, c := range cs.PeerCertificates[1:] {
+				inter.AddCert(c)
+			}
+			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+				Roots: roots.Load(), Intermediates: inter, DNSName: serverName,
+				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+			})
+			var unknown x509.UnknownAuthorityError
+			if errors.As(err, &unknown) {
+				return fmt.Errorf("server certificate is not from the CA this agent enrolled with: another server, or someone in between (%w)", err)
+			}
+			if err != nil {
+				return fmt.Errorf("server certificate: %w", err)
+			}
+			return nil
+		},
+	}
 }
 
 // PinnedTLSConfig is the configuration for enrollment, when the agent knows
