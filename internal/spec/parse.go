@@ -241,7 +241,11 @@ func ParseMemory(s string) (int64, error) {
 	if err != nil || f*unit >= math.MaxInt64/2 {
 		return 0, fmt.Errorf("%q is too large", s)
 	}
-	return int64(f * unit), nil
+	n := int64(f * unit)
+	if n != 0 && n < MinMemoryBytes {
+		return 0, fmt.Errorf("%q is below Docker's minimum of 6MiB: use e.g. 256m, or 0 for no limit", s)
+	}
+	return n, nil
 }
 
 // ParseCPUs parses a number of CPUs such as 0.5 or 2 into billionths of a
@@ -259,6 +263,9 @@ func ParseCPUs(s string) (int64, error) {
 	if frac != "" {
 		f, _ := strconv.ParseInt(frac+strings.Repeat("0", 9-len(frac)), 10, 64)
 		n += f
+	}
+	if n != 0 && n < MinNanoCPUs {
+		return 0, fmt.Errorf("%q is below Docker's minimum of 0.01 CPU: use e.g. 0.5, or 0 for no limit", s)
 	}
 	return n, nil
 }
