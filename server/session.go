@@ -174,6 +174,7 @@ func (s *session) dispatch() error {
 	if err != nil {
 		return fmt.Errorf("pending tasks: %w", err)
 	}
+	sent := 0
 	for _, t := range tasks {
 		if s.sent[t.ID] {
 			continue
@@ -190,8 +191,11 @@ func (s *session) dispatch() error {
 			return fmt.Errorf("mark assigned: %w", err)
 		}
 		s.log.Info("task assigned", zap.String("task", t.ID), zap.String("deployment", t.DeploymentID))
+		sent++
 	}
-	s.s.changes.Changed()
+	if sent > 0 {
+		s.s.changes.Changed()
+	}
 	return nil
 }
 
