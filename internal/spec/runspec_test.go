@@ -196,8 +196,8 @@ func TestParseExtraHost(t *testing.T) {
 func TestParseMemory(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]int64{
-		"0": 0, "1048576": 1 << 20, "256m": 256 << 20, "256M": 256 << 20, "1g": 1 << 30,
-		"1.5g": 3 << 29, "512MiB": 512 << 20, "64mb": 64 << 20, "100k": 100 << 10, "10b": 10,
+		"0": 0, "6291456": 6 << 20, "256m": 256 << 20, "256M": 256 << 20, "1g": 1 << 30,
+		"1.5g": 3 << 29, "512MiB": 512 << 20, "64mb": 64 << 20, "8192k": 8192 << 10, "7340032b": 7 << 20,
 	} {
 		if got, err := ParseMemory(in); err != nil || got != want {
 			t.Errorf("ParseMemory(%q) = %d, %v; want %d", in, got, err, want)
@@ -215,7 +215,7 @@ func TestParseMemory(t *testing.T) {
 
 func TestParseCPUs(t *testing.T) {
 	t.Parallel()
-	for in, want := range map[string]int64{"0.5": 500_000_000, "2": 2e9, "1.25": 1_250_000_000, ".1": 100_000_000, "0.000000001": 1, "3.": 3e9} {
+	for in, want := range map[string]int64{"0.5": 500_000_000, "2": 2e9, "1.25": 1_250_000_000, ".1": 100_000_000, "0.01": 10_000_000, "3.": 3e9} {
 		if got, err := ParseCPUs(in); err != nil || got != want {
 			t.Errorf("ParseCPUs(%q) = %d, %v; want %d", in, got, err, want)
 		}
