@@ -124,7 +124,7 @@ Install does not start the service: run "tentacle start".`,
 	unit.Flags().StringVar(&unitDataDir, "unit-data-dir", agent.DefaultDataDir(), "the data dir the unit may write")
 	return []*cobra.Command{
 		install, unit,
-		control("uninstall", "Stop and remove the system service (config and data dir are kept)",
+		control("uninstall", "Stop and remove the system service (config and data dir are kept; a packaged unit: remove the package)",
 			mutating(func(s tservice.Controller, cmd *cobra.Command) error {
 				if unit, ok := tservice.PackagedUnit(); ok {
 					return fmt.Errorf("the service comes from the tentacle package (%s): remove the package instead (apt remove tentacle, or dnf remove tentacle)", unit)
