@@ -35,6 +35,58 @@ type Environment struct {
 	// Position is the place in the lifecycle, from 1: creation order. Set by
 	// the store on reads.
 	Position int
+	// AutoDeploy: a target that enrolls here gets the current release of
+	// every application whose roles it has.
+	AutoDeploy bool
+	// RequiredTargets is how many targets must have run a release
+	// successfully here before it is promoted further; 0 means all.
+	RequiredTargets int
+}
+
+// EnvironmentUpdate changes the fields that are not nil.
+type EnvironmentUpdate struct {
+	Description     *string
+	AutoDeploy      *bool
+	RequiredTargets *int
+}
+
+// Failure policies of a rollout.
+const (
+	FailureHalt     = "halt"
+	FailureContinue = "continue"
+)
+
+// Rollout is how a deployment moves through its targets.
+type Rollout struct {
+	// Window is the number of targets per wave; 0 means one wave of all.
+	Window int
+	// Pause is the wait between the end of a wave and the next one.
+	Pause time.Duration
+	// FailurePolicy is FailureHalt ("" means halt) or FailureContinue.
+	FailurePolicy string
+}
+
+// VariableScope narrows where a value applies; empty fields do not narrow.
+type VariableScope struct {
+	Environment string
+	Role        string
+	Target      string // target name
+}
+
+// Variable is one scoped value of an application's variable.
+type Variable struct {
+	Application string
+	Name        string
+	// Value is the plain value of a non-sensitive variable; empty for a
+	// sensitive one, whose value is only ever stored sealed.
+	Value     string
+	Sensitive bool
+	// Sealed is the AES-GCM sealed value of a sensitive variable (the
+	// server seals and opens it; the store keeps bytes).
+	Sealed    []byte
+	Scope     VariableScope
+	UpdatedAt time.Time
+	UpdatedBy string
 }
 
 type Application struct {
@@ -43,6 +95,7 @@ type Application struct {
 	RunSpec         spec.RunSpec
 	// Roles: the application deploys to the targets that carry all of them.
 	Roles     []string
+	Rollout   Rollout
 	CreatedAt time.Time
 }
 
@@ -55,7 +108,10 @@ type Release struct {
 	// ImageDigest is empty until pinned (at creation or by the first pull).
 	ImageDigest string
 	RunSpec     spec.RunSpec
-	CreatedAt   time.Time
+	// Variables is the application's variables when the release was
+	// created, written by CreateRelease and never changed.
+	Variables []Variable
+	CreatedAt time.Time
 }
 
 type Target struct {
@@ -141,6 +197,15 @@ const (
 	DeploymentRunning   DeploymentState = "running"
 	DeploymentSucceeded DeploymentState = "succeeded"
 	DeploymentFailed    DeploymentState = "failed"
+	DeploymentCancelled DeploymentState = "cancelled"
+)
+
+// Deployment kinds: why it was created.
+const (
+	KindDeploy   = "deploy"
+	KindMissing  = "missing"
+	KindRollback = "rollback"
+	KindAuto     = "auto"
 )
 
 type Deployment struct {
@@ -153,11 +218,18 @@ type Deployment struct {
 	CreatedBy      string
 	CreatedAt      time.Time
 	FinishedAt     time.Time // zero while running
+	Rollout        Rollout
+	Kind           string // KindDeploy when empty on create
+	// CancelRequestedAt is set by RequestCancelDeployment; the deployment
+	// then ends cancelled once its tasks are terminal.
+	CancelRequestedAt time.Time
 }
 
 type TaskState string
 
 const (
+	// TaskWaiting: stored, waiting for its wave; never sent.
+	TaskWaiting   TaskState = "waiting"
 	TaskQueued    TaskState = "queued"
 	TaskAssigned  TaskState = "assigned"
 	TaskAccepted  TaskState = "accepted"
@@ -188,8 +260,13 @@ type Task struct {
 	// FinalLogBytes is the log's total length, known once the task finished
 	// (-1 until then).
 	FinalLogBytes int64
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// Wave is the task's wave in a rolling deployment, from 1.
+	Wave int
+	// Pull progress of the latest event that carried some.
+	ProgressBytes      uint64
+	ProgressTotalBytes uint64
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
 }
 
 type TaskEvent struct {
@@ -203,8 +280,11 @@ type TaskEvent struct {
 	ContainerID string
 	FailureKind string
 	// LogBytes is set on the final event: the log's total length.
-	LogBytes   int64
-	OccurredAt time.Time
+	LogBytes int64
+	// Pull progress; zero leaves the task's as it is.
+	ProgressBytes      uint64
+	ProgressTotalBytes uint64
+	OccurredAt         time.Time
 }
 
 type DeploymentFilter struct {
@@ -229,8 +309,12 @@ type Store interface {
 	// PreviousEnvironment returns the environment before name in the
 	// lifecycle; false when name is the first. ErrNotFound for an unknown name.
 	PreviousEnvironment(ctx context.Context, name string) (Environment, bool, error)
-	// ReleaseSucceededIn reports whether a deployment of the release to the
-	// environment has succeeded.
+	// UpdateEnvironment applies the non-nil fields and returns the result.
+	UpdateEnvironment(ctx context.Context, name string, u EnvironmentUpdate) (Environment, error)
+	// ReleaseSucceededIn reports whether the release has succeeded in the
+	// environment: with the environment's RequiredTargets 0, a deployment
+	// of it there has succeeded; otherwise at least RequiredTargets distinct
+	// targets there have a succeeded task of it.
 	ReleaseSucceededIn(ctx context.Context, releaseID, environment string) (bool, error)
 
 	CreateApplication(ctx context.Context, a Application) error
@@ -238,7 +322,9 @@ type Store interface {
 	ListApplications(ctx context.Context) ([]Application, error)
 
 	// CreateRelease fails with ErrConflict when (Application, Version) exists
-	// and ErrNotFound when the application does not.
+	// and ErrNotFound when the application does not. It snapshots the
+	// application's current variables into the release in the same
+	// transaction (r.Variables is ignored); reads return them.
 	CreateRelease(ctx context.Context, r Release) error
 	GetRelease(ctx context.Context, application, version string) (Release, error)
 	GetReleaseByID(ctx context.Context, id string) (Release, error)
@@ -300,11 +386,32 @@ type Store interface {
 	// with limit > 0 only the newest limit of them.
 	ListAudit(ctx context.Context, since time.Time, limit int) ([]AuditRecord, error)
 
+	// SetVariable creates or replaces the value of (Application, Name,
+	// Scope); ErrNotFound when the application does not exist.
+	SetVariable(ctx context.Context, v Variable) error
+	// ListVariables lists the application's variables by name, then scope.
+	ListVariables(ctx context.Context, application string) ([]Variable, error)
+	// DeleteVariable removes one scoped value; ErrNotFound if absent.
+	DeleteVariable(ctx context.Context, application, name string, scope VariableScope) error
+
 	// CreateDeployment writes the deployment and its tasks in one transaction.
 	CreateDeployment(ctx context.Context, d Deployment, tasks []Task) error
 	GetDeployment(ctx context.Context, id string) (Deployment, error)
 	// ListDeployments lists newest first.
 	ListDeployments(ctx context.Context, f DeploymentFilter) ([]Deployment, error)
+	// ListRunningDeployments lists the deployments still running, oldest first.
+	ListRunningDeployments(ctx context.Context) ([]Deployment, error)
+	// StartWave moves the deployment's waiting tasks of the wave to queued
+	// and returns them; tasks in other states are left alone.
+	StartWave(ctx context.Context, deploymentID string, wave int) ([]Task, error)
+	// HaltDeployment moves every waiting and queued task of the deployment
+	// to cancelled with the message and failure kind "halted", and returns
+	// them; when no task is left running the deployment finishes in the
+	// same transaction.
+	HaltDeployment(ctx context.Context, deploymentID, message string) ([]Task, error)
+	// RequestCancelDeployment sets CancelRequestedAt (once) on a running
+	// deployment and returns it; a finished one is returned unchanged.
+	RequestCancelDeployment(ctx context.Context, deploymentID string, at time.Time) (Deployment, error)
 
 	GetTask(ctx context.Context, id string) (Task, error)
 	// ListTasks lists a deployment's tasks ordered by target name;
@@ -325,7 +432,8 @@ type Store interface {
 	// ImageDigest or ContainerID leaves the task's as it is, and a terminal
 	// event's LogBytes becomes FinalLogBytes. When the last
 	// task of a deployment becomes terminal the deployment finishes in the
-	// same transaction: succeeded if every task succeeded, else failed.
+	// same transaction: cancelled if a cancel was requested, succeeded if
+	// every task succeeded, else failed.
 	AppendTaskEvent(ctx context.Context, e TaskEvent) (bool, error)
 	// ListDeploymentEvents lists the events of a deployment's tasks with ID
 	// above afterID, in ID order.

@@ -30,6 +30,7 @@ const (
 	DeploymentState_DEPLOYMENT_STATE_RUNNING     DeploymentState = 1
 	DeploymentState_DEPLOYMENT_STATE_SUCCEEDED   DeploymentState = 2
 	DeploymentState_DEPLOYMENT_STATE_FAILED      DeploymentState = 3
+	DeploymentState_DEPLOYMENT_STATE_CANCELLED   DeploymentState = 4
 )
 
 // Enum value maps for DeploymentState.
@@ -39,12 +40,14 @@ var (
 		1: "DEPLOYMENT_STATE_RUNNING",
 		2: "DEPLOYMENT_STATE_SUCCEEDED",
 		3: "DEPLOYMENT_STATE_FAILED",
+		4: "DEPLOYMENT_STATE_CANCELLED",
 	}
 	DeploymentState_value = map[string]int32{
 		"DEPLOYMENT_STATE_UNSPECIFIED": 0,
 		"DEPLOYMENT_STATE_RUNNING":     1,
 		"DEPLOYMENT_STATE_SUCCEEDED":   2,
 		"DEPLOYMENT_STATE_FAILED":      3,
+		"DEPLOYMENT_STATE_CANCELLED":   4,
 	}
 )
 
@@ -83,9 +86,15 @@ type Environment struct {
 	// Place in the lifecycle, from 1: the order environments were created in.
 	// A release reaches an environment only after it succeeded in the one
 	// before it.
-	Position      int32 `protobuf:"varint,4,opt,name=position,proto3" json:"position,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Position int32 `protobuf:"varint,4,opt,name=position,proto3" json:"position,omitempty"`
+	// A target that joins the environment gets the current release of every
+	// application whose roles it has, without anyone queueing a deployment.
+	AutoDeploy bool `protobuf:"varint,5,opt,name=auto_deploy,json=autoDeploy,proto3" json:"auto_deploy,omitempty"`
+	// How many targets must run a release successfully here before it can be
+	// promoted to the next environment; 0 means all of them.
+	RequiredTargets int32 `protobuf:"varint,6,opt,name=required_targets,json=requiredTargets,proto3" json:"required_targets,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Environment) Reset() {
@@ -146,6 +155,242 @@ func (x *Environment) GetPosition() int32 {
 	return 0
 }
 
+func (x *Environment) GetAutoDeploy() bool {
+	if x != nil {
+		return x.AutoDeploy
+	}
+	return false
+}
+
+func (x *Environment) GetRequiredTargets() int32 {
+	if x != nil {
+		return x.RequiredTargets
+	}
+	return 0
+}
+
+// Rollout is how a deployment moves through its targets.
+type Rollout struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Targets per wave; 0 means all at once.
+	Window int32 `protobuf:"varint,1,opt,name=window,proto3" json:"window,omitempty"`
+	// Wait between the end of one wave and the start of the next.
+	Pause *durationpb.Duration `protobuf:"bytes,2,opt,name=pause,proto3" json:"pause,omitempty"`
+	// "halt" (default: a failed task stops the waves not yet started) or
+	// "continue".
+	FailurePolicy string `protobuf:"bytes,3,opt,name=failure_policy,json=failurePolicy,proto3" json:"failure_policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Rollout) Reset() {
+	*x = Rollout{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Rollout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Rollout) ProtoMessage() {}
+
+func (x *Rollout) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Rollout.ProtoReflect.Descriptor instead.
+func (*Rollout) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Rollout) GetWindow() int32 {
+	if x != nil {
+		return x.Window
+	}
+	return 0
+}
+
+func (x *Rollout) GetPause() *durationpb.Duration {
+	if x != nil {
+		return x.Pause
+	}
+	return nil
+}
+
+func (x *Rollout) GetFailurePolicy() string {
+	if x != nil {
+		return x.FailurePolicy
+	}
+	return ""
+}
+
+// VariableScope narrows where a variable's value applies; empty fields do
+// not narrow. The most specific matching value wins: target over role over
+// environment over unscoped (see docs/CONCEPTS.md).
+type VariableScope struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Environment   string                 `protobuf:"bytes,1,opt,name=environment,proto3" json:"environment,omitempty"`
+	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	Target        string                 `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VariableScope) Reset() {
+	*x = VariableScope{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VariableScope) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VariableScope) ProtoMessage() {}
+
+func (x *VariableScope) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VariableScope.ProtoReflect.Descriptor instead.
+func (*VariableScope) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *VariableScope) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+func (x *VariableScope) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *VariableScope) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+type Variable struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Application string                 `protobuf:"bytes,1,opt,name=application,proto3" json:"application,omitempty"`
+	// An environment variable name: [A-Za-z_][A-Za-z0-9_]*.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Empty on reads of a sensitive variable: sensitive values are write-only.
+	Value         string                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	Sensitive     bool                   `protobuf:"varint,4,opt,name=sensitive,proto3" json:"sensitive,omitempty"`
+	Scope         *VariableScope         `protobuf:"bytes,5,opt,name=scope,proto3" json:"scope,omitempty"`
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	UpdatedBy     string                 `protobuf:"bytes,7,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Variable) Reset() {
+	*x = Variable{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Variable) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Variable) ProtoMessage() {}
+
+func (x *Variable) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Variable.ProtoReflect.Descriptor instead.
+func (*Variable) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Variable) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *Variable) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Variable) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *Variable) GetSensitive() bool {
+	if x != nil {
+		return x.Sensitive
+	}
+	return false
+}
+
+func (x *Variable) GetScope() *VariableScope {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
+func (x *Variable) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *Variable) GetUpdatedBy() string {
+	if x != nil {
+		return x.UpdatedBy
+	}
+	return ""
+}
+
 type Application struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -155,14 +400,16 @@ type Application struct {
 	CreatedAt       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// The application deploys to the targets of an environment that carry
 	// every one of these roles; none: to every target.
-	Roles         []string `protobuf:"bytes,5,rep,name=roles,proto3" json:"roles,omitempty"`
+	Roles []string `protobuf:"bytes,5,rep,name=roles,proto3" json:"roles,omitempty"`
+	// Default rollout of its deployments.
+	Rollout       *Rollout `protobuf:"bytes,6,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Application) Reset() {
 	*x = Application{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[1]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -174,7 +421,7 @@ func (x *Application) String() string {
 func (*Application) ProtoMessage() {}
 
 func (x *Application) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[1]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -187,7 +434,7 @@ func (x *Application) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Application.ProtoReflect.Descriptor instead.
 func (*Application) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Application) GetName() string {
@@ -225,6 +472,13 @@ func (x *Application) GetRoles() []string {
 	return nil
 }
 
+func (x *Application) GetRollout() *Rollout {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
 type Release struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -236,15 +490,18 @@ type Release struct {
 	// Pinned digest; empty until the first pull pins it when it was not given.
 	ImageDigest string `protobuf:"bytes,6,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
 	// Snapshot of the application's run spec when the release was created.
-	RunSpec       *RunSpec               `protobuf:"bytes,7,opt,name=run_spec,json=runSpec,proto3" json:"run_spec,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	RunSpec   *RunSpec               `protobuf:"bytes,7,opt,name=run_spec,json=runSpec,proto3" json:"run_spec,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// The application's variables when the release was created (sensitive
+	// values blank).
+	Variables     []*Variable `protobuf:"bytes,9,rep,name=variables,proto3" json:"variables,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Release) Reset() {
 	*x = Release{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[2]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -256,7 +513,7 @@ func (x *Release) String() string {
 func (*Release) ProtoMessage() {}
 
 func (x *Release) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[2]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -269,7 +526,7 @@ func (x *Release) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Release.ProtoReflect.Descriptor instead.
 func (*Release) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Release) GetId() string {
@@ -328,6 +585,13 @@ func (x *Release) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Release) GetVariables() []*Variable {
+	if x != nil {
+		return x.Variables
+	}
+	return nil
+}
+
 type Deployment struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Id             string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -339,13 +603,18 @@ type Deployment struct {
 	CreatedAt      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	FinishedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
 	CreatedBy      string                 `protobuf:"bytes,9,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	Rollout        *Rollout               `protobuf:"bytes,10,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// "deploy", "missing", "rollback" or "auto" (a target joined).
+	Kind string `protobuf:"bytes,11,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Set once a cancel was asked for.
+	CancelRequestedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=cancel_requested_at,json=cancelRequestedAt,proto3" json:"cancel_requested_at,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Deployment) Reset() {
 	*x = Deployment{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[3]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -357,7 +626,7 @@ func (x *Deployment) String() string {
 func (*Deployment) ProtoMessage() {}
 
 func (x *Deployment) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[3]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -370,7 +639,7 @@ func (x *Deployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deployment.ProtoReflect.Descriptor instead.
 func (*Deployment) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Deployment) GetId() string {
@@ -436,6 +705,27 @@ func (x *Deployment) GetCreatedBy() string {
 	return ""
 }
 
+func (x *Deployment) GetRollout() *Rollout {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+func (x *Deployment) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Deployment) GetCancelRequestedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CancelRequestedAt
+	}
+	return nil
+}
+
 type Task struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -444,18 +734,23 @@ type Task struct {
 	TargetName   string                 `protobuf:"bytes,4,opt,name=target_name,json=targetName,proto3" json:"target_name,omitempty"`
 	State        TaskState              `protobuf:"varint,5,opt,name=state,proto3,enum=tentacle.v1.TaskState" json:"state,omitempty"`
 	// The latest message: progress, or the reason it failed.
-	Message       string                 `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
-	FailureKind   FailureKind            `protobuf:"varint,7,opt,name=failure_kind,json=failureKind,proto3,enum=tentacle.v1.FailureKind" json:"failure_kind,omitempty"`
-	ImageDigest   string                 `protobuf:"bytes,8,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Message     string                 `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	FailureKind FailureKind            `protobuf:"varint,7,opt,name=failure_kind,json=failureKind,proto3,enum=tentacle.v1.FailureKind" json:"failure_kind,omitempty"`
+	ImageDigest string                 `protobuf:"bytes,8,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
+	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Wave of a rolling deployment, from 1.
+	Wave int32 `protobuf:"varint,11,opt,name=wave,proto3" json:"wave,omitempty"`
+	// Pull progress while pulling.
+	ProgressBytes      uint64 `protobuf:"varint,12,opt,name=progress_bytes,json=progressBytes,proto3" json:"progress_bytes,omitempty"`
+	ProgressTotalBytes uint64 `protobuf:"varint,13,opt,name=progress_total_bytes,json=progressTotalBytes,proto3" json:"progress_total_bytes,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[4]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -467,7 +762,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[4]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -480,7 +775,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Task) GetId() string {
@@ -553,6 +848,27 @@ func (x *Task) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Task) GetWave() int32 {
+	if x != nil {
+		return x.Wave
+	}
+	return 0
+}
+
+func (x *Task) GetProgressBytes() uint64 {
+	if x != nil {
+		return x.ProgressBytes
+	}
+	return 0
+}
+
+func (x *Task) GetProgressTotalBytes() uint64 {
+	if x != nil {
+		return x.ProgressTotalBytes
+	}
+	return 0
+}
+
 type TaskEventRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TaskId        string                 `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
@@ -566,7 +882,7 @@ type TaskEventRecord struct {
 
 func (x *TaskEventRecord) Reset() {
 	*x = TaskEventRecord{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[5]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -578,7 +894,7 @@ func (x *TaskEventRecord) String() string {
 func (*TaskEventRecord) ProtoMessage() {}
 
 func (x *TaskEventRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[5]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -591,7 +907,7 @@ func (x *TaskEventRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEventRecord.ProtoReflect.Descriptor instead.
 func (*TaskEventRecord) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TaskEventRecord) GetTaskId() string {
@@ -659,7 +975,7 @@ type Target struct {
 
 func (x *Target) Reset() {
 	*x = Target{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[6]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -671,7 +987,7 @@ func (x *Target) String() string {
 func (*Target) ProtoMessage() {}
 
 func (x *Target) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[6]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -684,7 +1000,7 @@ func (x *Target) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Target.ProtoReflect.Descriptor instead.
 func (*Target) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Target) GetId() string {
@@ -807,16 +1123,18 @@ func (x *Target) GetCertCaHash() string {
 }
 
 type CreateEnvironmentRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Description   string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Name            string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Description     string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	AutoDeploy      bool                   `protobuf:"varint,3,opt,name=auto_deploy,json=autoDeploy,proto3" json:"auto_deploy,omitempty"`
+	RequiredTargets int32                  `protobuf:"varint,4,opt,name=required_targets,json=requiredTargets,proto3" json:"required_targets,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CreateEnvironmentRequest) Reset() {
 	*x = CreateEnvironmentRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[7]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -828,7 +1146,7 @@ func (x *CreateEnvironmentRequest) String() string {
 func (*CreateEnvironmentRequest) ProtoMessage() {}
 
 func (x *CreateEnvironmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[7]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -841,7 +1159,7 @@ func (x *CreateEnvironmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEnvironmentRequest.ProtoReflect.Descriptor instead.
 func (*CreateEnvironmentRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateEnvironmentRequest) GetName() string {
@@ -858,6 +1176,132 @@ func (x *CreateEnvironmentRequest) GetDescription() string {
 	return ""
 }
 
+func (x *CreateEnvironmentRequest) GetAutoDeploy() bool {
+	if x != nil {
+		return x.AutoDeploy
+	}
+	return false
+}
+
+func (x *CreateEnvironmentRequest) GetRequiredTargets() int32 {
+	if x != nil {
+		return x.RequiredTargets
+	}
+	return 0
+}
+
+type UpdateEnvironmentRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Name            string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Description     *string                `protobuf:"bytes,2,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	AutoDeploy      *bool                  `protobuf:"varint,3,opt,name=auto_deploy,json=autoDeploy,proto3,oneof" json:"auto_deploy,omitempty"`
+	RequiredTargets *int32                 `protobuf:"varint,4,opt,name=required_targets,json=requiredTargets,proto3,oneof" json:"required_targets,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentRequest) Reset() {
+	*x = UpdateEnvironmentRequest{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentRequest) ProtoMessage() {}
+
+func (x *UpdateEnvironmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentRequest.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentRequest) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *UpdateEnvironmentRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UpdateEnvironmentRequest) GetDescription() string {
+	if x != nil && x.Description != nil {
+		return *x.Description
+	}
+	return ""
+}
+
+func (x *UpdateEnvironmentRequest) GetAutoDeploy() bool {
+	if x != nil && x.AutoDeploy != nil {
+		return *x.AutoDeploy
+	}
+	return false
+}
+
+func (x *UpdateEnvironmentRequest) GetRequiredTargets() int32 {
+	if x != nil && x.RequiredTargets != nil {
+		return *x.RequiredTargets
+	}
+	return 0
+}
+
+type UpdateEnvironmentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Environment   *Environment           `protobuf:"bytes,1,opt,name=environment,proto3" json:"environment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentResponse) Reset() {
+	*x = UpdateEnvironmentResponse{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentResponse) ProtoMessage() {}
+
+func (x *UpdateEnvironmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentResponse.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentResponse) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *UpdateEnvironmentResponse) GetEnvironment() *Environment {
+	if x != nil {
+		return x.Environment
+	}
+	return nil
+}
+
 type CreateEnvironmentResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Environment   *Environment           `protobuf:"bytes,1,opt,name=environment,proto3" json:"environment,omitempty"`
@@ -867,7 +1311,7 @@ type CreateEnvironmentResponse struct {
 
 func (x *CreateEnvironmentResponse) Reset() {
 	*x = CreateEnvironmentResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[8]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -879,7 +1323,7 @@ func (x *CreateEnvironmentResponse) String() string {
 func (*CreateEnvironmentResponse) ProtoMessage() {}
 
 func (x *CreateEnvironmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[8]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -892,7 +1336,7 @@ func (x *CreateEnvironmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEnvironmentResponse.ProtoReflect.Descriptor instead.
 func (*CreateEnvironmentResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateEnvironmentResponse) GetEnvironment() *Environment {
@@ -910,7 +1354,7 @@ type ListEnvironmentsRequest struct {
 
 func (x *ListEnvironmentsRequest) Reset() {
 	*x = ListEnvironmentsRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[9]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -922,7 +1366,7 @@ func (x *ListEnvironmentsRequest) String() string {
 func (*ListEnvironmentsRequest) ProtoMessage() {}
 
 func (x *ListEnvironmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[9]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -935,7 +1379,7 @@ func (x *ListEnvironmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEnvironmentsRequest.ProtoReflect.Descriptor instead.
 func (*ListEnvironmentsRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 type ListEnvironmentsResponse struct {
@@ -947,7 +1391,7 @@ type ListEnvironmentsResponse struct {
 
 func (x *ListEnvironmentsResponse) Reset() {
 	*x = ListEnvironmentsResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[10]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -959,7 +1403,7 @@ func (x *ListEnvironmentsResponse) String() string {
 func (*ListEnvironmentsResponse) ProtoMessage() {}
 
 func (x *ListEnvironmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[10]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -972,7 +1416,7 @@ func (x *ListEnvironmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEnvironmentsResponse.ProtoReflect.Descriptor instead.
 func (*ListEnvironmentsResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListEnvironmentsResponse) GetEnvironments() []*Environment {
@@ -988,13 +1432,14 @@ type CreateApplicationRequest struct {
 	ImageRepository string                 `protobuf:"bytes,2,opt,name=image_repository,json=imageRepository,proto3" json:"image_repository,omitempty"`
 	RunSpec         *RunSpec               `protobuf:"bytes,3,opt,name=run_spec,json=runSpec,proto3" json:"run_spec,omitempty"`
 	Roles           []string               `protobuf:"bytes,4,rep,name=roles,proto3" json:"roles,omitempty"`
+	Rollout         *Rollout               `protobuf:"bytes,5,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CreateApplicationRequest) Reset() {
 	*x = CreateApplicationRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[11]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1006,7 +1451,7 @@ func (x *CreateApplicationRequest) String() string {
 func (*CreateApplicationRequest) ProtoMessage() {}
 
 func (x *CreateApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[11]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1019,7 +1464,7 @@ func (x *CreateApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApplicationRequest.ProtoReflect.Descriptor instead.
 func (*CreateApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateApplicationRequest) GetName() string {
@@ -1050,6 +1495,13 @@ func (x *CreateApplicationRequest) GetRoles() []string {
 	return nil
 }
 
+func (x *CreateApplicationRequest) GetRollout() *Rollout {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
 type CreateApplicationResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Application   *Application           `protobuf:"bytes,1,opt,name=application,proto3" json:"application,omitempty"`
@@ -1059,7 +1511,7 @@ type CreateApplicationResponse struct {
 
 func (x *CreateApplicationResponse) Reset() {
 	*x = CreateApplicationResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[12]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1071,7 +1523,7 @@ func (x *CreateApplicationResponse) String() string {
 func (*CreateApplicationResponse) ProtoMessage() {}
 
 func (x *CreateApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[12]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1084,7 +1536,7 @@ func (x *CreateApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApplicationResponse.ProtoReflect.Descriptor instead.
 func (*CreateApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreateApplicationResponse) GetApplication() *Application {
@@ -1102,7 +1554,7 @@ type ListApplicationsRequest struct {
 
 func (x *ListApplicationsRequest) Reset() {
 	*x = ListApplicationsRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[13]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1114,7 +1566,7 @@ func (x *ListApplicationsRequest) String() string {
 func (*ListApplicationsRequest) ProtoMessage() {}
 
 func (x *ListApplicationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[13]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1127,7 +1579,7 @@ func (x *ListApplicationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApplicationsRequest.ProtoReflect.Descriptor instead.
 func (*ListApplicationsRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 type ListApplicationsResponse struct {
@@ -1139,7 +1591,7 @@ type ListApplicationsResponse struct {
 
 func (x *ListApplicationsResponse) Reset() {
 	*x = ListApplicationsResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[14]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1603,7 @@ func (x *ListApplicationsResponse) String() string {
 func (*ListApplicationsResponse) ProtoMessage() {}
 
 func (x *ListApplicationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[14]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1616,7 @@ func (x *ListApplicationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApplicationsResponse.ProtoReflect.Descriptor instead.
 func (*ListApplicationsResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListApplicationsResponse) GetApplications() []*Application {
@@ -1188,7 +1640,7 @@ type CreateReleaseRequest struct {
 
 func (x *CreateReleaseRequest) Reset() {
 	*x = CreateReleaseRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[15]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1200,7 +1652,7 @@ func (x *CreateReleaseRequest) String() string {
 func (*CreateReleaseRequest) ProtoMessage() {}
 
 func (x *CreateReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[15]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1665,7 @@ func (x *CreateReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReleaseRequest.ProtoReflect.Descriptor instead.
 func (*CreateReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateReleaseRequest) GetApplication() string {
@@ -1253,7 +1705,7 @@ type CreateReleaseResponse struct {
 
 func (x *CreateReleaseResponse) Reset() {
 	*x = CreateReleaseResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[16]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1265,7 +1717,7 @@ func (x *CreateReleaseResponse) String() string {
 func (*CreateReleaseResponse) ProtoMessage() {}
 
 func (x *CreateReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[16]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1278,7 +1730,7 @@ func (x *CreateReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReleaseResponse.ProtoReflect.Descriptor instead.
 func (*CreateReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateReleaseResponse) GetRelease() *Release {
@@ -1300,7 +1752,7 @@ type ListReleasesRequest struct {
 
 func (x *ListReleasesRequest) Reset() {
 	*x = ListReleasesRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[17]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1764,7 @@ func (x *ListReleasesRequest) String() string {
 func (*ListReleasesRequest) ProtoMessage() {}
 
 func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[17]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1777,7 @@ func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasesRequest.ProtoReflect.Descriptor instead.
 func (*ListReleasesRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListReleasesRequest) GetApplication() string {
@@ -1344,7 +1796,7 @@ type ListReleasesResponse struct {
 
 func (x *ListReleasesResponse) Reset() {
 	*x = ListReleasesResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[18]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1808,7 @@ func (x *ListReleasesResponse) String() string {
 func (*ListReleasesResponse) ProtoMessage() {}
 
 func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[18]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1821,7 @@ func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasesResponse.ProtoReflect.Descriptor instead.
 func (*ListReleasesResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListReleasesResponse) GetReleases() []*Release {
@@ -1386,14 +1838,18 @@ type CreateDeploymentRequest struct {
 	Environment    string                 `protobuf:"bytes,3,opt,name=environment,proto3" json:"environment,omitempty"`
 	// Deploy even though the release has not succeeded in the environment
 	// before this one. Needs role admin; audited.
-	Force         bool `protobuf:"varint,4,opt,name=force,proto3" json:"force,omitempty"`
+	Force bool `protobuf:"varint,4,opt,name=force,proto3" json:"force,omitempty"`
+	// Overrides the application's rollout when set.
+	Rollout *Rollout `protobuf:"bytes,5,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// Only targets that do not already run the release successfully.
+	MissingOnly   bool `protobuf:"varint,6,opt,name=missing_only,json=missingOnly,proto3" json:"missing_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateDeploymentRequest) Reset() {
 	*x = CreateDeploymentRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[19]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1861,7 @@ func (x *CreateDeploymentRequest) String() string {
 func (*CreateDeploymentRequest) ProtoMessage() {}
 
 func (x *CreateDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[19]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,7 +1874,7 @@ func (x *CreateDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*CreateDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreateDeploymentRequest) GetApplication() string {
@@ -1449,6 +1905,20 @@ func (x *CreateDeploymentRequest) GetForce() bool {
 	return false
 }
 
+func (x *CreateDeploymentRequest) GetRollout() *Rollout {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+func (x *CreateDeploymentRequest) GetMissingOnly() bool {
+	if x != nil {
+		return x.MissingOnly
+	}
+	return false
+}
+
 type CreateDeploymentResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Deployment    *Deployment            `protobuf:"bytes,1,opt,name=deployment,proto3" json:"deployment,omitempty"`
@@ -1459,7 +1929,7 @@ type CreateDeploymentResponse struct {
 
 func (x *CreateDeploymentResponse) Reset() {
 	*x = CreateDeploymentResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[20]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1471,7 +1941,7 @@ func (x *CreateDeploymentResponse) String() string {
 func (*CreateDeploymentResponse) ProtoMessage() {}
 
 func (x *CreateDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[20]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1484,7 +1954,7 @@ func (x *CreateDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*CreateDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateDeploymentResponse) GetDeployment() *Deployment {
@@ -1513,7 +1983,7 @@ type ListDeploymentsRequest struct {
 
 func (x *ListDeploymentsRequest) Reset() {
 	*x = ListDeploymentsRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[21]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1525,7 +1995,7 @@ func (x *ListDeploymentsRequest) String() string {
 func (*ListDeploymentsRequest) ProtoMessage() {}
 
 func (x *ListDeploymentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[21]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1538,7 +2008,7 @@ func (x *ListDeploymentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeploymentsRequest.ProtoReflect.Descriptor instead.
 func (*ListDeploymentsRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListDeploymentsRequest) GetApplication() string {
@@ -1571,7 +2041,7 @@ type ListDeploymentsResponse struct {
 
 func (x *ListDeploymentsResponse) Reset() {
 	*x = ListDeploymentsResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[22]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1583,7 +2053,7 @@ func (x *ListDeploymentsResponse) String() string {
 func (*ListDeploymentsResponse) ProtoMessage() {}
 
 func (x *ListDeploymentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[22]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1596,7 +2066,7 @@ func (x *ListDeploymentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeploymentsResponse.ProtoReflect.Descriptor instead.
 func (*ListDeploymentsResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListDeploymentsResponse) GetDeployments() []*Deployment {
@@ -1615,7 +2085,7 @@ type GetDeploymentRequest struct {
 
 func (x *GetDeploymentRequest) Reset() {
 	*x = GetDeploymentRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[23]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1627,7 +2097,7 @@ func (x *GetDeploymentRequest) String() string {
 func (*GetDeploymentRequest) ProtoMessage() {}
 
 func (x *GetDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[23]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1640,7 +2110,7 @@ func (x *GetDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*GetDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetDeploymentRequest) GetId() string {
@@ -1660,7 +2130,7 @@ type GetDeploymentResponse struct {
 
 func (x *GetDeploymentResponse) Reset() {
 	*x = GetDeploymentResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[24]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1672,7 +2142,7 @@ func (x *GetDeploymentResponse) String() string {
 func (*GetDeploymentResponse) ProtoMessage() {}
 
 func (x *GetDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[24]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1685,7 +2155,7 @@ func (x *GetDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*GetDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetDeploymentResponse) GetDeployment() *Deployment {
@@ -1711,7 +2181,7 @@ type WatchDeploymentRequest struct {
 
 func (x *WatchDeploymentRequest) Reset() {
 	*x = WatchDeploymentRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[25]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1723,7 +2193,7 @@ func (x *WatchDeploymentRequest) String() string {
 func (*WatchDeploymentRequest) ProtoMessage() {}
 
 func (x *WatchDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[25]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1736,7 +2206,7 @@ func (x *WatchDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*WatchDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WatchDeploymentRequest) GetId() string {
@@ -1758,7 +2228,7 @@ type WatchDeploymentResponse struct {
 
 func (x *WatchDeploymentResponse) Reset() {
 	*x = WatchDeploymentResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[26]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1770,7 +2240,7 @@ func (x *WatchDeploymentResponse) String() string {
 func (*WatchDeploymentResponse) ProtoMessage() {}
 
 func (x *WatchDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[26]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1783,7 +2253,7 @@ func (x *WatchDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*WatchDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WatchDeploymentResponse) GetDeployment() *Deployment {
@@ -1817,7 +2287,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[27]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1829,7 +2299,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[27]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1842,7 +2312,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListTasksRequest) GetDeploymentId() string {
@@ -1861,7 +2331,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[28]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1873,7 +2343,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[28]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1886,7 +2356,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListTasksResponse) GetTasks() []*Task {
@@ -1907,7 +2377,7 @@ type ReadTaskLogRequest struct {
 
 func (x *ReadTaskLogRequest) Reset() {
 	*x = ReadTaskLogRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[29]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +2389,7 @@ func (x *ReadTaskLogRequest) String() string {
 func (*ReadTaskLogRequest) ProtoMessage() {}
 
 func (x *ReadTaskLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[29]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +2402,7 @@ func (x *ReadTaskLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadTaskLogRequest.ProtoReflect.Descriptor instead.
 func (*ReadTaskLogRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ReadTaskLogRequest) GetTaskId() string {
@@ -1966,7 +2436,7 @@ type ReadTaskLogResponse struct {
 
 func (x *ReadTaskLogResponse) Reset() {
 	*x = ReadTaskLogResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[30]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1978,7 +2448,7 @@ func (x *ReadTaskLogResponse) String() string {
 func (*ReadTaskLogResponse) ProtoMessage() {}
 
 func (x *ReadTaskLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[30]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1991,7 +2461,7 @@ func (x *ReadTaskLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadTaskLogResponse.ProtoReflect.Descriptor instead.
 func (*ReadTaskLogResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ReadTaskLogResponse) GetOffset() uint64 {
@@ -2016,7 +2486,7 @@ type ListTargetsRequest struct {
 
 func (x *ListTargetsRequest) Reset() {
 	*x = ListTargetsRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[31]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2028,7 +2498,7 @@ func (x *ListTargetsRequest) String() string {
 func (*ListTargetsRequest) ProtoMessage() {}
 
 func (x *ListTargetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[31]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2041,7 +2511,7 @@ func (x *ListTargetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTargetsRequest.ProtoReflect.Descriptor instead.
 func (*ListTargetsRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 type ListTargetsResponse struct {
@@ -2053,7 +2523,7 @@ type ListTargetsResponse struct {
 
 func (x *ListTargetsResponse) Reset() {
 	*x = ListTargetsResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[32]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2065,7 +2535,7 @@ func (x *ListTargetsResponse) String() string {
 func (*ListTargetsResponse) ProtoMessage() {}
 
 func (x *ListTargetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[32]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2078,7 +2548,7 @@ func (x *ListTargetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTargetsResponse.ProtoReflect.Descriptor instead.
 func (*ListTargetsResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListTargetsResponse) GetTargets() []*Target {
@@ -2102,7 +2572,7 @@ type CreateJoinTokenRequest struct {
 
 func (x *CreateJoinTokenRequest) Reset() {
 	*x = CreateJoinTokenRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[33]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +2584,7 @@ func (x *CreateJoinTokenRequest) String() string {
 func (*CreateJoinTokenRequest) ProtoMessage() {}
 
 func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[33]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +2597,7 @@ func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreateJoinTokenRequest) GetEnvironment() string {
@@ -2171,7 +2641,7 @@ type CreateJoinTokenResponse struct {
 
 func (x *CreateJoinTokenResponse) Reset() {
 	*x = CreateJoinTokenResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[34]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2183,7 +2653,7 @@ func (x *CreateJoinTokenResponse) String() string {
 func (*CreateJoinTokenResponse) ProtoMessage() {}
 
 func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[34]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2196,7 +2666,7 @@ func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CreateJoinTokenResponse) GetToken() string {
@@ -2244,7 +2714,7 @@ type JoinTokenInfo struct {
 
 func (x *JoinTokenInfo) Reset() {
 	*x = JoinTokenInfo{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[35]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2256,7 +2726,7 @@ func (x *JoinTokenInfo) String() string {
 func (*JoinTokenInfo) ProtoMessage() {}
 
 func (x *JoinTokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[35]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2269,7 +2739,7 @@ func (x *JoinTokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenInfo.ProtoReflect.Descriptor instead.
 func (*JoinTokenInfo) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *JoinTokenInfo) GetId() string {
@@ -2343,7 +2813,7 @@ type ListJoinTokensRequest struct {
 
 func (x *ListJoinTokensRequest) Reset() {
 	*x = ListJoinTokensRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[36]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2355,7 +2825,7 @@ func (x *ListJoinTokensRequest) String() string {
 func (*ListJoinTokensRequest) ProtoMessage() {}
 
 func (x *ListJoinTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[36]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2368,7 +2838,7 @@ func (x *ListJoinTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJoinTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListJoinTokensRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 type ListJoinTokensResponse struct {
@@ -2380,7 +2850,7 @@ type ListJoinTokensResponse struct {
 
 func (x *ListJoinTokensResponse) Reset() {
 	*x = ListJoinTokensResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[37]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2392,7 +2862,7 @@ func (x *ListJoinTokensResponse) String() string {
 func (*ListJoinTokensResponse) ProtoMessage() {}
 
 func (x *ListJoinTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[37]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2405,7 +2875,7 @@ func (x *ListJoinTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJoinTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListJoinTokensResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListJoinTokensResponse) GetTokens() []*JoinTokenInfo {
@@ -2424,7 +2894,7 @@ type RevokeJoinTokenRequest struct {
 
 func (x *RevokeJoinTokenRequest) Reset() {
 	*x = RevokeJoinTokenRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[38]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2436,7 +2906,7 @@ func (x *RevokeJoinTokenRequest) String() string {
 func (*RevokeJoinTokenRequest) ProtoMessage() {}
 
 func (x *RevokeJoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[38]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2449,7 +2919,7 @@ func (x *RevokeJoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeJoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeJoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RevokeJoinTokenRequest) GetId() string {
@@ -2468,7 +2938,7 @@ type RevokeJoinTokenResponse struct {
 
 func (x *RevokeJoinTokenResponse) Reset() {
 	*x = RevokeJoinTokenResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[39]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2480,7 +2950,7 @@ func (x *RevokeJoinTokenResponse) String() string {
 func (*RevokeJoinTokenResponse) ProtoMessage() {}
 
 func (x *RevokeJoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[39]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2493,7 +2963,7 @@ func (x *RevokeJoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeJoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeJoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RevokeJoinTokenResponse) GetToken() *JoinTokenInfo {
@@ -2513,7 +2983,7 @@ type RevokeTargetRequest struct {
 
 func (x *RevokeTargetRequest) Reset() {
 	*x = RevokeTargetRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[40]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2525,7 +2995,7 @@ func (x *RevokeTargetRequest) String() string {
 func (*RevokeTargetRequest) ProtoMessage() {}
 
 func (x *RevokeTargetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[40]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2538,7 +3008,7 @@ func (x *RevokeTargetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTargetRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTargetRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RevokeTargetRequest) GetTarget() string {
@@ -2557,7 +3027,7 @@ type RevokeTargetResponse struct {
 
 func (x *RevokeTargetResponse) Reset() {
 	*x = RevokeTargetResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[41]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2569,7 +3039,7 @@ func (x *RevokeTargetResponse) String() string {
 func (*RevokeTargetResponse) ProtoMessage() {}
 
 func (x *RevokeTargetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[41]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2582,7 +3052,7 @@ func (x *RevokeTargetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTargetResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTargetResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RevokeTargetResponse) GetTarget() *Target {
@@ -2608,7 +3078,7 @@ type AdminTokenInfo struct {
 
 func (x *AdminTokenInfo) Reset() {
 	*x = AdminTokenInfo{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[42]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2620,7 +3090,7 @@ func (x *AdminTokenInfo) String() string {
 func (*AdminTokenInfo) ProtoMessage() {}
 
 func (x *AdminTokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[42]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2633,7 +3103,7 @@ func (x *AdminTokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminTokenInfo.ProtoReflect.Descriptor instead.
 func (*AdminTokenInfo) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AdminTokenInfo) GetId() string {
@@ -2697,7 +3167,7 @@ type CreateAdminTokenRequest struct {
 
 func (x *CreateAdminTokenRequest) Reset() {
 	*x = CreateAdminTokenRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[43]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2709,7 +3179,7 @@ func (x *CreateAdminTokenRequest) String() string {
 func (*CreateAdminTokenRequest) ProtoMessage() {}
 
 func (x *CreateAdminTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[43]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2722,7 +3192,7 @@ func (x *CreateAdminTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAdminTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateAdminTokenRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CreateAdminTokenRequest) GetName() string {
@@ -2757,7 +3227,7 @@ type CreateAdminTokenResponse struct {
 
 func (x *CreateAdminTokenResponse) Reset() {
 	*x = CreateAdminTokenResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[44]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2769,7 +3239,7 @@ func (x *CreateAdminTokenResponse) String() string {
 func (*CreateAdminTokenResponse) ProtoMessage() {}
 
 func (x *CreateAdminTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[44]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2782,7 +3252,7 @@ func (x *CreateAdminTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAdminTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateAdminTokenResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CreateAdminTokenResponse) GetToken() string {
@@ -2807,7 +3277,7 @@ type ListAdminTokensRequest struct {
 
 func (x *ListAdminTokensRequest) Reset() {
 	*x = ListAdminTokensRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[45]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2819,7 +3289,7 @@ func (x *ListAdminTokensRequest) String() string {
 func (*ListAdminTokensRequest) ProtoMessage() {}
 
 func (x *ListAdminTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[45]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2832,7 +3302,7 @@ func (x *ListAdminTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAdminTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListAdminTokensRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 type ListAdminTokensResponse struct {
@@ -2844,7 +3314,7 @@ type ListAdminTokensResponse struct {
 
 func (x *ListAdminTokensResponse) Reset() {
 	*x = ListAdminTokensResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[46]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2856,7 +3326,7 @@ func (x *ListAdminTokensResponse) String() string {
 func (*ListAdminTokensResponse) ProtoMessage() {}
 
 func (x *ListAdminTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[46]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2869,7 +3339,7 @@ func (x *ListAdminTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAdminTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListAdminTokensResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListAdminTokensResponse) GetTokens() []*AdminTokenInfo {
@@ -2889,7 +3359,7 @@ type RevokeAdminTokenRequest struct {
 
 func (x *RevokeAdminTokenRequest) Reset() {
 	*x = RevokeAdminTokenRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[47]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2901,7 +3371,7 @@ func (x *RevokeAdminTokenRequest) String() string {
 func (*RevokeAdminTokenRequest) ProtoMessage() {}
 
 func (x *RevokeAdminTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[47]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2914,7 +3384,7 @@ func (x *RevokeAdminTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAdminTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAdminTokenRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RevokeAdminTokenRequest) GetToken() string {
@@ -2933,7 +3403,7 @@ type RevokeAdminTokenResponse struct {
 
 func (x *RevokeAdminTokenResponse) Reset() {
 	*x = RevokeAdminTokenResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[48]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2945,7 +3415,7 @@ func (x *RevokeAdminTokenResponse) String() string {
 func (*RevokeAdminTokenResponse) ProtoMessage() {}
 
 func (x *RevokeAdminTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[48]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2958,7 +3428,7 @@ func (x *RevokeAdminTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAdminTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAdminTokenResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{48}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RevokeAdminTokenResponse) GetInfo() *AdminTokenInfo {
@@ -2988,7 +3458,7 @@ type AuditRecord struct {
 
 func (x *AuditRecord) Reset() {
 	*x = AuditRecord{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[49]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3000,7 +3470,7 @@ func (x *AuditRecord) String() string {
 func (*AuditRecord) ProtoMessage() {}
 
 func (x *AuditRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[49]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3013,7 +3483,7 @@ func (x *AuditRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
 func (*AuditRecord) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{49}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *AuditRecord) GetId() int64 {
@@ -3077,7 +3547,7 @@ type ListAuditRecordsRequest struct {
 
 func (x *ListAuditRecordsRequest) Reset() {
 	*x = ListAuditRecordsRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[50]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3089,7 +3559,7 @@ func (x *ListAuditRecordsRequest) String() string {
 func (*ListAuditRecordsRequest) ProtoMessage() {}
 
 func (x *ListAuditRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[50]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3102,7 +3572,7 @@ func (x *ListAuditRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRecordsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListAuditRecordsRequest) GetSince() *timestamppb.Timestamp {
@@ -3128,7 +3598,7 @@ type ListAuditRecordsResponse struct {
 
 func (x *ListAuditRecordsResponse) Reset() {
 	*x = ListAuditRecordsResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[51]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3140,7 +3610,7 @@ func (x *ListAuditRecordsResponse) String() string {
 func (*ListAuditRecordsResponse) ProtoMessage() {}
 
 func (x *ListAuditRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[51]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3153,7 +3623,7 @@ func (x *ListAuditRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRecordsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListAuditRecordsResponse) GetRecords() []*AuditRecord {
@@ -3163,24 +3633,784 @@ func (x *ListAuditRecordsResponse) GetRecords() []*AuditRecord {
 	return nil
 }
 
+type SetVariableRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Variable      *Variable              `protobuf:"bytes,1,opt,name=variable,proto3" json:"variable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetVariableRequest) Reset() {
+	*x = SetVariableRequest{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetVariableRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetVariableRequest) ProtoMessage() {}
+
+func (x *SetVariableRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetVariableRequest.ProtoReflect.Descriptor instead.
+func (*SetVariableRequest) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *SetVariableRequest) GetVariable() *Variable {
+	if x != nil {
+		return x.Variable
+	}
+	return nil
+}
+
+type SetVariableResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Variable      *Variable              `protobuf:"bytes,1,opt,name=variable,proto3" json:"variable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetVariableResponse) Reset() {
+	*x = SetVariableResponse{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetVariableResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetVariableResponse) ProtoMessage() {}
+
+func (x *SetVariableResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetVariableResponse.ProtoReflect.Descriptor instead.
+func (*SetVariableResponse) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *SetVariableResponse) GetVariable() *Variable {
+	if x != nil {
+		return x.Variable
+	}
+	return nil
+}
+
+type ListVariablesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Application   string                 `protobuf:"bytes,1,opt,name=application,proto3" json:"application,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListVariablesRequest) Reset() {
+	*x = ListVariablesRequest{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListVariablesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListVariablesRequest) ProtoMessage() {}
+
+func (x *ListVariablesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListVariablesRequest.ProtoReflect.Descriptor instead.
+func (*ListVariablesRequest) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ListVariablesRequest) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+type ListVariablesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Variables     []*Variable            `protobuf:"bytes,1,rep,name=variables,proto3" json:"variables,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListVariablesResponse) Reset() {
+	*x = ListVariablesResponse{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListVariablesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListVariablesResponse) ProtoMessage() {}
+
+func (x *ListVariablesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListVariablesResponse.ProtoReflect.Descriptor instead.
+func (*ListVariablesResponse) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *ListVariablesResponse) GetVariables() []*Variable {
+	if x != nil {
+		return x.Variables
+	}
+	return nil
+}
+
+type DeleteVariableRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Application   string                 `protobuf:"bytes,1,opt,name=application,proto3" json:"application,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Scope         *VariableScope         `protobuf:"bytes,3,opt,name=scope,proto3" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteVariableRequest) Reset() {
+	*x = DeleteVariableRequest{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteVariableRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteVariableRequest) ProtoMessage() {}
+
+func (x *DeleteVariableRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteVariableRequest.ProtoReflect.Descriptor instead.
+func (*DeleteVariableRequest) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *DeleteVariableRequest) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *DeleteVariableRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeleteVariableRequest) GetScope() *VariableScope {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
+type DeleteVariableResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteVariableResponse) Reset() {
+	*x = DeleteVariableResponse{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteVariableResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteVariableResponse) ProtoMessage() {}
+
+func (x *DeleteVariableResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteVariableResponse.ProtoReflect.Descriptor instead.
+func (*DeleteVariableResponse) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{62}
+}
+
+type CancelDeploymentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelDeploymentRequest) Reset() {
+	*x = CancelDeploymentRequest{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelDeploymentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelDeploymentRequest) ProtoMessage() {}
+
+func (x *CancelDeploymentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelDeploymentRequest.ProtoReflect.Descriptor instead.
+func (*CancelDeploymentRequest) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *CancelDeploymentRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type CancelDeploymentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deployment    *Deployment            `protobuf:"bytes,1,opt,name=deployment,proto3" json:"deployment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelDeploymentResponse) Reset() {
+	*x = CancelDeploymentResponse{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelDeploymentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelDeploymentResponse) ProtoMessage() {}
+
+func (x *CancelDeploymentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelDeploymentResponse.ProtoReflect.Descriptor instead.
+func (*CancelDeploymentResponse) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *CancelDeploymentResponse) GetDeployment() *Deployment {
+	if x != nil {
+		return x.Deployment
+	}
+	return nil
+}
+
+type RollbackRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Application   string                 `protobuf:"bytes,1,opt,name=application,proto3" json:"application,omitempty"`
+	Environment   string                 `protobuf:"bytes,2,opt,name=environment,proto3" json:"environment,omitempty"`
+	Rollout       *Rollout               `protobuf:"bytes,3,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackRequest) Reset() {
+	*x = RollbackRequest{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackRequest) ProtoMessage() {}
+
+func (x *RollbackRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackRequest.ProtoReflect.Descriptor instead.
+func (*RollbackRequest) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *RollbackRequest) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *RollbackRequest) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+func (x *RollbackRequest) GetRollout() *Rollout {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+type RollbackResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Deployment *Deployment            `protobuf:"bytes,1,opt,name=deployment,proto3" json:"deployment,omitempty"`
+	Tasks      []*Task                `protobuf:"bytes,2,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	// The release being replaced.
+	FromVersion   string `protobuf:"bytes,3,opt,name=from_version,json=fromVersion,proto3" json:"from_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackResponse) Reset() {
+	*x = RollbackResponse{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackResponse) ProtoMessage() {}
+
+func (x *RollbackResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackResponse.ProtoReflect.Descriptor instead.
+func (*RollbackResponse) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *RollbackResponse) GetDeployment() *Deployment {
+	if x != nil {
+		return x.Deployment
+	}
+	return nil
+}
+
+func (x *RollbackResponse) GetTasks() []*Task {
+	if x != nil {
+		return x.Tasks
+	}
+	return nil
+}
+
+func (x *RollbackResponse) GetFromVersion() string {
+	if x != nil {
+		return x.FromVersion
+	}
+	return ""
+}
+
+type GetStatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Optional filters.
+	Application   string `protobuf:"bytes,1,opt,name=application,proto3" json:"application,omitempty"`
+	Environment   string `protobuf:"bytes,2,opt,name=environment,proto3" json:"environment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatusRequest) Reset() {
+	*x = GetStatusRequest{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatusRequest) ProtoMessage() {}
+
+func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetStatusRequest) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *GetStatusRequest) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *GetStatusRequest) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+type GetStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Applications  []*ApplicationStatus   `protobuf:"bytes,1,rep,name=applications,proto3" json:"applications,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatusResponse) Reset() {
+	*x = GetStatusResponse{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatusResponse) ProtoMessage() {}
+
+func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetStatusResponse) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *GetStatusResponse) GetApplications() []*ApplicationStatus {
+	if x != nil {
+		return x.Applications
+	}
+	return nil
+}
+
+// ApplicationStatus is one application in one environment.
+type ApplicationStatus struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Application string                 `protobuf:"bytes,1,opt,name=application,proto3" json:"application,omitempty"`
+	Environment string                 `protobuf:"bytes,2,opt,name=environment,proto3" json:"environment,omitempty"`
+	// The release of the newest succeeded deployment; empty if none.
+	CurrentVersion string `protobuf:"bytes,3,opt,name=current_version,json=currentVersion,proto3" json:"current_version,omitempty"`
+	// The newest deployment, whatever its state.
+	LatestDeployment *Deployment `protobuf:"bytes,4,opt,name=latest_deployment,json=latestDeployment,proto3" json:"latest_deployment,omitempty"`
+	// Targets of the environment that have the application's roles.
+	Targets []*TargetStatus `protobuf:"bytes,5,rep,name=targets,proto3" json:"targets,omitempty"`
+	// "healthy", "deploying", "failed", "missing" (a target lacks the current
+	// release), "offline" (a target has no session) or "none" (never deployed).
+	State         string `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplicationStatus) Reset() {
+	*x = ApplicationStatus{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplicationStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplicationStatus) ProtoMessage() {}
+
+func (x *ApplicationStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplicationStatus.ProtoReflect.Descriptor instead.
+func (*ApplicationStatus) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *ApplicationStatus) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *ApplicationStatus) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+func (x *ApplicationStatus) GetCurrentVersion() string {
+	if x != nil {
+		return x.CurrentVersion
+	}
+	return ""
+}
+
+func (x *ApplicationStatus) GetLatestDeployment() *Deployment {
+	if x != nil {
+		return x.LatestDeployment
+	}
+	return nil
+}
+
+func (x *ApplicationStatus) GetTargets() []*TargetStatus {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+func (x *ApplicationStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+type TargetStatus struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Target string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	// The release its newest succeeded task ran; empty if none.
+	Version   string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Connected bool   `protobuf:"varint,3,opt,name=connected,proto3" json:"connected,omitempty"`
+	// State of its newest task of the application in the environment.
+	LastTaskState TaskState `protobuf:"varint,4,opt,name=last_task_state,json=lastTaskState,proto3,enum=tentacle.v1.TaskState" json:"last_task_state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TargetStatus) Reset() {
+	*x = TargetStatus{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TargetStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TargetStatus) ProtoMessage() {}
+
+func (x *TargetStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TargetStatus.ProtoReflect.Descriptor instead.
+func (*TargetStatus) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *TargetStatus) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *TargetStatus) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *TargetStatus) GetConnected() bool {
+	if x != nil {
+		return x.Connected
+	}
+	return false
+}
+
+func (x *TargetStatus) GetLastTaskState() TaskState {
+	if x != nil {
+		return x.LastTaskState
+	}
+	return TaskState_TASK_STATE_UNSPECIFIED
+}
+
 var File_tentacle_v1_admin_proto protoreflect.FileDescriptor
 
 const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x17tentacle/v1/admin.proto\x12\vtentacle.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tentacle/v1/types.proto\"\x9a\x01\n" +
+	"\x17tentacle/v1/admin.proto\x12\vtentacle.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tentacle/v1/types.proto\"\xe6\x01\n" +
 	"\vEnvironment\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x129\n" +
 	"\n" +
 	"created_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1a\n" +
-	"\bposition\x18\x04 \x01(\x05R\bposition\"\xce\x01\n" +
+	"\bposition\x18\x04 \x01(\x05R\bposition\x12\x1f\n" +
+	"\vauto_deploy\x18\x05 \x01(\bR\n" +
+	"autoDeploy\x12)\n" +
+	"\x10required_targets\x18\x06 \x01(\x05R\x0frequiredTargets\"y\n" +
+	"\aRollout\x12\x16\n" +
+	"\x06window\x18\x01 \x01(\x05R\x06window\x12/\n" +
+	"\x05pause\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x05pause\x12%\n" +
+	"\x0efailure_policy\x18\x03 \x01(\tR\rfailurePolicy\"]\n" +
+	"\rVariableScope\x12 \n" +
+	"\venvironment\x18\x01 \x01(\tR\venvironment\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x16\n" +
+	"\x06target\x18\x03 \x01(\tR\x06target\"\x80\x02\n" +
+	"\bVariable\x12 \n" +
+	"\vapplication\x18\x01 \x01(\tR\vapplication\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\x12\x1c\n" +
+	"\tsensitive\x18\x04 \x01(\bR\tsensitive\x120\n" +
+	"\x05scope\x18\x05 \x01(\v2\x1a.tentacle.v1.VariableScopeR\x05scope\x129\n" +
+	"\n" +
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1d\n" +
+	"\n" +
+	"updated_by\x18\a \x01(\tR\tupdatedBy\"\xfe\x01\n" +
 	"\vApplication\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\x10image_repository\x18\x02 \x01(\tR\x0fimageRepository\x12/\n" +
 	"\brun_spec\x18\x03 \x01(\v2\x14.tentacle.v1.RunSpecR\arunSpec\x129\n" +
 	"\n" +
 	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x14\n" +
-	"\x05roles\x18\x05 \x03(\tR\x05roles\"\xac\x02\n" +
+	"\x05roles\x18\x05 \x03(\tR\x05roles\x12.\n" +
+	"\arollout\x18\x06 \x01(\v2\x14.tentacle.v1.RolloutR\arollout\"\xe1\x02\n" +
 	"\aRelease\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vapplication\x18\x02 \x01(\tR\vapplication\x12\x18\n" +
@@ -3190,7 +4420,8 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\fimage_digest\x18\x06 \x01(\tR\vimageDigest\x12/\n" +
 	"\brun_spec\x18\a \x01(\v2\x14.tentacle.v1.RunSpecR\arunSpec\x129\n" +
 	"\n" +
-	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xf3\x02\n" +
+	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x123\n" +
+	"\tvariables\x18\t \x03(\v2\x15.tentacle.v1.VariableR\tvariables\"\x83\x04\n" +
 	"\n" +
 	"Deployment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
@@ -3205,7 +4436,11 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\vfinished_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAt\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\t \x01(\tR\tcreatedBy\"\x97\x03\n" +
+	"created_by\x18\t \x01(\tR\tcreatedBy\x12.\n" +
+	"\arollout\x18\n" +
+	" \x01(\v2\x14.tentacle.v1.RolloutR\arollout\x12\x12\n" +
+	"\x04kind\x18\v \x01(\tR\x04kind\x12J\n" +
+	"\x13cancel_requested_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x11cancelRequestedAt\"\x84\x04\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\rdeployment_id\x18\x02 \x01(\tR\fdeploymentId\x12\x1b\n" +
@@ -3220,7 +4455,10 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xcb\x01\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x12\n" +
+	"\x04wave\x18\v \x01(\x05R\x04wave\x12%\n" +
+	"\x0eprogress_bytes\x18\f \x01(\x04R\rprogressBytes\x120\n" +
+	"\x14progress_total_bytes\x18\r \x01(\x04R\x12progressTotalBytes\"\xcb\x01\n" +
 	"\x0fTaskEventRecord\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12,\n" +
@@ -3250,20 +4488,35 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\balert_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\aalertAt\x12B\n" +
 	"\x0fcert_expires_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\rcertExpiresAt\x12 \n" +
 	"\fcert_ca_hash\x18\x11 \x01(\tR\n" +
-	"certCaHash\"P\n" +
+	"certCaHash\"\x9c\x01\n" +
 	"\x18CreateEnvironmentRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
-	"\vdescription\x18\x02 \x01(\tR\vdescription\"W\n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x1f\n" +
+	"\vauto_deploy\x18\x03 \x01(\bR\n" +
+	"autoDeploy\x12)\n" +
+	"\x10required_targets\x18\x04 \x01(\x05R\x0frequiredTargets\"\xe0\x01\n" +
+	"\x18UpdateEnvironmentRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
+	"\vdescription\x18\x02 \x01(\tH\x00R\vdescription\x88\x01\x01\x12$\n" +
+	"\vauto_deploy\x18\x03 \x01(\bH\x01R\n" +
+	"autoDeploy\x88\x01\x01\x12.\n" +
+	"\x10required_targets\x18\x04 \x01(\x05H\x02R\x0frequiredTargets\x88\x01\x01B\x0e\n" +
+	"\f_descriptionB\x0e\n" +
+	"\f_auto_deployB\x13\n" +
+	"\x11_required_targets\"W\n" +
+	"\x19UpdateEnvironmentResponse\x12:\n" +
+	"\venvironment\x18\x01 \x01(\v2\x18.tentacle.v1.EnvironmentR\venvironment\"W\n" +
 	"\x19CreateEnvironmentResponse\x12:\n" +
 	"\venvironment\x18\x01 \x01(\v2\x18.tentacle.v1.EnvironmentR\venvironment\"\x19\n" +
 	"\x17ListEnvironmentsRequest\"X\n" +
 	"\x18ListEnvironmentsResponse\x12<\n" +
-	"\fenvironments\x18\x01 \x03(\v2\x18.tentacle.v1.EnvironmentR\fenvironments\"\xa0\x01\n" +
+	"\fenvironments\x18\x01 \x03(\v2\x18.tentacle.v1.EnvironmentR\fenvironments\"\xd0\x01\n" +
 	"\x18CreateApplicationRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12)\n" +
 	"\x10image_repository\x18\x02 \x01(\tR\x0fimageRepository\x12/\n" +
 	"\brun_spec\x18\x03 \x01(\v2\x14.tentacle.v1.RunSpecR\arunSpec\x12\x14\n" +
-	"\x05roles\x18\x04 \x03(\tR\x05roles\"W\n" +
+	"\x05roles\x18\x04 \x03(\tR\x05roles\x12.\n" +
+	"\arollout\x18\x05 \x01(\v2\x14.tentacle.v1.RolloutR\arollout\"W\n" +
 	"\x19CreateApplicationResponse\x12:\n" +
 	"\vapplication\x18\x01 \x01(\v2\x18.tentacle.v1.ApplicationR\vapplication\"\x19\n" +
 	"\x17ListApplicationsRequest\"X\n" +
@@ -3279,12 +4532,14 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\x13ListReleasesRequest\x12 \n" +
 	"\vapplication\x18\x01 \x01(\tR\vapplication\"H\n" +
 	"\x14ListReleasesResponse\x120\n" +
-	"\breleases\x18\x01 \x03(\v2\x14.tentacle.v1.ReleaseR\breleases\"\x9c\x01\n" +
+	"\breleases\x18\x01 \x03(\v2\x14.tentacle.v1.ReleaseR\breleases\"\xef\x01\n" +
 	"\x17CreateDeploymentRequest\x12 \n" +
 	"\vapplication\x18\x01 \x01(\tR\vapplication\x12'\n" +
 	"\x0frelease_version\x18\x02 \x01(\tR\x0ereleaseVersion\x12 \n" +
 	"\venvironment\x18\x03 \x01(\tR\venvironment\x12\x14\n" +
-	"\x05force\x18\x04 \x01(\bR\x05force\"|\n" +
+	"\x05force\x18\x04 \x01(\bR\x05force\x12.\n" +
+	"\arollout\x18\x05 \x01(\v2\x14.tentacle.v1.RolloutR\arollout\x12!\n" +
+	"\fmissing_only\x18\x06 \x01(\bR\vmissingOnly\"|\n" +
 	"\x18CreateDeploymentResponse\x127\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\v2\x17.tentacle.v1.DeploymentR\n" +
@@ -3400,12 +4655,59 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\x05R\x05limit\"N\n" +
 	"\x18ListAuditRecordsResponse\x122\n" +
-	"\arecords\x18\x01 \x03(\v2\x18.tentacle.v1.AuditRecordR\arecords*\x8e\x01\n" +
+	"\arecords\x18\x01 \x03(\v2\x18.tentacle.v1.AuditRecordR\arecords\"G\n" +
+	"\x12SetVariableRequest\x121\n" +
+	"\bvariable\x18\x01 \x01(\v2\x15.tentacle.v1.VariableR\bvariable\"H\n" +
+	"\x13SetVariableResponse\x121\n" +
+	"\bvariable\x18\x01 \x01(\v2\x15.tentacle.v1.VariableR\bvariable\"8\n" +
+	"\x14ListVariablesRequest\x12 \n" +
+	"\vapplication\x18\x01 \x01(\tR\vapplication\"L\n" +
+	"\x15ListVariablesResponse\x123\n" +
+	"\tvariables\x18\x01 \x03(\v2\x15.tentacle.v1.VariableR\tvariables\"\x7f\n" +
+	"\x15DeleteVariableRequest\x12 \n" +
+	"\vapplication\x18\x01 \x01(\tR\vapplication\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x120\n" +
+	"\x05scope\x18\x03 \x01(\v2\x1a.tentacle.v1.VariableScopeR\x05scope\"\x18\n" +
+	"\x16DeleteVariableResponse\")\n" +
+	"\x17CancelDeploymentRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"S\n" +
+	"\x18CancelDeploymentResponse\x127\n" +
+	"\n" +
+	"deployment\x18\x01 \x01(\v2\x17.tentacle.v1.DeploymentR\n" +
+	"deployment\"\x85\x01\n" +
+	"\x0fRollbackRequest\x12 \n" +
+	"\vapplication\x18\x01 \x01(\tR\vapplication\x12 \n" +
+	"\venvironment\x18\x02 \x01(\tR\venvironment\x12.\n" +
+	"\arollout\x18\x03 \x01(\v2\x14.tentacle.v1.RolloutR\arollout\"\x97\x01\n" +
+	"\x10RollbackResponse\x127\n" +
+	"\n" +
+	"deployment\x18\x01 \x01(\v2\x17.tentacle.v1.DeploymentR\n" +
+	"deployment\x12'\n" +
+	"\x05tasks\x18\x02 \x03(\v2\x11.tentacle.v1.TaskR\x05tasks\x12!\n" +
+	"\ffrom_version\x18\x03 \x01(\tR\vfromVersion\"V\n" +
+	"\x10GetStatusRequest\x12 \n" +
+	"\vapplication\x18\x01 \x01(\tR\vapplication\x12 \n" +
+	"\venvironment\x18\x02 \x01(\tR\venvironment\"W\n" +
+	"\x11GetStatusResponse\x12B\n" +
+	"\fapplications\x18\x01 \x03(\v2\x1e.tentacle.v1.ApplicationStatusR\fapplications\"\x91\x02\n" +
+	"\x11ApplicationStatus\x12 \n" +
+	"\vapplication\x18\x01 \x01(\tR\vapplication\x12 \n" +
+	"\venvironment\x18\x02 \x01(\tR\venvironment\x12'\n" +
+	"\x0fcurrent_version\x18\x03 \x01(\tR\x0ecurrentVersion\x12D\n" +
+	"\x11latest_deployment\x18\x04 \x01(\v2\x17.tentacle.v1.DeploymentR\x10latestDeployment\x123\n" +
+	"\atargets\x18\x05 \x03(\v2\x19.tentacle.v1.TargetStatusR\atargets\x12\x14\n" +
+	"\x05state\x18\x06 \x01(\tR\x05state\"\x9e\x01\n" +
+	"\fTargetStatus\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1c\n" +
+	"\tconnected\x18\x03 \x01(\bR\tconnected\x12>\n" +
+	"\x0flast_task_state\x18\x04 \x01(\x0e2\x16.tentacle.v1.TaskStateR\rlastTaskState*\xae\x01\n" +
 	"\x0fDeploymentState\x12 \n" +
 	"\x1cDEPLOYMENT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18DEPLOYMENT_STATE_RUNNING\x10\x01\x12\x1e\n" +
 	"\x1aDEPLOYMENT_STATE_SUCCEEDED\x10\x02\x12\x1b\n" +
-	"\x17DEPLOYMENT_STATE_FAILED\x10\x032\x9b\x0f\n" +
+	"\x17DEPLOYMENT_STATE_FAILED\x10\x03\x12\x1e\n" +
+	"\x1aDEPLOYMENT_STATE_CANCELLED\x10\x042\xfa\x13\n" +
 	"\fAdminService\x12b\n" +
 	"\x11CreateEnvironment\x12%.tentacle.v1.CreateEnvironmentRequest\x1a&.tentacle.v1.CreateEnvironmentResponse\x12_\n" +
 	"\x10ListEnvironments\x12$.tentacle.v1.ListEnvironmentsRequest\x1a%.tentacle.v1.ListEnvironmentsResponse\x12b\n" +
@@ -3427,7 +4729,14 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\x10CreateAdminToken\x12$.tentacle.v1.CreateAdminTokenRequest\x1a%.tentacle.v1.CreateAdminTokenResponse\x12\\\n" +
 	"\x0fListAdminTokens\x12#.tentacle.v1.ListAdminTokensRequest\x1a$.tentacle.v1.ListAdminTokensResponse\x12_\n" +
 	"\x10RevokeAdminToken\x12$.tentacle.v1.RevokeAdminTokenRequest\x1a%.tentacle.v1.RevokeAdminTokenResponse\x12_\n" +
-	"\x10ListAuditRecords\x12$.tentacle.v1.ListAuditRecordsRequest\x1a%.tentacle.v1.ListAuditRecordsResponseBBZ@github.com/tentacle-deploy/tentacle/proto/tentacle/v1;tentaclev1b\x06proto3"
+	"\x10ListAuditRecords\x12$.tentacle.v1.ListAuditRecordsRequest\x1a%.tentacle.v1.ListAuditRecordsResponse\x12b\n" +
+	"\x11UpdateEnvironment\x12%.tentacle.v1.UpdateEnvironmentRequest\x1a&.tentacle.v1.UpdateEnvironmentResponse\x12P\n" +
+	"\vSetVariable\x12\x1f.tentacle.v1.SetVariableRequest\x1a .tentacle.v1.SetVariableResponse\x12V\n" +
+	"\rListVariables\x12!.tentacle.v1.ListVariablesRequest\x1a\".tentacle.v1.ListVariablesResponse\x12Y\n" +
+	"\x0eDeleteVariable\x12\".tentacle.v1.DeleteVariableRequest\x1a#.tentacle.v1.DeleteVariableResponse\x12_\n" +
+	"\x10CancelDeployment\x12$.tentacle.v1.CancelDeploymentRequest\x1a%.tentacle.v1.CancelDeploymentResponse\x12G\n" +
+	"\bRollback\x12\x1c.tentacle.v1.RollbackRequest\x1a\x1d.tentacle.v1.RollbackResponse\x12J\n" +
+	"\tGetStatus\x12\x1d.tentacle.v1.GetStatusRequest\x1a\x1e.tentacle.v1.GetStatusResponseBBZ@github.com/tentacle-deploy/tentacle/proto/tentacle/v1;tentaclev1b\x06proto3"
 
 var (
 	file_tentacle_v1_admin_proto_rawDescOnce sync.Once
@@ -3442,169 +4751,224 @@ func file_tentacle_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_tentacle_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tentacle_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_tentacle_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
 var file_tentacle_v1_admin_proto_goTypes = []any{
 	(DeploymentState)(0),              // 0: tentacle.v1.DeploymentState
 	(*Environment)(nil),               // 1: tentacle.v1.Environment
-	(*Application)(nil),               // 2: tentacle.v1.Application
-	(*Release)(nil),                   // 3: tentacle.v1.Release
-	(*Deployment)(nil),                // 4: tentacle.v1.Deployment
-	(*Task)(nil),                      // 5: tentacle.v1.Task
-	(*TaskEventRecord)(nil),           // 6: tentacle.v1.TaskEventRecord
-	(*Target)(nil),                    // 7: tentacle.v1.Target
-	(*CreateEnvironmentRequest)(nil),  // 8: tentacle.v1.CreateEnvironmentRequest
-	(*CreateEnvironmentResponse)(nil), // 9: tentacle.v1.CreateEnvironmentResponse
-	(*ListEnvironmentsRequest)(nil),   // 10: tentacle.v1.ListEnvironmentsRequest
-	(*ListEnvironmentsResponse)(nil),  // 11: tentacle.v1.ListEnvironmentsResponse
-	(*CreateApplicationRequest)(nil),  // 12: tentacle.v1.CreateApplicationRequest
-	(*CreateApplicationResponse)(nil), // 13: tentacle.v1.CreateApplicationResponse
-	(*ListApplicationsRequest)(nil),   // 14: tentacle.v1.ListApplicationsRequest
-	(*ListApplicationsResponse)(nil),  // 15: tentacle.v1.ListApplicationsResponse
-	(*CreateReleaseRequest)(nil),      // 16: tentacle.v1.CreateReleaseRequest
-	(*CreateReleaseResponse)(nil),     // 17: tentacle.v1.CreateReleaseResponse
-	(*ListReleasesRequest)(nil),       // 18: tentacle.v1.ListReleasesRequest
-	(*ListReleasesResponse)(nil),      // 19: tentacle.v1.ListReleasesResponse
-	(*CreateDeploymentRequest)(nil),   // 20: tentacle.v1.CreateDeploymentRequest
-	(*CreateDeploymentResponse)(nil),  // 21: tentacle.v1.CreateDeploymentResponse
-	(*ListDeploymentsRequest)(nil),    // 22: tentacle.v1.ListDeploymentsRequest
-	(*ListDeploymentsResponse)(nil),   // 23: tentacle.v1.ListDeploymentsResponse
-	(*GetDeploymentRequest)(nil),      // 24: tentacle.v1.GetDeploymentRequest
-	(*GetDeploymentResponse)(nil),     // 25: tentacle.v1.GetDeploymentResponse
-	(*WatchDeploymentRequest)(nil),    // 26: tentacle.v1.WatchDeploymentRequest
-	(*WatchDeploymentResponse)(nil),   // 27: tentacle.v1.WatchDeploymentResponse
-	(*ListTasksRequest)(nil),          // 28: tentacle.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),         // 29: tentacle.v1.ListTasksResponse
-	(*ReadTaskLogRequest)(nil),        // 30: tentacle.v1.ReadTaskLogRequest
-	(*ReadTaskLogResponse)(nil),       // 31: tentacle.v1.ReadTaskLogResponse
-	(*ListTargetsRequest)(nil),        // 32: tentacle.v1.ListTargetsRequest
-	(*ListTargetsResponse)(nil),       // 33: tentacle.v1.ListTargetsResponse
-	(*CreateJoinTokenRequest)(nil),    // 34: tentacle.v1.CreateJoinTokenRequest
-	(*CreateJoinTokenResponse)(nil),   // 35: tentacle.v1.CreateJoinTokenResponse
-	(*JoinTokenInfo)(nil),             // 36: tentacle.v1.JoinTokenInfo
-	(*ListJoinTokensRequest)(nil),     // 37: tentacle.v1.ListJoinTokensRequest
-	(*ListJoinTokensResponse)(nil),    // 38: tentacle.v1.ListJoinTokensResponse
-	(*RevokeJoinTokenRequest)(nil),    // 39: tentacle.v1.RevokeJoinTokenRequest
-	(*RevokeJoinTokenResponse)(nil),   // 40: tentacle.v1.RevokeJoinTokenResponse
-	(*RevokeTargetRequest)(nil),       // 41: tentacle.v1.RevokeTargetRequest
-	(*RevokeTargetResponse)(nil),      // 42: tentacle.v1.RevokeTargetResponse
-	(*AdminTokenInfo)(nil),            // 43: tentacle.v1.AdminTokenInfo
-	(*CreateAdminTokenRequest)(nil),   // 44: tentacle.v1.CreateAdminTokenRequest
-	(*CreateAdminTokenResponse)(nil),  // 45: tentacle.v1.CreateAdminTokenResponse
-	(*ListAdminTokensRequest)(nil),    // 46: tentacle.v1.ListAdminTokensRequest
-	(*ListAdminTokensResponse)(nil),   // 47: tentacle.v1.ListAdminTokensResponse
-	(*RevokeAdminTokenRequest)(nil),   // 48: tentacle.v1.RevokeAdminTokenRequest
-	(*RevokeAdminTokenResponse)(nil),  // 49: tentacle.v1.RevokeAdminTokenResponse
-	(*AuditRecord)(nil),               // 50: tentacle.v1.AuditRecord
-	(*ListAuditRecordsRequest)(nil),   // 51: tentacle.v1.ListAuditRecordsRequest
-	(*ListAuditRecordsResponse)(nil),  // 52: tentacle.v1.ListAuditRecordsResponse
-	(*timestamppb.Timestamp)(nil),     // 53: google.protobuf.Timestamp
-	(*RunSpec)(nil),                   // 54: tentacle.v1.RunSpec
-	(TaskState)(0),                    // 55: tentacle.v1.TaskState
-	(FailureKind)(0),                  // 56: tentacle.v1.FailureKind
-	(*durationpb.Duration)(nil),       // 57: google.protobuf.Duration
+	(*Rollout)(nil),                   // 2: tentacle.v1.Rollout
+	(*VariableScope)(nil),             // 3: tentacle.v1.VariableScope
+	(*Variable)(nil),                  // 4: tentacle.v1.Variable
+	(*Application)(nil),               // 5: tentacle.v1.Application
+	(*Release)(nil),                   // 6: tentacle.v1.Release
+	(*Deployment)(nil),                // 7: tentacle.v1.Deployment
+	(*Task)(nil),                      // 8: tentacle.v1.Task
+	(*TaskEventRecord)(nil),           // 9: tentacle.v1.TaskEventRecord
+	(*Target)(nil),                    // 10: tentacle.v1.Target
+	(*CreateEnvironmentRequest)(nil),  // 11: tentacle.v1.CreateEnvironmentRequest
+	(*UpdateEnvironmentRequest)(nil),  // 12: tentacle.v1.UpdateEnvironmentRequest
+	(*UpdateEnvironmentResponse)(nil), // 13: tentacle.v1.UpdateEnvironmentResponse
+	(*CreateEnvironmentResponse)(nil), // 14: tentacle.v1.CreateEnvironmentResponse
+	(*ListEnvironmentsRequest)(nil),   // 15: tentacle.v1.ListEnvironmentsRequest
+	(*ListEnvironmentsResponse)(nil),  // 16: tentacle.v1.ListEnvironmentsResponse
+	(*CreateApplicationRequest)(nil),  // 17: tentacle.v1.CreateApplicationRequest
+	(*CreateApplicationResponse)(nil), // 18: tentacle.v1.CreateApplicationResponse
+	(*ListApplicationsRequest)(nil),   // 19: tentacle.v1.ListApplicationsRequest
+	(*ListApplicationsResponse)(nil),  // 20: tentacle.v1.ListApplicationsResponse
+	(*CreateReleaseRequest)(nil),      // 21: tentacle.v1.CreateReleaseRequest
+	(*CreateReleaseResponse)(nil),     // 22: tentacle.v1.CreateReleaseResponse
+	(*ListReleasesRequest)(nil),       // 23: tentacle.v1.ListReleasesRequest
+	(*ListReleasesResponse)(nil),      // 24: tentacle.v1.ListReleasesResponse
+	(*CreateDeploymentRequest)(nil),   // 25: tentacle.v1.CreateDeploymentRequest
+	(*CreateDeploymentResponse)(nil),  // 26: tentacle.v1.CreateDeploymentResponse
+	(*ListDeploymentsRequest)(nil),    // 27: tentacle.v1.ListDeploymentsRequest
+	(*ListDeploymentsResponse)(nil),   // 28: tentacle.v1.ListDeploymentsResponse
+	(*GetDeploymentRequest)(nil),      // 29: tentacle.v1.GetDeploymentRequest
+	(*GetDeploymentResponse)(nil),     // 30: tentacle.v1.GetDeploymentResponse
+	(*WatchDeploymentRequest)(nil),    // 31: tentacle.v1.WatchDeploymentRequest
+	(*WatchDeploymentResponse)(nil),   // 32: tentacle.v1.WatchDeploymentResponse
+	(*ListTasksRequest)(nil),          // 33: tentacle.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),         // 34: tentacle.v1.ListTasksResponse
+	(*ReadTaskLogRequest)(nil),        // 35: tentacle.v1.ReadTaskLogRequest
+	(*ReadTaskLogResponse)(nil),       // 36: tentacle.v1.ReadTaskLogResponse
+	(*ListTargetsRequest)(nil),        // 37: tentacle.v1.ListTargetsRequest
+	(*ListTargetsResponse)(nil),       // 38: tentacle.v1.ListTargetsResponse
+	(*CreateJoinTokenRequest)(nil),    // 39: tentacle.v1.CreateJoinTokenRequest
+	(*CreateJoinTokenResponse)(nil),   // 40: tentacle.v1.CreateJoinTokenResponse
+	(*JoinTokenInfo)(nil),             // 41: tentacle.v1.JoinTokenInfo
+	(*ListJoinTokensRequest)(nil),     // 42: tentacle.v1.ListJoinTokensRequest
+	(*ListJoinTokensResponse)(nil),    // 43: tentacle.v1.ListJoinTokensResponse
+	(*RevokeJoinTokenRequest)(nil),    // 44: tentacle.v1.RevokeJoinTokenRequest
+	(*RevokeJoinTokenResponse)(nil),   // 45: tentacle.v1.RevokeJoinTokenResponse
+	(*RevokeTargetRequest)(nil),       // 46: tentacle.v1.RevokeTargetRequest
+	(*RevokeTargetResponse)(nil),      // 47: tentacle.v1.RevokeTargetResponse
+	(*AdminTokenInfo)(nil),            // 48: tentacle.v1.AdminTokenInfo
+	(*CreateAdminTokenRequest)(nil),   // 49: tentacle.v1.CreateAdminTokenRequest
+	(*CreateAdminTokenResponse)(nil),  // 50: tentacle.v1.CreateAdminTokenResponse
+	(*ListAdminTokensRequest)(nil),    // 51: tentacle.v1.ListAdminTokensRequest
+	(*ListAdminTokensResponse)(nil),   // 52: tentacle.v1.ListAdminTokensResponse
+	(*RevokeAdminTokenRequest)(nil),   // 53: tentacle.v1.RevokeAdminTokenRequest
+	(*RevokeAdminTokenResponse)(nil),  // 54: tentacle.v1.RevokeAdminTokenResponse
+	(*AuditRecord)(nil),               // 55: tentacle.v1.AuditRecord
+	(*ListAuditRecordsRequest)(nil),   // 56: tentacle.v1.ListAuditRecordsRequest
+	(*ListAuditRecordsResponse)(nil),  // 57: tentacle.v1.ListAuditRecordsResponse
+	(*SetVariableRequest)(nil),        // 58: tentacle.v1.SetVariableRequest
+	(*SetVariableResponse)(nil),       // 59: tentacle.v1.SetVariableResponse
+	(*ListVariablesRequest)(nil),      // 60: tentacle.v1.ListVariablesRequest
+	(*ListVariablesResponse)(nil),     // 61: tentacle.v1.ListVariablesResponse
+	(*DeleteVariableRequest)(nil),     // 62: tentacle.v1.DeleteVariableRequest
+	(*DeleteVariableResponse)(nil),    // 63: tentacle.v1.DeleteVariableResponse
+	(*CancelDeploymentRequest)(nil),   // 64: tentacle.v1.CancelDeploymentRequest
+	(*CancelDeploymentResponse)(nil),  // 65: tentacle.v1.CancelDeploymentResponse
+	(*RollbackRequest)(nil),           // 66: tentacle.v1.RollbackRequest
+	(*RollbackResponse)(nil),          // 67: tentacle.v1.RollbackResponse
+	(*GetStatusRequest)(nil),          // 68: tentacle.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),         // 69: tentacle.v1.GetStatusResponse
+	(*ApplicationStatus)(nil),         // 70: tentacle.v1.ApplicationStatus
+	(*TargetStatus)(nil),              // 71: tentacle.v1.TargetStatus
+	(*timestamppb.Timestamp)(nil),     // 72: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 73: google.protobuf.Duration
+	(*RunSpec)(nil),                   // 74: tentacle.v1.RunSpec
+	(TaskState)(0),                    // 75: tentacle.v1.TaskState
+	(FailureKind)(0),                  // 76: tentacle.v1.FailureKind
 }
 var file_tentacle_v1_admin_proto_depIdxs = []int32{
-	53, // 0: tentacle.v1.Environment.created_at:type_name -> google.protobuf.Timestamp
-	54, // 1: tentacle.v1.Application.run_spec:type_name -> tentacle.v1.RunSpec
-	53, // 2: tentacle.v1.Application.created_at:type_name -> google.protobuf.Timestamp
-	54, // 3: tentacle.v1.Release.run_spec:type_name -> tentacle.v1.RunSpec
-	53, // 4: tentacle.v1.Release.created_at:type_name -> google.protobuf.Timestamp
-	0,  // 5: tentacle.v1.Deployment.state:type_name -> tentacle.v1.DeploymentState
-	53, // 6: tentacle.v1.Deployment.created_at:type_name -> google.protobuf.Timestamp
-	53, // 7: tentacle.v1.Deployment.finished_at:type_name -> google.protobuf.Timestamp
-	55, // 8: tentacle.v1.Task.state:type_name -> tentacle.v1.TaskState
-	56, // 9: tentacle.v1.Task.failure_kind:type_name -> tentacle.v1.FailureKind
-	53, // 10: tentacle.v1.Task.created_at:type_name -> google.protobuf.Timestamp
-	53, // 11: tentacle.v1.Task.updated_at:type_name -> google.protobuf.Timestamp
-	55, // 12: tentacle.v1.TaskEventRecord.state:type_name -> tentacle.v1.TaskState
-	53, // 13: tentacle.v1.TaskEventRecord.occurred_at:type_name -> google.protobuf.Timestamp
-	53, // 14: tentacle.v1.Target.last_seen_at:type_name -> google.protobuf.Timestamp
-	53, // 15: tentacle.v1.Target.enrolled_at:type_name -> google.protobuf.Timestamp
-	53, // 16: tentacle.v1.Target.revoked_at:type_name -> google.protobuf.Timestamp
-	53, // 17: tentacle.v1.Target.alert_at:type_name -> google.protobuf.Timestamp
-	53, // 18: tentacle.v1.Target.cert_expires_at:type_name -> google.protobuf.Timestamp
-	1,  // 19: tentacle.v1.CreateEnvironmentResponse.environment:type_name -> tentacle.v1.Environment
-	1,  // 20: tentacle.v1.ListEnvironmentsResponse.environments:type_name -> tentacle.v1.Environment
-	54, // 21: tentacle.v1.CreateApplicationRequest.run_spec:type_name -> tentacle.v1.RunSpec
-	2,  // 22: tentacle.v1.CreateApplicationResponse.application:type_name -> tentacle.v1.Application
-	2,  // 23: tentacle.v1.ListApplicationsResponse.applications:type_name -> tentacle.v1.Application
-	3,  // 24: tentacle.v1.CreateReleaseResponse.release:type_name -> tentacle.v1.Release
-	3,  // 25: tentacle.v1.ListReleasesResponse.releases:type_name -> tentacle.v1.Release
-	4,  // 26: tentacle.v1.CreateDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
-	5,  // 27: tentacle.v1.CreateDeploymentResponse.tasks:type_name -> tentacle.v1.Task
-	4,  // 28: tentacle.v1.ListDeploymentsResponse.deployments:type_name -> tentacle.v1.Deployment
-	4,  // 29: tentacle.v1.GetDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
-	5,  // 30: tentacle.v1.GetDeploymentResponse.tasks:type_name -> tentacle.v1.Task
-	4,  // 31: tentacle.v1.WatchDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
-	5,  // 32: tentacle.v1.WatchDeploymentResponse.tasks:type_name -> tentacle.v1.Task
-	6,  // 33: tentacle.v1.WatchDeploymentResponse.events:type_name -> tentacle.v1.TaskEventRecord
-	5,  // 34: tentacle.v1.ListTasksResponse.tasks:type_name -> tentacle.v1.Task
-	7,  // 35: tentacle.v1.ListTargetsResponse.targets:type_name -> tentacle.v1.Target
-	57, // 36: tentacle.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	53, // 37: tentacle.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	53, // 38: tentacle.v1.JoinTokenInfo.expires_at:type_name -> google.protobuf.Timestamp
-	53, // 39: tentacle.v1.JoinTokenInfo.created_at:type_name -> google.protobuf.Timestamp
-	53, // 40: tentacle.v1.JoinTokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
-	36, // 41: tentacle.v1.ListJoinTokensResponse.tokens:type_name -> tentacle.v1.JoinTokenInfo
-	36, // 42: tentacle.v1.RevokeJoinTokenResponse.token:type_name -> tentacle.v1.JoinTokenInfo
-	7,  // 43: tentacle.v1.RevokeTargetResponse.target:type_name -> tentacle.v1.Target
-	53, // 44: tentacle.v1.AdminTokenInfo.created_at:type_name -> google.protobuf.Timestamp
-	53, // 45: tentacle.v1.AdminTokenInfo.expires_at:type_name -> google.protobuf.Timestamp
-	53, // 46: tentacle.v1.AdminTokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
-	57, // 47: tentacle.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
-	43, // 48: tentacle.v1.CreateAdminTokenResponse.info:type_name -> tentacle.v1.AdminTokenInfo
-	43, // 49: tentacle.v1.ListAdminTokensResponse.tokens:type_name -> tentacle.v1.AdminTokenInfo
-	43, // 50: tentacle.v1.RevokeAdminTokenResponse.info:type_name -> tentacle.v1.AdminTokenInfo
-	53, // 51: tentacle.v1.AuditRecord.at:type_name -> google.protobuf.Timestamp
-	53, // 52: tentacle.v1.ListAuditRecordsRequest.since:type_name -> google.protobuf.Timestamp
-	50, // 53: tentacle.v1.ListAuditRecordsResponse.records:type_name -> tentacle.v1.AuditRecord
-	8,  // 54: tentacle.v1.AdminService.CreateEnvironment:input_type -> tentacle.v1.CreateEnvironmentRequest
-	10, // 55: tentacle.v1.AdminService.ListEnvironments:input_type -> tentacle.v1.ListEnvironmentsRequest
-	12, // 56: tentacle.v1.AdminService.CreateApplication:input_type -> tentacle.v1.CreateApplicationRequest
-	14, // 57: tentacle.v1.AdminService.ListApplications:input_type -> tentacle.v1.ListApplicationsRequest
-	16, // 58: tentacle.v1.AdminService.CreateRelease:input_type -> tentacle.v1.CreateReleaseRequest
-	18, // 59: tentacle.v1.AdminService.ListReleases:input_type -> tentacle.v1.ListReleasesRequest
-	20, // 60: tentacle.v1.AdminService.CreateDeployment:input_type -> tentacle.v1.CreateDeploymentRequest
-	22, // 61: tentacle.v1.AdminService.ListDeployments:input_type -> tentacle.v1.ListDeploymentsRequest
-	24, // 62: tentacle.v1.AdminService.GetDeployment:input_type -> tentacle.v1.GetDeploymentRequest
-	26, // 63: tentacle.v1.AdminService.WatchDeployment:input_type -> tentacle.v1.WatchDeploymentRequest
-	28, // 64: tentacle.v1.AdminService.ListTasks:input_type -> tentacle.v1.ListTasksRequest
-	30, // 65: tentacle.v1.AdminService.ReadTaskLog:input_type -> tentacle.v1.ReadTaskLogRequest
-	32, // 66: tentacle.v1.AdminService.ListTargets:input_type -> tentacle.v1.ListTargetsRequest
-	34, // 67: tentacle.v1.AdminService.CreateJoinToken:input_type -> tentacle.v1.CreateJoinTokenRequest
-	37, // 68: tentacle.v1.AdminService.ListJoinTokens:input_type -> tentacle.v1.ListJoinTokensRequest
-	39, // 69: tentacle.v1.AdminService.RevokeJoinToken:input_type -> tentacle.v1.RevokeJoinTokenRequest
-	41, // 70: tentacle.v1.AdminService.RevokeTarget:input_type -> tentacle.v1.RevokeTargetRequest
-	44, // 71: tentacle.v1.AdminService.CreateAdminToken:input_type -> tentacle.v1.CreateAdminTokenRequest
-	46, // 72: tentacle.v1.AdminService.ListAdminTokens:input_type -> tentacle.v1.ListAdminTokensRequest
-	48, // 73: tentacle.v1.AdminService.RevokeAdminToken:input_type -> tentacle.v1.RevokeAdminTokenRequest
-	51, // 74: tentacle.v1.AdminService.ListAuditRecords:input_type -> tentacle.v1.ListAuditRecordsRequest
-	9,  // 75: tentacle.v1.AdminService.CreateEnvironment:output_type -> tentacle.v1.CreateEnvironmentResponse
-	11, // 76: tentacle.v1.AdminService.ListEnvironments:output_type -> tentacle.v1.ListEnvironmentsResponse
-	13, // 77: tentacle.v1.AdminService.CreateApplication:output_type -> tentacle.v1.CreateApplicationResponse
-	15, // 78: tentacle.v1.AdminService.ListApplications:output_type -> tentacle.v1.ListApplicationsResponse
-	17, // 79: tentacle.v1.AdminService.CreateRelease:output_type -> tentacle.v1.CreateReleaseResponse
-	19, // 80: tentacle.v1.AdminService.ListReleases:output_type -> tentacle.v1.ListReleasesResponse
-	21, // 81: tentacle.v1.AdminService.CreateDeployment:output_type -> tentacle.v1.CreateDeploymentResponse
-	23, // 82: tentacle.v1.AdminService.ListDeployments:output_type -> tentacle.v1.ListDeploymentsResponse
-	25, // 83: tentacle.v1.AdminService.GetDeployment:output_type -> tentacle.v1.GetDeploymentResponse
-	27, // 84: tentacle.v1.AdminService.WatchDeployment:output_type -> tentacle.v1.WatchDeploymentResponse
-	29, // 85: tentacle.v1.AdminService.ListTasks:output_type -> tentacle.v1.ListTasksResponse
-	31, // 86: tentacle.v1.AdminService.ReadTaskLog:output_type -> tentacle.v1.ReadTaskLogResponse
-	33, // 87: tentacle.v1.AdminService.ListTargets:output_type -> tentacle.v1.ListTargetsResponse
-	35, // 88: tentacle.v1.AdminService.CreateJoinToken:output_type -> tentacle.v1.CreateJoinTokenResponse
-	38, // 89: tentacle.v1.AdminService.ListJoinTokens:output_type -> tentacle.v1.ListJoinTokensResponse
-	40, // 90: tentacle.v1.AdminService.RevokeJoinToken:output_type -> tentacle.v1.RevokeJoinTokenResponse
-	42, // 91: tentacle.v1.AdminService.RevokeTarget:output_type -> tentacle.v1.RevokeTargetResponse
-	45, // 92: tentacle.v1.AdminService.CreateAdminToken:output_type -> tentacle.v1.CreateAdminTokenResponse
-	47, // 93: tentacle.v1.AdminService.ListAdminTokens:output_type -> tentacle.v1.ListAdminTokensResponse
-	49, // 94: tentacle.v1.AdminService.RevokeAdminToken:output_type -> tentacle.v1.RevokeAdminTokenResponse
-	52, // 95: tentacle.v1.AdminService.ListAuditRecords:output_type -> tentacle.v1.ListAuditRecordsResponse
-	75, // [75:96] is the sub-list for method output_type
-	54, // [54:75] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	72,  // 0: tentacle.v1.Environment.created_at:type_name -> google.protobuf.Timestamp
+	73,  // 1: tentacle.v1.Rollout.pause:type_name -> google.protobuf.Duration
+	3,   // 2: tentacle.v1.Variable.scope:type_name -> tentacle.v1.VariableScope
+	72,  // 3: tentacle.v1.Variable.updated_at:type_name -> google.protobuf.Timestamp
+	74,  // 4: tentacle.v1.Application.run_spec:type_name -> tentacle.v1.RunSpec
+	72,  // 5: tentacle.v1.Application.created_at:type_name -> google.protobuf.Timestamp
+	2,   // 6: tentacle.v1.Application.rollout:type_name -> tentacle.v1.Rollout
+	74,  // 7: tentacle.v1.Release.run_spec:type_name -> tentacle.v1.RunSpec
+	72,  // 8: tentacle.v1.Release.created_at:type_name -> google.protobuf.Timestamp
+	4,   // 9: tentacle.v1.Release.variables:type_name -> tentacle.v1.Variable
+	0,   // 10: tentacle.v1.Deployment.state:type_name -> tentacle.v1.DeploymentState
+	72,  // 11: tentacle.v1.Deployment.created_at:type_name -> google.protobuf.Timestamp
+	72,  // 12: tentacle.v1.Deployment.finished_at:type_name -> google.protobuf.Timestamp
+	2,   // 13: tentacle.v1.Deployment.rollout:type_name -> tentacle.v1.Rollout
+	72,  // 14: tentacle.v1.Deployment.cancel_requested_at:type_name -> google.protobuf.Timestamp
+	75,  // 15: tentacle.v1.Task.state:type_name -> tentacle.v1.TaskState
+	76,  // 16: tentacle.v1.Task.failure_kind:type_name -> tentacle.v1.FailureKind
+	72,  // 17: tentacle.v1.Task.created_at:type_name -> google.protobuf.Timestamp
+	72,  // 18: tentacle.v1.Task.updated_at:type_name -> google.protobuf.Timestamp
+	75,  // 19: tentacle.v1.TaskEventRecord.state:type_name -> tentacle.v1.TaskState
+	72,  // 20: tentacle.v1.TaskEventRecord.occurred_at:type_name -> google.protobuf.Timestamp
+	72,  // 21: tentacle.v1.Target.last_seen_at:type_name -> google.protobuf.Timestamp
+	72,  // 22: tentacle.v1.Target.enrolled_at:type_name -> google.protobuf.Timestamp
+	72,  // 23: tentacle.v1.Target.revoked_at:type_name -> google.protobuf.Timestamp
+	72,  // 24: tentacle.v1.Target.alert_at:type_name -> google.protobuf.Timestamp
+	72,  // 25: tentacle.v1.Target.cert_expires_at:type_name -> google.protobuf.Timestamp
+	1,   // 26: tentacle.v1.UpdateEnvironmentResponse.environment:type_name -> tentacle.v1.Environment
+	1,   // 27: tentacle.v1.CreateEnvironmentResponse.environment:type_name -> tentacle.v1.Environment
+	1,   // 28: tentacle.v1.ListEnvironmentsResponse.environments:type_name -> tentacle.v1.Environment
+	74,  // 29: tentacle.v1.CreateApplicationRequest.run_spec:type_name -> tentacle.v1.RunSpec
+	2,   // 30: tentacle.v1.CreateApplicationRequest.rollout:type_name -> tentacle.v1.Rollout
+	5,   // 31: tentacle.v1.CreateApplicationResponse.application:type_name -> tentacle.v1.Application
+	5,   // 32: tentacle.v1.ListApplicationsResponse.applications:type_name -> tentacle.v1.Application
+	6,   // 33: tentacle.v1.CreateReleaseResponse.release:type_name -> tentacle.v1.Release
+	6,   // 34: tentacle.v1.ListReleasesResponse.releases:type_name -> tentacle.v1.Release
+	2,   // 35: tentacle.v1.CreateDeploymentRequest.rollout:type_name -> tentacle.v1.Rollout
+	7,   // 36: tentacle.v1.CreateDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
+	8,   // 37: tentacle.v1.CreateDeploymentResponse.tasks:type_name -> tentacle.v1.Task
+	7,   // 38: tentacle.v1.ListDeploymentsResponse.deployments:type_name -> tentacle.v1.Deployment
+	7,   // 39: tentacle.v1.GetDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
+	8,   // 40: tentacle.v1.GetDeploymentResponse.tasks:type_name -> tentacle.v1.Task
+	7,   // 41: tentacle.v1.WatchDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
+	8,   // 42: tentacle.v1.WatchDeploymentResponse.tasks:type_name -> tentacle.v1.Task
+	9,   // 43: tentacle.v1.WatchDeploymentResponse.events:type_name -> tentacle.v1.TaskEventRecord
+	8,   // 44: tentacle.v1.ListTasksResponse.tasks:type_name -> tentacle.v1.Task
+	10,  // 45: tentacle.v1.ListTargetsResponse.targets:type_name -> tentacle.v1.Target
+	73,  // 46: tentacle.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	72,  // 47: tentacle.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	72,  // 48: tentacle.v1.JoinTokenInfo.expires_at:type_name -> google.protobuf.Timestamp
+	72,  // 49: tentacle.v1.JoinTokenInfo.created_at:type_name -> google.protobuf.Timestamp
+	72,  // 50: tentacle.v1.JoinTokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
+	41,  // 51: tentacle.v1.ListJoinTokensResponse.tokens:type_name -> tentacle.v1.JoinTokenInfo
+	41,  // 52: tentacle.v1.RevokeJoinTokenResponse.token:type_name -> tentacle.v1.JoinTokenInfo
+	10,  // 53: tentacle.v1.RevokeTargetResponse.target:type_name -> tentacle.v1.Target
+	72,  // 54: tentacle.v1.AdminTokenInfo.created_at:type_name -> google.protobuf.Timestamp
+	72,  // 55: tentacle.v1.AdminTokenInfo.expires_at:type_name -> google.protobuf.Timestamp
+	72,  // 56: tentacle.v1.AdminTokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
+	73,  // 57: tentacle.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	48,  // 58: tentacle.v1.CreateAdminTokenResponse.info:type_name -> tentacle.v1.AdminTokenInfo
+	48,  // 59: tentacle.v1.ListAdminTokensResponse.tokens:type_name -> tentacle.v1.AdminTokenInfo
+	48,  // 60: tentacle.v1.RevokeAdminTokenResponse.info:type_name -> tentacle.v1.AdminTokenInfo
+	72,  // 61: tentacle.v1.AuditRecord.at:type_name -> google.protobuf.Timestamp
+	72,  // 62: tentacle.v1.ListAuditRecordsRequest.since:type_name -> google.protobuf.Timestamp
+	55,  // 63: tentacle.v1.ListAuditRecordsResponse.records:type_name -> tentacle.v1.AuditRecord
+	4,   // 64: tentacle.v1.SetVariableRequest.variable:type_name -> tentacle.v1.Variable
+	4,   // 65: tentacle.v1.SetVariableResponse.variable:type_name -> tentacle.v1.Variable
+	4,   // 66: tentacle.v1.ListVariablesResponse.variables:type_name -> tentacle.v1.Variable
+	3,   // 67: tentacle.v1.DeleteVariableRequest.scope:type_name -> tentacle.v1.VariableScope
+	7,   // 68: tentacle.v1.CancelDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
+	2,   // 69: tentacle.v1.RollbackRequest.rollout:type_name -> tentacle.v1.Rollout
+	7,   // 70: tentacle.v1.RollbackResponse.deployment:type_name -> tentacle.v1.Deployment
+	8,   // 71: tentacle.v1.RollbackResponse.tasks:type_name -> tentacle.v1.Task
+	70,  // 72: tentacle.v1.GetStatusResponse.applications:type_name -> tentacle.v1.ApplicationStatus
+	7,   // 73: tentacle.v1.ApplicationStatus.latest_deployment:type_name -> tentacle.v1.Deployment
+	71,  // 74: tentacle.v1.ApplicationStatus.targets:type_name -> tentacle.v1.TargetStatus
+	75,  // 75: tentacle.v1.TargetStatus.last_task_state:type_name -> tentacle.v1.TaskState
+	11,  // 76: tentacle.v1.AdminService.CreateEnvironment:input_type -> tentacle.v1.CreateEnvironmentRequest
+	15,  // 77: tentacle.v1.AdminService.ListEnvironments:input_type -> tentacle.v1.ListEnvironmentsRequest
+	17,  // 78: tentacle.v1.AdminService.CreateApplication:input_type -> tentacle.v1.CreateApplicationRequest
+	19,  // 79: tentacle.v1.AdminService.ListApplications:input_type -> tentacle.v1.ListApplicationsRequest
+	21,  // 80: tentacle.v1.AdminService.CreateRelease:input_type -> tentacle.v1.CreateReleaseRequest
+	23,  // 81: tentacle.v1.AdminService.ListReleases:input_type -> tentacle.v1.ListReleasesRequest
+	25,  // 82: tentacle.v1.AdminService.CreateDeployment:input_type -> tentacle.v1.CreateDeploymentRequest
+	27,  // 83: tentacle.v1.AdminService.ListDeployments:input_type -> tentacle.v1.ListDeploymentsRequest
+	29,  // 84: tentacle.v1.AdminService.GetDeployment:input_type -> tentacle.v1.GetDeploymentRequest
+	31,  // 85: tentacle.v1.AdminService.WatchDeployment:input_type -> tentacle.v1.WatchDeploymentRequest
+	33,  // 86: tentacle.v1.AdminService.ListTasks:input_type -> tentacle.v1.ListTasksRequest
+	35,  // 87: tentacle.v1.AdminService.ReadTaskLog:input_type -> tentacle.v1.ReadTaskLogRequest
+	37,  // 88: tentacle.v1.AdminService.ListTargets:input_type -> tentacle.v1.ListTargetsRequest
+	39,  // 89: tentacle.v1.AdminService.CreateJoinToken:input_type -> tentacle.v1.CreateJoinTokenRequest
+	42,  // 90: tentacle.v1.AdminService.ListJoinTokens:input_type -> tentacle.v1.ListJoinTokensRequest
+	44,  // 91: tentacle.v1.AdminService.RevokeJoinToken:input_type -> tentacle.v1.RevokeJoinTokenRequest
+	46,  // 92: tentacle.v1.AdminService.RevokeTarget:input_type -> tentacle.v1.RevokeTargetRequest
+	49,  // 93: tentacle.v1.AdminService.CreateAdminToken:input_type -> tentacle.v1.CreateAdminTokenRequest
+	51,  // 94: tentacle.v1.AdminService.ListAdminTokens:input_type -> tentacle.v1.ListAdminTokensRequest
+	53,  // 95: tentacle.v1.AdminService.RevokeAdminToken:input_type -> tentacle.v1.RevokeAdminTokenRequest
+	56,  // 96: tentacle.v1.AdminService.ListAuditRecords:input_type -> tentacle.v1.ListAuditRecordsRequest
+	12,  // 97: tentacle.v1.AdminService.UpdateEnvironment:input_type -> tentacle.v1.UpdateEnvironmentRequest
+	58,  // 98: tentacle.v1.AdminService.SetVariable:input_type -> tentacle.v1.SetVariableRequest
+	60,  // 99: tentacle.v1.AdminService.ListVariables:input_type -> tentacle.v1.ListVariablesRequest
+	62,  // 100: tentacle.v1.AdminService.DeleteVariable:input_type -> tentacle.v1.DeleteVariableRequest
+	64,  // 101: tentacle.v1.AdminService.CancelDeployment:input_type -> tentacle.v1.CancelDeploymentRequest
+	66,  // 102: tentacle.v1.AdminService.Rollback:input_type -> tentacle.v1.RollbackRequest
+	68,  // 103: tentacle.v1.AdminService.GetStatus:input_type -> tentacle.v1.GetStatusRequest
+	14,  // 104: tentacle.v1.AdminService.CreateEnvironment:output_type -> tentacle.v1.CreateEnvironmentResponse
+	16,  // 105: tentacle.v1.AdminService.ListEnvironments:output_type -> tentacle.v1.ListEnvironmentsResponse
+	18,  // 106: tentacle.v1.AdminService.CreateApplication:output_type -> tentacle.v1.CreateApplicationResponse
+	20,  // 107: tentacle.v1.AdminService.ListApplications:output_type -> tentacle.v1.ListApplicationsResponse
+	22,  // 108: tentacle.v1.AdminService.CreateRelease:output_type -> tentacle.v1.CreateReleaseResponse
+	24,  // 109: tentacle.v1.AdminService.ListReleases:output_type -> tentacle.v1.ListReleasesResponse
+	26,  // 110: tentacle.v1.AdminService.CreateDeployment:output_type -> tentacle.v1.CreateDeploymentResponse
+	28,  // 111: tentacle.v1.AdminService.ListDeployments:output_type -> tentacle.v1.ListDeploymentsResponse
+	30,  // 112: tentacle.v1.AdminService.GetDeployment:output_type -> tentacle.v1.GetDeploymentResponse
+	32,  // 113: tentacle.v1.AdminService.WatchDeployment:output_type -> tentacle.v1.WatchDeploymentResponse
+	34,  // 114: tentacle.v1.AdminService.ListTasks:output_type -> tentacle.v1.ListTasksResponse
+	36,  // 115: tentacle.v1.AdminService.ReadTaskLog:output_type -> tentacle.v1.ReadTaskLogResponse
+	38,  // 116: tentacle.v1.AdminService.ListTargets:output_type -> tentacle.v1.ListTargetsResponse
+	40,  // 117: tentacle.v1.AdminService.CreateJoinToken:output_type -> tentacle.v1.CreateJoinTokenResponse
+	43,  // 118: tentacle.v1.AdminService.ListJoinTokens:output_type -> tentacle.v1.ListJoinTokensResponse
+	45,  // 119: tentacle.v1.AdminService.RevokeJoinToken:output_type -> tentacle.v1.RevokeJoinTokenResponse
+	47,  // 120: tentacle.v1.AdminService.RevokeTarget:output_type -> tentacle.v1.RevokeTargetResponse
+	50,  // 121: tentacle.v1.AdminService.CreateAdminToken:output_type -> tentacle.v1.CreateAdminTokenResponse
+	52,  // 122: tentacle.v1.AdminService.ListAdminTokens:output_type -> tentacle.v1.ListAdminTokensResponse
+	54,  // 123: tentacle.v1.AdminService.RevokeAdminToken:output_type -> tentacle.v1.RevokeAdminTokenResponse
+	57,  // 124: tentacle.v1.AdminService.ListAuditRecords:output_type -> tentacle.v1.ListAuditRecordsResponse
+	13,  // 125: tentacle.v1.AdminService.UpdateEnvironment:output_type -> tentacle.v1.UpdateEnvironmentResponse
+	59,  // 126: tentacle.v1.AdminService.SetVariable:output_type -> tentacle.v1.SetVariableResponse
+	61,  // 127: tentacle.v1.AdminService.ListVariables:output_type -> tentacle.v1.ListVariablesResponse
+	63,  // 128: tentacle.v1.AdminService.DeleteVariable:output_type -> tentacle.v1.DeleteVariableResponse
+	65,  // 129: tentacle.v1.AdminService.CancelDeployment:output_type -> tentacle.v1.CancelDeploymentResponse
+	67,  // 130: tentacle.v1.AdminService.Rollback:output_type -> tentacle.v1.RollbackResponse
+	69,  // 131: tentacle.v1.AdminService.GetStatus:output_type -> tentacle.v1.GetStatusResponse
+	104, // [104:132] is the sub-list for method output_type
+	76,  // [76:104] is the sub-list for method input_type
+	76,  // [76:76] is the sub-list for extension type_name
+	76,  // [76:76] is the sub-list for extension extendee
+	0,   // [0:76] is the sub-list for field type_name
 }
 
 func init() { file_tentacle_v1_admin_proto_init() }
@@ -3613,13 +4977,14 @@ func file_tentacle_v1_admin_proto_init() {
 		return
 	}
 	file_tentacle_v1_types_proto_init()
+	file_tentacle_v1_admin_proto_msgTypes[11].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tentacle_v1_admin_proto_rawDesc), len(file_tentacle_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   52,
+			NumMessages:   71,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

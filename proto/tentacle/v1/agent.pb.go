@@ -563,9 +563,12 @@ type TaskEvent struct {
 	FailureKind FailureKind            `protobuf:"varint,8,opt,name=failure_kind,json=failureKind,proto3,enum=tentacle.v1.FailureKind" json:"failure_kind,omitempty"`
 	// On the final event: the total length of the task's log in bytes, so the
 	// server knows when it holds all of it.
-	LogBytes      uint64 `protobuf:"varint,9,opt,name=log_bytes,json=logBytes,proto3" json:"log_bytes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LogBytes uint64 `protobuf:"varint,9,opt,name=log_bytes,json=logBytes,proto3" json:"log_bytes,omitempty"`
+	// Pull progress: bytes downloaded so far and in all (0 when unknown).
+	ProgressBytes      uint64 `protobuf:"varint,10,opt,name=progress_bytes,json=progressBytes,proto3" json:"progress_bytes,omitempty"`
+	ProgressTotalBytes uint64 `protobuf:"varint,11,opt,name=progress_total_bytes,json=progressTotalBytes,proto3" json:"progress_total_bytes,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *TaskEvent) Reset() {
@@ -657,6 +660,20 @@ func (x *TaskEvent) GetFailureKind() FailureKind {
 func (x *TaskEvent) GetLogBytes() uint64 {
 	if x != nil {
 		return x.LogBytes
+	}
+	return 0
+}
+
+func (x *TaskEvent) GetProgressBytes() uint64 {
+	if x != nil {
+		return x.ProgressBytes
+	}
+	return 0
+}
+
+func (x *TaskEvent) GetProgressTotalBytes() uint64 {
+	if x != nil {
+		return x.ProgressTotalBytes
 	}
 	return 0
 }
@@ -914,8 +931,13 @@ type TaskAssignment struct {
 	ImageTag        string `protobuf:"bytes,7,opt,name=image_tag,json=imageTag,proto3" json:"image_tag,omitempty"`
 	// sha256 digest the release is pinned to; empty when the release is pinned
 	// by the first pull.
-	ImageDigest   string   `protobuf:"bytes,8,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
-	RunSpec       *RunSpec `protobuf:"bytes,9,opt,name=run_spec,json=runSpec,proto3" json:"run_spec,omitempty"`
+	ImageDigest string `protobuf:"bytes,8,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
+	// The run spec with the release's variables resolved for this target
+	// (sensitive values in clear: they travel only on this mTLS session).
+	RunSpec *RunSpec `protobuf:"bytes,9,opt,name=run_spec,json=runSpec,proto3" json:"run_spec,omitempty"`
+	// Names of run_spec.env entries whose values are sensitive: the agent
+	// masks those values in everything it reports (task log, events).
+	SensitiveEnv  []string `protobuf:"bytes,10,rep,name=sensitive_env,json=sensitiveEnv,proto3" json:"sensitive_env,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1009,6 +1031,13 @@ func (x *TaskAssignment) GetImageDigest() string {
 func (x *TaskAssignment) GetRunSpec() *RunSpec {
 	if x != nil {
 		return x.RunSpec
+	}
+	return nil
+}
+
+func (x *TaskAssignment) GetSensitiveEnv() []string {
+	if x != nil {
+		return x.SensitiveEnv
 	}
 	return nil
 }
@@ -1373,7 +1402,7 @@ const file_tentacle_v1_agent_proto_rawDesc = "" +
 	"\tHeartbeat\x123\n" +
 	"\asent_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"'\n" +
 	"\fTaskAccepted\x12\x17\n" +
-	"\atask_id\x18\x01 \x01(\tR\x06taskId\"\xe5\x02\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\"\xbe\x03\n" +
 	"\tTaskEvent\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12,\n" +
@@ -1384,7 +1413,10 @@ const file_tentacle_v1_agent_proto_rawDesc = "" +
 	"occurredAt\x12!\n" +
 	"\fcontainer_id\x18\a \x01(\tR\vcontainerId\x12;\n" +
 	"\ffailure_kind\x18\b \x01(\x0e2\x18.tentacle.v1.FailureKindR\vfailureKind\x12\x1b\n" +
-	"\tlog_bytes\x18\t \x01(\x04R\blogBytes\"\xde\x01\n" +
+	"\tlog_bytes\x18\t \x01(\x04R\blogBytes\x12%\n" +
+	"\x0eprogress_bytes\x18\n" +
+	" \x01(\x04R\rprogressBytes\x120\n" +
+	"\x14progress_total_bytes\x18\v \x01(\x04R\x12progressTotalBytes\"\xde\x01\n" +
 	"\x0fConnectResponse\x120\n" +
 	"\awelcome\x18\x01 \x01(\v2\x14.tentacle.v1.WelcomeH\x00R\awelcome\x12-\n" +
 	"\x06assign\x18\x02 \x01(\v2\x13.tentacle.v1.AssignH\x00R\x06assign\x12-\n" +
@@ -1400,7 +1432,7 @@ const file_tentacle_v1_agent_proto_rawDesc = "" +
 	"\x12heartbeat_interval\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x12+\n" +
 	"\x11renew_certificate\x18\x05 \x01(\bR\x10renewCertificate\"9\n" +
 	"\x06Assign\x12/\n" +
-	"\x04task\x18\x01 \x01(\v2\x1b.tentacle.v1.TaskAssignmentR\x04task\"\xd4\x02\n" +
+	"\x04task\x18\x01 \x01(\v2\x1b.tentacle.v1.TaskAssignmentR\x04task\"\xf9\x02\n" +
 	"\x0eTaskAssignment\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12#\n" +
 	"\rdeployment_id\x18\x02 \x01(\tR\fdeploymentId\x12\x1d\n" +
@@ -1411,7 +1443,9 @@ const file_tentacle_v1_agent_proto_rawDesc = "" +
 	"\x10image_repository\x18\x06 \x01(\tR\x0fimageRepository\x12\x1b\n" +
 	"\timage_tag\x18\a \x01(\tR\bimageTag\x12!\n" +
 	"\fimage_digest\x18\b \x01(\tR\vimageDigest\x12/\n" +
-	"\brun_spec\x18\t \x01(\v2\x14.tentacle.v1.RunSpecR\arunSpec\"9\n" +
+	"\brun_spec\x18\t \x01(\v2\x14.tentacle.v1.RunSpecR\arunSpec\x12#\n" +
+	"\rsensitive_env\x18\n" +
+	" \x03(\tR\fsensitiveEnv\"9\n" +
 	"\x06Cancel\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"?\n" +

@@ -40,21 +40,24 @@ const (
 	TaskState_TASK_STATE_SUCCEEDED TaskState = 7
 	TaskState_TASK_STATE_FAILED    TaskState = 8
 	TaskState_TASK_STATE_CANCELLED TaskState = 9
+	// Stored, waiting for its wave of a rolling deployment; not sent yet.
+	TaskState_TASK_STATE_WAITING TaskState = 10
 )
 
 // Enum value maps for TaskState.
 var (
 	TaskState_name = map[int32]string{
-		0: "TASK_STATE_UNSPECIFIED",
-		1: "TASK_STATE_QUEUED",
-		2: "TASK_STATE_ASSIGNED",
-		3: "TASK_STATE_ACCEPTED",
-		4: "TASK_STATE_PULLING",
-		5: "TASK_STATE_STARTING",
-		6: "TASK_STATE_VERIFYING",
-		7: "TASK_STATE_SUCCEEDED",
-		8: "TASK_STATE_FAILED",
-		9: "TASK_STATE_CANCELLED",
+		0:  "TASK_STATE_UNSPECIFIED",
+		1:  "TASK_STATE_QUEUED",
+		2:  "TASK_STATE_ASSIGNED",
+		3:  "TASK_STATE_ACCEPTED",
+		4:  "TASK_STATE_PULLING",
+		5:  "TASK_STATE_STARTING",
+		6:  "TASK_STATE_VERIFYING",
+		7:  "TASK_STATE_SUCCEEDED",
+		8:  "TASK_STATE_FAILED",
+		9:  "TASK_STATE_CANCELLED",
+		10: "TASK_STATE_WAITING",
 	}
 	TaskState_value = map[string]int32{
 		"TASK_STATE_UNSPECIFIED": 0,
@@ -67,6 +70,7 @@ var (
 		"TASK_STATE_SUCCEEDED":   7,
 		"TASK_STATE_FAILED":      8,
 		"TASK_STATE_CANCELLED":   9,
+		"TASK_STATE_WAITING":     10,
 	}
 )
 
@@ -114,6 +118,13 @@ const (
 	FailureKind_FAILURE_KIND_DOCKER FailureKind = 5
 	// The agent could not run the task (bad spec, local error).
 	FailureKind_FAILURE_KIND_AGENT FailureKind = 6
+	// The new container's HEALTHCHECK reported unhealthy.
+	FailureKind_FAILURE_KIND_UNHEALTHY FailureKind = 7
+	// The health gate reached its timeout without a verdict.
+	FailureKind_FAILURE_KIND_HEALTH_TIMEOUT FailureKind = 8
+	// The task never ran: the deployment halted after another task failed,
+	// or was cancelled, before this task's wave started.
+	FailureKind_FAILURE_KIND_HALTED FailureKind = 9
 )
 
 // Enum value maps for FailureKind.
@@ -126,6 +137,9 @@ var (
 		4: "FAILURE_KIND_CONTAINER_EXITED",
 		5: "FAILURE_KIND_DOCKER",
 		6: "FAILURE_KIND_AGENT",
+		7: "FAILURE_KIND_UNHEALTHY",
+		8: "FAILURE_KIND_HEALTH_TIMEOUT",
+		9: "FAILURE_KIND_HALTED",
 	}
 	FailureKind_value = map[string]int32{
 		"FAILURE_KIND_UNSPECIFIED":          0,
@@ -135,6 +149,9 @@ var (
 		"FAILURE_KIND_CONTAINER_EXITED":     4,
 		"FAILURE_KIND_DOCKER":               5,
 		"FAILURE_KIND_AGENT":                6,
+		"FAILURE_KIND_UNHEALTHY":            7,
+		"FAILURE_KIND_HEALTH_TIMEOUT":       8,
+		"FAILURE_KIND_HALTED":               9,
 	}
 )
 
@@ -209,7 +226,13 @@ type RunSpec struct {
 	// Logging driver and options; unset keeps the daemon's default.
 	Log *LogConfig `protobuf:"bytes,19,opt,name=log,proto3" json:"log,omitempty"`
 	// Entries added to the container's /etc/hosts.
-	ExtraHosts    []*ExtraHost `protobuf:"bytes,20,rep,name=extra_hosts,json=extraHosts,proto3" json:"extra_hosts,omitempty"`
+	ExtraHosts []*ExtraHost `protobuf:"bytes,20,rep,name=extra_hosts,json=extraHosts,proto3" json:"extra_hosts,omitempty"`
+	// "recreate" (default: stop the old container, start the new one) or
+	// "start-first" (start the new one beside the old, swap when healthy).
+	Strategy string `protobuf:"bytes,21,opt,name=strategy,proto3" json:"strategy,omitempty"`
+	// How long the health gate waits for a verdict (healthy, or running for
+	// ready_after); unset derives it from the healthcheck.
+	HealthTimeout *durationpb.Duration `protobuf:"bytes,22,opt,name=health_timeout,json=healthTimeout,proto3" json:"health_timeout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -380,6 +403,20 @@ func (x *RunSpec) GetLog() *LogConfig {
 func (x *RunSpec) GetExtraHosts() []*ExtraHost {
 	if x != nil {
 		return x.ExtraHosts
+	}
+	return nil
+}
+
+func (x *RunSpec) GetStrategy() string {
+	if x != nil {
+		return x.Strategy
+	}
+	return ""
+}
+
+func (x *RunSpec) GetHealthTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.HealthTimeout
 	}
 	return nil
 }
@@ -812,7 +849,7 @@ var File_tentacle_v1_types_proto protoreflect.FileDescriptor
 
 const file_tentacle_v1_types_proto_rawDesc = "" +
 	"\n" +
-	"\x17tentacle/v1/types.proto\x12\vtentacle.v1\x1a\x1egoogle/protobuf/duration.proto\"\xa6\a\n" +
+	"\x17tentacle/v1/types.proto\x12\vtentacle.v1\x1a\x1egoogle/protobuf/duration.proto\"\x84\b\n" +
 	"\aRunSpec\x12%\n" +
 	"\x03env\x18\x01 \x03(\v2\x13.tentacle.v1.EnvVarR\x03env\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12.\n" +
@@ -841,7 +878,9 @@ const file_tentacle_v1_types_proto_rawDesc = "" +
 	"pullPolicy\x12(\n" +
 	"\x03log\x18\x13 \x01(\v2\x16.tentacle.v1.LogConfigR\x03log\x127\n" +
 	"\vextra_hosts\x18\x14 \x03(\v2\x16.tentacle.v1.ExtraHostR\n" +
-	"extraHosts\x1a9\n" +
+	"extraHosts\x12\x1a\n" +
+	"\bstrategy\x18\x15 \x01(\tR\bstrategy\x12@\n" +
+	"\x0ehealth_timeout\x18\x16 \x01(\v2\x19.google.protobuf.DurationR\rhealthTimeout\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Z\n" +
@@ -874,7 +913,7 @@ const file_tentacle_v1_types_proto_rawDesc = "" +
 	"\x0econtainer_port\x18\x01 \x01(\rR\rcontainerPort\x12\x1b\n" +
 	"\thost_port\x18\x02 \x01(\rR\bhostPort\x12\x1a\n" +
 	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12\x17\n" +
-	"\ahost_ip\x18\x04 \x01(\tR\x06hostIp*\x86\x02\n" +
+	"\ahost_ip\x18\x04 \x01(\tR\x06hostIp*\x9e\x02\n" +
 	"\tTaskState\x12\x1a\n" +
 	"\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11TASK_STATE_QUEUED\x10\x01\x12\x17\n" +
@@ -885,7 +924,9 @@ const file_tentacle_v1_types_proto_rawDesc = "" +
 	"\x14TASK_STATE_VERIFYING\x10\x06\x12\x18\n" +
 	"\x14TASK_STATE_SUCCEEDED\x10\a\x12\x15\n" +
 	"\x11TASK_STATE_FAILED\x10\b\x12\x18\n" +
-	"\x14TASK_STATE_CANCELLED\x10\t*\xed\x01\n" +
+	"\x14TASK_STATE_CANCELLED\x10\t\x12\x16\n" +
+	"\x12TASK_STATE_WAITING\x10\n" +
+	"*\xc3\x02\n" +
 	"\vFailureKind\x12\x1c\n" +
 	"\x18FAILURE_KIND_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fFAILURE_KIND_IMAGE_UNAUTHORIZED\x10\x01\x12 \n" +
@@ -893,7 +934,10 @@ const file_tentacle_v1_types_proto_rawDesc = "" +
 	"!FAILURE_KIND_REGISTRY_UNREACHABLE\x10\x03\x12!\n" +
 	"\x1dFAILURE_KIND_CONTAINER_EXITED\x10\x04\x12\x17\n" +
 	"\x13FAILURE_KIND_DOCKER\x10\x05\x12\x16\n" +
-	"\x12FAILURE_KIND_AGENT\x10\x06BBZ@github.com/tentacle-deploy/tentacle/proto/tentacle/v1;tentaclev1b\x06proto3"
+	"\x12FAILURE_KIND_AGENT\x10\x06\x12\x1a\n" +
+	"\x16FAILURE_KIND_UNHEALTHY\x10\a\x12\x1f\n" +
+	"\x1bFAILURE_KIND_HEALTH_TIMEOUT\x10\b\x12\x17\n" +
+	"\x13FAILURE_KIND_HALTED\x10\tBBZ@github.com/tentacle-deploy/tentacle/proto/tentacle/v1;tentaclev1b\x06proto3"
 
 var (
 	file_tentacle_v1_types_proto_rawDescOnce sync.Once
@@ -935,14 +979,15 @@ var file_tentacle_v1_types_proto_depIdxs = []int32{
 	5,  // 7: tentacle.v1.RunSpec.healthcheck:type_name -> tentacle.v1.Healthcheck
 	6,  // 8: tentacle.v1.RunSpec.log:type_name -> tentacle.v1.LogConfig
 	7,  // 9: tentacle.v1.RunSpec.extra_hosts:type_name -> tentacle.v1.ExtraHost
-	12, // 10: tentacle.v1.Healthcheck.interval:type_name -> google.protobuf.Duration
-	12, // 11: tentacle.v1.Healthcheck.timeout:type_name -> google.protobuf.Duration
-	11, // 12: tentacle.v1.LogConfig.options:type_name -> tentacle.v1.LogConfig.OptionsEntry
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	12, // 10: tentacle.v1.RunSpec.health_timeout:type_name -> google.protobuf.Duration
+	12, // 11: tentacle.v1.Healthcheck.interval:type_name -> google.protobuf.Duration
+	12, // 12: tentacle.v1.Healthcheck.timeout:type_name -> google.protobuf.Duration
+	11, // 13: tentacle.v1.LogConfig.options:type_name -> tentacle.v1.LogConfig.OptionsEntry
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_tentacle_v1_types_proto_init() }
