@@ -52,6 +52,8 @@ type Server struct {
 	log   *zap.Logger
 	store store.Store
 	ca    *pki.CA // the active CA: server certificate, join tokens' pin
+	// box seals and opens the values of sensitive variables.
+	box *secretBox
 	cas   pki.CASet
 	// serverCert is the certificate the server presents.
 	serverCert *x509.Certificate
@@ -103,6 +105,13 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 		log.Warn("CA rotation in progress: agents are asked to renew with the next CA; run `tentacle-server ca finish-rotation` once `tentaclectl targets` shows none on the old one",
 			zap.String("next_ca_hash", cas.Next.Hash()))
 	}
+	box, created, err := loadOrCreateSecretBox(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Info("created the key sensitive variables are sealed with: back it up with the data directory", zap.String("file", filepath.Join(cfg.DataDir, variablesKeyFile)))
+	}
 	hosts := serverHosts(cfg.Hostnames)
 	cert, err := pki.LoadOrCreateServerCert(filepath.Join(cfg.DataDir, "pki"), ca, hosts)
 	if err != nil {
@@ -112,7 +121,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, store: st, ca: ca, cas: cas, sessions: newSessions(), changes: newChanges(), stopping: make(chan struct{})}
+	s := &Server{cfg: cfg, log: log, store: st, ca: ca, cas: cas, box: box, sessions: newSessions(), changes: newChanges(), stopping: make(chan struct{})}
 	if err := s.bootstrap(ctx); err != nil {
 		st.Close()
 		return nil, err

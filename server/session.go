@@ -211,10 +211,17 @@ func (s *session) assignment(ctx context.Context, t store.Task) (*tentaclev1.Tas
 		}
 		s.releases[d.ReleaseID] = r
 	}
+	// Variables are resolved for this target; the agent gets plain values
+	// and the names of the sensitive ones, so that it can keep them out of
+	// its own logs.
+	rs, sensitive, err := s.s.resolveTaskSpec(ctx, r, s.target)
+	if err != nil {
+		return nil, fmt.Errorf("task %s: %w", t.ID, err)
+	}
 	return &tentaclev1.TaskAssignment{
 		TaskId: t.ID, DeploymentId: d.ID, ReleaseId: r.ID, ReleaseVersion: r.Version, Application: r.Application,
 		ImageRepository: r.ImageRepository, ImageTag: r.ImageTag, ImageDigest: r.ImageDigest,
-		RunSpec: runSpecToProto(r.RunSpec),
+		RunSpec: runSpecToProto(rs), SensitiveEnv: sensitive,
 	}, nil
 }
 
