@@ -54,7 +54,7 @@ type Server struct {
 	ca    *pki.CA // the active CA: server certificate, join tokens' pin
 	// box seals and opens the values of sensitive variables.
 	box *secretBox
-	cas   pki.CASet
+	cas pki.CASet
 	// serverCert is the certificate the server presents.
 	serverCert *x509.Certificate
 	caPool     *x509.CertPool
