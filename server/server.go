@@ -52,9 +52,9 @@ type Server struct {
 	log   *zap.Logger
 	store store.Store
 	ca    *pki.CA // the active CA: server certificate, join tokens' pin
+	cas   pki.CASet
 	// box seals and opens the values of sensitive variables.
 	box *secretBox
-	cas pki.CASet
 	// serverCert is the certificate the server presents.
 	serverCert *x509.Certificate
 	caPool     *x509.CertPool
