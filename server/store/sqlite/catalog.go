@@ -156,6 +156,9 @@ func (s *Store) CreateRelease(ctx context.Context, r store.Release) error {
 		if err != nil {
 			return fmt.Errorf("create release %q of %q: %w", r.Version, r.Application, err)
 		}
+		if err := snapshotVariables(ctx, tx, r.ID, r.Application); err != nil {
+			return fmt.Errorf("create release %q of %q: variables: %w", r.Version, r.Application, err)
+		}
 		return nil
 	})
 }
@@ -178,7 +181,9 @@ func (s *Store) GetRelease(ctx context.Context, application, version string) (st
 	if err != nil {
 		return r, fmt.Errorf("get release %q of %q: %w", version, application, err)
 	}
-	return r, nil
+	rs := []store.Release{r}
+	err = s.attachVariables(ctx, application, rs)
+	return rs[0], err
 }
 
 func (s *Store) GetReleaseByID(ctx context.Context, id string) (store.Release, error) {
@@ -189,7 +194,9 @@ func (s *Store) GetReleaseByID(ctx context.Context, id string) (store.Release, e
 	if err != nil {
 		return r, fmt.Errorf("get release %q: %w", id, err)
 	}
-	return r, nil
+	rs := []store.Release{r}
+	err = s.attachVariables(ctx, r.Application, rs)
+	return rs[0], err
 }
 
 // ListReleases fails with ErrNotFound for an unknown application, so a typo
@@ -201,7 +208,7 @@ func (s *Store) ListReleases(ctx context.Context, application string) ([]store.R
 		if err != nil {
 			return nil, fmt.Errorf("list releases: %w", err)
 		}
-		return rs, nil
+		return rs, s.attachVariables(ctx, "", rs)
 	}
 	if _, err := s.GetApplication(ctx, application); err != nil {
 		return nil, err
@@ -211,7 +218,7 @@ func (s *Store) ListReleases(ctx context.Context, application string) ([]store.R
 	if err != nil {
 		return nil, fmt.Errorf("list releases of %q: %w", application, err)
 	}
-	return rs, nil
+	return rs, s.attachVariables(ctx, application, rs)
 }
 
 func (s *Store) PinReleaseDigest(ctx context.Context, releaseID, digest string) (string, error) {

@@ -17,16 +17,6 @@ func (s *Store) UpdateEnvironment(ctx context.Context, name string, u store.Envi
 	return store.Environment{}, errNotImplemented
 }
 
-func (s *Store) SetVariable(ctx context.Context, v store.Variable) error { return errNotImplemented }
-
-func (s *Store) ListVariables(ctx context.Context, application string) ([]store.Variable, error) {
-	return nil, errNotImplemented
-}
-
-func (s *Store) DeleteVariable(ctx context.Context, application, name string, scope store.VariableScope) error {
-	return errNotImplemented
-}
-
 func (s *Store) ListRunningDeployments(ctx context.Context) ([]store.Deployment, error) {
 	return nil, errNotImplemented
 }

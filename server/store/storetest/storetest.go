@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"events", eventTests},
 		{"logs", logTests},
 		{"concurrency", concurrencyTests},
+		{"variables", variableTests},
 	}
 	for _, g := range groups {
 		for _, tc := range g.tests {
