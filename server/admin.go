@@ -111,6 +111,9 @@ func (a *admin) CreateRelease(ctx context.Context, req *tentaclev1.CreateRelease
 	if err != nil {
 		return nil, storeErr("get application", err)
 	}
+	if err := a.checkVariableReferences(ctx, app); err != nil {
+		return nil, err
+	}
 	r := store.Release{
 		ID: newID(), Application: app.Name, Version: version, ImageRepository: app.ImageRepository,
 		ImageTag: req.GetImageTag(), ImageDigest: req.GetImageDigest(), RunSpec: app.RunSpec, CreatedAt: time.Now().UTC(),
@@ -119,6 +122,10 @@ func (a *admin) CreateRelease(ctx context.Context, req *tentaclev1.CreateRelease
 		return nil, storeErr("create release", err)
 	}
 	a.s.log.Info("release created", zap.String("app", r.Application), zap.String("version", r.Version), zap.String("by", principalFrom(ctx).Name))
+	// The response shows the variables the release took.
+	if r, err = a.s.store.GetReleaseByID(ctx, r.ID); err != nil {
+		return nil, storeErr("get release", err)
+	}
 	return &tentaclev1.CreateReleaseResponse{Release: releaseToProto(r)}, nil
 }
 

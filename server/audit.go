@@ -50,7 +50,7 @@ func adminActor(p principal) string {
 // mutating reports whether an admin call changes anything: those are audited.
 func mutating(method string) bool {
 	name := method[strings.LastIndex(method, "/")+1:]
-	return strings.HasPrefix(name, "Create") || strings.HasPrefix(name, "Revoke") ||
+	return strings.HasPrefix(name, "Create") || strings.HasPrefix(name, "Revoke") || strings.HasPrefix(name, "Set") ||
 		strings.HasPrefix(name, "Update") || strings.HasPrefix(name, "Delete") || strings.HasPrefix(name, "Cancel")
 }
 
@@ -69,6 +69,11 @@ func auditObject(req any) string {
 			o += " (--force: lifecycle not checked)"
 		}
 		return o
+	case *tentaclev1.SetVariableRequest:
+		v := r.GetVariable()
+		return variableObject(v.GetApplication(), v.GetName(), v.GetScope())
+	case *tentaclev1.DeleteVariableRequest:
+		return variableObject(r.GetApplication(), r.GetName(), r.GetScope())
 	case *tentaclev1.CreateJoinTokenRequest:
 		return "environment/" + r.GetEnvironment()
 	case *tentaclev1.RevokeJoinTokenRequest:

@@ -45,6 +45,9 @@ var methodRoles = map[string]string{
 	tentaclev1.AdminService_ListTargets_FullMethodName:      RoleViewer,
 	tentaclev1.AdminService_CreateRelease_FullMethodName:    RoleDeployer,
 	tentaclev1.AdminService_CreateDeployment_FullMethodName: RoleDeployer,
+	tentaclev1.AdminService_ListVariables_FullMethodName:    RoleViewer,
+	tentaclev1.AdminService_SetVariable_FullMethodName:      RoleDeployer,
+	tentaclev1.AdminService_DeleteVariable_FullMethodName:   RoleDeployer,
 	// Everything else, including tokens, targets and the audit log, needs admin.
 }
 

@@ -88,6 +88,7 @@ func releaseToProto(r store.Release) *tentaclev1.Release {
 	return &tentaclev1.Release{
 		Id: r.ID, Application: r.Application, Version: r.Version, ImageRepository: r.ImageRepository,
 		ImageTag: r.ImageTag, ImageDigest: r.ImageDigest, RunSpec: runSpecToProto(r.RunSpec), CreatedAt: ts(r.CreatedAt),
+		Variables: variablesToProto(r.Variables),
 	}
 }
 

@@ -12,6 +12,7 @@ package vars
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -99,7 +100,7 @@ func Resolve(base []spec.EnvVar, vs []Variable, t Target) ([]spec.EnvVar, []stri
 	if err != nil {
 		return nil, nil, err
 	}
-	r := resolver{raw: map[string]string{}, sensitive: map[string]bool{}, fromVar: map[string]bool{},
+	r := resolver{raw: map[string]string{}, sensitive: map[string]bool{}, fromVar: map[string]bool{}, secret: map[string]bool{},
 		done: map[string]string{}, visiting: map[string]bool{}}
 	var names []string
 	for _, e := range base {
@@ -114,6 +115,7 @@ func Resolve(base []spec.EnvVar, vs []Variable, t Target) ([]spec.EnvVar, []stri
 		}
 		r.raw[v.Name] = v.Value
 		r.sensitive[v.Name] = v.Sensitive
+		r.secret[v.Name] = v.Sensitive
 		r.fromVar[v.Name] = true
 	}
 	env := make([]spec.EnvVar, 0, len(names))
@@ -166,8 +168,10 @@ type resolver struct {
 	raw       map[string]string
 	sensitive map[string]bool
 	fromVar   map[string]bool
-	done      map[string]string
-	visiting  map[string]bool
+	// secret: the value itself is sensitive, so errors must not quote it.
+	secret   map[string]bool
+	done     map[string]string
+	visiting map[string]bool
 }
 
 func (r *resolver) kind(name string) string {
@@ -188,7 +192,7 @@ func (r *resolver) expand(name string, path []string) (string, error) {
 	defer delete(r.visiting, name)
 	segs, err := parse(r.raw[name])
 	if err != nil {
-		return "", fmt.Errorf("%s %s: %w", r.kind(name), name, err)
+		return "", fmt.Errorf("%s %s: %w", r.kind(name), name, redact(r.secret[name], err))
 	}
 	var b strings.Builder
 	for _, s := range segs {
@@ -197,7 +201,7 @@ func (r *resolver) expand(name string, path []string) (string, error) {
 			continue
 		}
 		if _, ok := r.raw[s.ref]; !ok {
-			return "", fmt.Errorf("%s %s: %w", r.kind(name), name, unknownRef(s.ref))
+			return "", fmt.Errorf("%s %s: %w", r.kind(name), name, redact(r.secret[name], unknownRef(s.ref)))
 		}
 		if r.visiting[s.ref] {
 			return "", fmt.Errorf("%s %s: ${%s} makes a cycle (%s → %s): remove one of these references",
@@ -232,27 +236,38 @@ func CheckReferences(base []spec.EnvVar, vs []Variable) error {
 	for _, v := range vs {
 		known[v.Name] = true
 	}
-	check := func(kind, name, value string) error {
+	check := func(kind, name, value string, secret bool) error {
 		refs, err := References(value)
 		if err != nil {
-			return fmt.Errorf("%s %s: %w", kind, name, err)
+			return fmt.Errorf("%s %s: %w", kind, name, redact(secret, err))
 		}
 		for _, ref := range refs {
 			if !known[ref] {
-				return fmt.Errorf("%s %s: %w", kind, name, unknownRef(ref))
+				return fmt.Errorf("%s %s: %w", kind, name, redact(secret, unknownRef(ref)))
 			}
 		}
 		return nil
 	}
 	for _, e := range base {
-		if err := check("run spec env entry", e.Name, e.Value); err != nil {
+		if err := check("run spec env entry", e.Name, e.Value, false); err != nil {
 			return err
 		}
 	}
 	for _, v := range vs {
-		if err := check("variable", v.Name, v.Value); err != nil {
-			return fmt.Errorf("%w (value scoped to %s)", err, v.Scope)
+		if err := check("variable", v.Name, v.Value, v.Sensitive); err != nil {
+			return fmt.Errorf("%w (the value with %s)", err, v.Scope)
 		}
 	}
 	return nil
+}
+
+// errSensitiveReference stands for an error about a sensitive value: the
+// text of a malformed or unknown reference could be part of the secret.
+var errSensitiveReference = errors.New("its sensitive value has a ${...} reference that is malformed or names no variable or env entry (not shown, as the value is secret): check the value, and write $${ for a literal ${")
+
+func redact(secret bool, err error) error {
+	if secret {
+		return errSensitiveReference
+	}
+	return err
 }

@@ -165,7 +165,7 @@ func TestCheckReferences(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := CheckReferences([]spec.EnvVar{{Name: "E", Value: "${A}"}}, append(vs, v("C", "${MISSING}", Scope{Role: "web"})))
-	want := `variable C: ${MISSING} names no variable or env entry: define MISSING, or write $${MISSING} for a literal ${MISSING} (value scoped to role "web")`
+	want := `variable C: ${MISSING} names no variable or env entry: define MISSING, or write $${MISSING} for a literal ${MISSING} (the value with role "web")`
 	if err == nil || err.Error() != want {
 		t.Fatalf("err = %v\nwant %s", err, want)
 	}
@@ -191,6 +191,20 @@ func TestSubstitute(t *testing.T) {
 		got, err := Substitute(in, lookup)
 		if err != nil || got != want {
 			t.Errorf("Substitute(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+func TestErrorsDoNotQuoteSensitiveValues(t *testing.T) {
+	t.Parallel()
+	want := "variable P: its sensitive value has a ${...} reference that is malformed or names no variable or env entry (not shown, as the value is secret): check the value, and write $${ for a literal ${"
+	for _, value := range []string{"pa${ss-word}", "${Secret123}", "x${"} {
+		vs := []Variable{{Name: "P", Value: value, Sensitive: true}}
+		if _, _, err := Resolve(nil, vs, web1); err == nil || err.Error() != want {
+			t.Errorf("Resolve with P=%q: err = %v", value, err)
+		}
+		if err := CheckReferences(nil, vs); err == nil || err.Error() != want+" (the value with no scope)" {
+			t.Errorf("CheckReferences with P=%q: err = %v", value, err)
 		}
 	}
 }
