@@ -175,22 +175,7 @@ func TestAssignmentCarriesVariablesResolvedForTheTarget(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := c.CreateRelease(ctx, &tentaclev1.CreateReleaseRequest{Application: "web", ImageTag: "1.0"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.0", Environment: "prod"}); err != nil {
-		t.Fatal(err)
-	}
-	ac, _ := agentConn(t, s, certPEM, keyPEM)
-	stream, err := connect(t, ac, "i1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := stream.Recv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := m.GetAssign().GetTask()
+	_, _, _, a := releaseAndReceive(t, s, c, certPEM, keyPEM)
 	var env []string
 	for _, e := range a.GetRunSpec().GetEnv() {
 		env = append(env, e.GetName()+"="+e.GetValue())
@@ -202,4 +187,29 @@ func TestAssignmentCarriesVariablesResolvedForTheTarget(t *testing.T) {
 	if got := a.GetSensitiveEnv(); !slices.Equal(got, []string{"DB_PASSWORD", "DSN"}) {
 		t.Errorf("sensitive_env = %v, want [DB_PASSWORD DSN]", got)
 	}
+}
+
+// releaseAndReceive creates release 1.0 of web, deploys it to prod and
+// connects as the agent of certPEM, which receives the task.
+func releaseAndReceive(t *testing.T, s *Server, c tentaclev1.AdminServiceClient, certPEM, keyPEM []byte) (
+	*tentaclev1.CreateDeploymentResponse, tentaclev1.AgentServiceClient, tentaclev1.AgentService_ConnectClient, *tentaclev1.TaskAssignment) {
+	t.Helper()
+	ctx := ctxT(t)
+	if _, err := c.CreateRelease(ctx, &tentaclev1.CreateReleaseRequest{Application: "web", ImageTag: "1.0"}); err != nil {
+		t.Fatal(err)
+	}
+	dep, err := c.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.0", Environment: "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac, _ := agentConn(t, s, certPEM, keyPEM)
+	stream, err := connect(t, ac, "i1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dep, ac, stream, m.GetAssign().GetTask()
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/tentacle-deploy/tentacle/internal/mask"
 	"github.com/tentacle-deploy/tentacle/internal/pki"
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 	"github.com/tentacle-deploy/tentacle/server/store"
@@ -175,7 +176,8 @@ func recvWithin(stream tentaclev1.AgentService_ConnectServer, d time.Duration) (
 func (g *gateway) PushLogs(stream tentaclev1.AgentService_PushLogsServer) error {
 	ctx := stream.Context()
 	t := targetFrom(ctx)
-	owned := map[string]bool{}
+	// The tasks this stream may write to, with their secrets' maskers.
+	owned := map[string]*mask.Masker{}
 	reqs := make(chan *tentaclev1.PushLogsRequest)
 	errc := make(chan error, 1)
 	go func() {
@@ -205,7 +207,8 @@ func (g *gateway) PushLogs(stream tentaclev1.AgentService_PushLogsServer) error 
 			return errShuttingDown
 		}
 		id := req.GetTaskId()
-		if !owned[id] {
+		m, ok := owned[id]
+		if !ok {
 			task, err := g.s.store.GetTask(ctx, id)
 			if errors.Is(err, store.ErrNotFound) || (err == nil && task.TargetID != t.ID) {
 				return status.Errorf(codes.PermissionDenied, "task %s is not assigned to target %s", id, t.Name)
@@ -213,9 +216,18 @@ func (g *gateway) PushLogs(stream tentaclev1.AgentService_PushLogsServer) error 
 			if err != nil {
 				return storeErr("get task", err)
 			}
-			owned[id] = true
+			if m, err = g.s.taskMasker(ctx, task); err != nil {
+				return status.Errorf(codes.Internal, "logs of task %s not stored: %v", id, err)
+			}
+			owned[id] = m
 		}
-		end, err := g.s.store.AppendTaskLog(ctx, id, req.GetOffset(), req.GetData())
+		// Secrets are masked before the log is stored: the agent masks
+		// too, this holds when it did not.
+		data, err := g.s.maskLogChunk(ctx, m, id, req.GetOffset(), req.GetData())
+		if err != nil {
+			return status.Errorf(codes.Internal, "logs of task %s not stored: %v", id, err)
+		}
+		end, err := g.s.store.AppendTaskLog(ctx, id, req.GetOffset(), data)
 		if errors.Is(err, store.ErrLogGap) {
 			end, err = g.s.store.TaskLogSize(ctx, id)
 		} else if err == nil {

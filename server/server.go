@@ -55,6 +55,8 @@ type Server struct {
 	cas   pki.CASet
 	// box seals and opens the values of sensitive variables.
 	box *secretBox
+	// maskers hides the sensitive values of tasks in what they report.
+	maskers taskMaskers
 	// serverCert is the certificate the server presents.
 	serverCert *x509.Certificate
 	caPool     *x509.CertPool

@@ -309,6 +309,11 @@ func (s *session) handleEvent(ctx context.Context, e *tentaclev1.TaskEvent) erro
 		return status.Error(codes.InvalidArgument, "task event sequence must start at 1")
 	}
 	ev := taskEventFromProto(e)
+	m, err := s.s.taskMasker(ctx, task)
+	if err != nil {
+		return fmt.Errorf("task event not stored: %w", err)
+	}
+	ev.Message = m.String(ev.Message)
 	isNew, err := s.s.store.AppendTaskEvent(ctx, ev)
 	if err != nil {
 		return fmt.Errorf("append task event: %w", err)
