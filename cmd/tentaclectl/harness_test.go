@@ -59,6 +59,9 @@ type fakeAdmin struct {
 	joinTokens   []*tentaclev1.JoinTokenInfo
 	adminTokens  []*tentaclev1.AdminTokenInfo
 	audit        []*tentaclev1.AuditRecord
+	// apps, when set, is what ListApplications answers.
+	apps      []*tentaclev1.Application
+	variables []*tentaclev1.Variable
 
 	mu       sync.Mutex
 	requests []proto.Message
@@ -138,6 +141,9 @@ func (f *fakeAdmin) CreateApplication(ctx context.Context, req *tentaclev1.Creat
 func (f *fakeAdmin) ListApplications(ctx context.Context, req *tentaclev1.ListApplicationsRequest) (*tentaclev1.ListApplicationsResponse, error) {
 	if err := f.record(ctx, req); err != nil {
 		return nil, err
+	}
+	if f.apps != nil {
+		return &tentaclev1.ListApplicationsResponse{Applications: f.apps}, nil
 	}
 	return &tentaclev1.ListApplicationsResponse{Applications: []*tentaclev1.Application{{
 		Name: "web", ImageRepository: "r.io/team/web", CreatedAt: timestamppb.New(t0),
@@ -353,8 +359,15 @@ func (h *harness) run(t *testing.T, args ...string) result {
 
 func (h *harness) runEnv(t *testing.T, ctx context.Context, env map[string]string, args ...string) result {
 	t.Helper()
+	return h.runStdin(t, ctx, env, "", args...)
+}
+
+// runStdin runs the CLI with stdin as its standard input.
+func (h *harness) runStdin(t *testing.T, ctx context.Context, env map[string]string, stdin string, args ...string) result {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	c := newCLI(&stdout, &stderr)
+	c.stdin = strings.NewReader(stdin)
 	c.getenv = func(k string) string { return env[k] }
 	c.userConfigDir = func() (string, error) { return h.configDir, nil }
 	c.now = func() time.Time { return t0.Add(time.Minute) }

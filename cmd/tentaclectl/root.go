@@ -15,6 +15,7 @@ import (
 // cli is one invocation: where it writes, how it reads its environment, and
 // the global flags. Nothing is global so tests can run many in parallel.
 type cli struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	userConfigDir  func() (string, error)
@@ -28,7 +29,7 @@ type cli struct {
 
 func newCLI(stdout, stderr io.Writer) *cli {
 	return &cli{
-		stdout: stdout, stderr: stderr,
+		stdin: os.Stdin, stdout: stdout, stderr: stderr,
 		getenv: os.Getenv, userConfigDir: os.UserConfigDir,
 		now: time.Now, loc: time.Local,
 	}
@@ -139,7 +140,7 @@ directory (on Linux $XDG_CONFIG_HOME or ~/.config).`,
 		}
 	}
 	add("setup", c.newEnvCmd(), c.newEnvListCmd("envs"), c.newAppCmd(), c.newAppListCmd("apps"),
-		c.newReleaseCmd(), c.newReleaseListCmd("releases"))
+		c.newReleaseCmd(), c.newReleaseListCmd("releases"), c.newVarCmd())
 	add("deploy", c.newDeployCmd(), c.newDeploymentsCmd(), c.newDeploymentCmd(), c.newTasksCmd(), c.newLogsCmd())
 	add("fleet", c.newTargetsCmd())
 	add("access", c.newTokenCmd(), c.newTargetCmd(), c.newAdminTokenCmd(), c.newAuditCmd())
