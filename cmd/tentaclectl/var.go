@@ -117,6 +117,9 @@ func (c *cli) varValue(args []string, sensitive, fromStdin bool) (string, error)
 	case len(args) == 3 && fromStdin:
 		return "", badValue("VALUE given with --value-stdin: give one or the other")
 	case len(args) == 3:
+		if sensitive {
+			fmt.Fprintln(c.stderr, "warning: a sensitive VALUE on the command line stays in your shell history and shows in ps: leave it out and pipe it in on stdin")
+		}
 		return args[2], nil
 	case !sensitive && !fromStdin:
 		return "", usageError{err: errors.New("missing VALUE: give it, or pass --value-stdin to read it from stdin"), showUsage: true}

@@ -71,6 +71,14 @@ func TestVarSetSensitiveReadsStdin(t *testing.T) {
 		t.Errorf("request = %v: want the value from stdin without its newline", got)
 	}
 
+	// On the command line it is taken, with a warning.
+	h = newHarness(t, &fakeAdmin{})
+	r = h.run(t, "var", "set", "web", "DB_PASSWORD", secret, "--sensitive")
+	wantCode(t, r, 0)
+	if r.stderr != "warning: a sensitive VALUE on the command line stays in your shell history and shows in ps: leave it out and pipe it in on stdin\n" {
+		t.Errorf("stderr = %q", r.stderr)
+	}
+
 	// --value-stdin reads a plain value the same way.
 	h = newHarness(t, &fakeAdmin{})
 	r = h.runStdin(t, context.Background(), h.env(), "line1\nline2\r\n", "var", "set", "web", "MOTD", "--value-stdin")
