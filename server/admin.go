@@ -63,6 +63,9 @@ func (a *admin) CreateApplication(ctx context.Context, req *tentaclev1.CreateApp
 	if err := rs.Validate(); err != nil {
 		return nil, invalid(fmt.Errorf("run_spec: %w", err))
 	}
+	if err := validEnvReferences(rs.Env); err != nil {
+		return nil, invalid(err)
+	}
 	for i, r := range req.GetRoles() {
 		if err := spec.ValidateName(fmt.Sprintf("roles[%d]", i), r); err != nil {
 			return nil, invalid(err)

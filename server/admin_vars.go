@@ -113,6 +113,17 @@ func validVariableValue(value string, sensitive bool) error {
 	return nil
 }
 
+// validEnvReferences checks the ${NAME} syntax of run spec env values; the
+// names may be defined as variables later.
+func validEnvReferences(env []spec.EnvVar) error {
+	for i, e := range env {
+		if _, err := vars.References(e.Value); err != nil {
+			return fmt.Errorf("run_spec: env[%d]: value of %s: %w", i, e.Name, err)
+		}
+	}
+	return nil
+}
+
 func (a *admin) ListVariables(ctx context.Context, req *tentaclev1.ListVariablesRequest) (*tentaclev1.ListVariablesResponse, error) {
 	if req.GetApplication() == "" {
 		return nil, invalid(errors.New("application: required"))

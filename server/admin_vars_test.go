@@ -51,7 +51,10 @@ func TestVariablesRejectBadInputAndKeepWhatIsStored(t *testing.T) {
 		_, err := c.SetVariable(ctx, tc.req)
 		wantStatus(t, err, tc.code, tc.msg)
 	}
-	_, err := c.DeleteVariable(ctx, &tentaclev1.DeleteVariableRequest{Application: "web", Name: "DB_HOST", Scope: &tentaclev1.VariableScope{Environment: "prod"}})
+	_, err := c.CreateApplication(ctx, &tentaclev1.CreateApplicationRequest{Name: "api", ImageRepository: "r.example.com/api",
+		RunSpec: &tentaclev1.RunSpec{Env: []*tentaclev1.EnvVar{{Name: "OK", Value: "${LATER}"}, {Name: "URL", Value: "http://${HOST"}}}})
+	wantStatus(t, err, codes.InvalidArgument, `run_spec: env[1]: value of URL: unterminated "${" at byte 7: close it with }, or write $${ for a literal ${`)
+	_, err = c.DeleteVariable(ctx, &tentaclev1.DeleteVariableRequest{Application: "web", Name: "DB_HOST", Scope: &tentaclev1.VariableScope{Environment: "prod"}})
 	wantStatus(t, err, codes.NotFound, "application \"web\" has no variable DB_HOST with environment \"prod\": see `tentaclectl var list web` for the scopes it has")
 
 	list, err := c.ListVariables(ctx, &tentaclev1.ListVariablesRequest{Application: "web"})
