@@ -221,8 +221,8 @@ func (g *gateway) PushLogs(stream tentaclev1.AgentService_PushLogsServer) error 
 			}
 			owned[id] = m
 		}
-		// Secrets are masked before the log is stored: the agent masks
-		// too, this holds when it did not.
+		// Secrets are masked before the log is stored, whatever the agent
+		// sent.
 		data, err := g.s.maskLogChunk(ctx, m, id, req.GetOffset(), req.GetData())
 		if err != nil {
 			return status.Errorf(codes.Internal, "logs of task %s not stored: %v", id, err)
