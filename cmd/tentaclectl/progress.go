@@ -117,6 +117,22 @@ func pullPercent(t *tentaclev1.Task) (int, bool) {
 	return int(min(t.GetProgressBytes(), total) * 100 / total), true
 }
 
+// stateDetails say what a task without a message of its own is doing.
+var stateDetails = map[tentaclev1.TaskState]string{
+	tentaclev1.TaskState_TASK_STATE_WAITING:  "waiting for its wave",
+	tentaclev1.TaskState_TASK_STATE_QUEUED:   "queued for the target's agent",
+	tentaclev1.TaskState_TASK_STATE_ASSIGNED: "sent to the agent",
+	tentaclev1.TaskState_TASK_STATE_ACCEPTED: "accepted by the agent",
+}
+
+// taskDetail is the task's latest message, or what its state means.
+func taskDetail(t *tentaclev1.Task) string {
+	if t.GetMessage() != "" {
+		return t.GetMessage()
+	}
+	return stateDetails[t.GetState()]
+}
+
 // rolling reports whether the deployment has waves worth a column.
 func rolling(final *tentaclev1.WatchDeploymentResponse) bool {
 	if final.GetDeployment().GetRollout().GetWindow() > 0 {
@@ -152,25 +168,45 @@ func (p *progressView) printChanges(final *tentaclev1.WatchDeploymentResponse, e
 			target = "task " + cell(e.GetTaskId())
 		}
 		line(p.c.formatClock(e.GetOccurredAt()), e.GetTaskId(), target, taskState(e.GetState()), cell(e.GetMessage()))
-		if t != nil && t.GetState() == e.GetState() {
-			p.marks[t.GetId()] = markOf(t)
-		} else {
+		if m := p.marks[e.GetTaskId()]; stateRank(e.GetState()) >= stateRank(m.state) {
 			p.marks[e.GetTaskId()] = taskMark{state: e.GetState(), tenth: -1}
 		}
 	}
 	for _, t := range final.GetTasks() {
-		m := markOf(t)
-		if p.marks[t.GetId()] == m {
+		// The server reads tasks before events, so a task can be behind
+		// the events just printed: only a step forward is news.
+		m, last := markOf(t), p.marks[t.GetId()]
+		switch {
+		case stateRank(m.state) > stateRank(last.state):
+		case m.state == last.state && m.tenth > last.tenth:
+		default:
 			continue
 		}
 		p.marks[t.GetId()] = m
-		detail := cell(t.GetMessage())
+		detail := cell(taskDetail(t))
 		if pct, ok := pullPercent(t); ok {
 			detail = fmt.Sprintf("%d%% of %s", pct, formatBytes(t.GetProgressTotalBytes()))
 		}
 		line(p.c.formatClock(t.GetUpdatedAt()), t.GetId(), cell(t.GetTargetName()), taskState(t.GetState()), detail)
 	}
 }
+
+// stateRanks order task states as a task goes through them; the three
+// final states share the last place.
+var stateRanks = map[tentaclev1.TaskState]int{
+	tentaclev1.TaskState_TASK_STATE_WAITING:   1,
+	tentaclev1.TaskState_TASK_STATE_QUEUED:    2,
+	tentaclev1.TaskState_TASK_STATE_ASSIGNED:  3,
+	tentaclev1.TaskState_TASK_STATE_ACCEPTED:  4,
+	tentaclev1.TaskState_TASK_STATE_PULLING:   5,
+	tentaclev1.TaskState_TASK_STATE_STARTING:  6,
+	tentaclev1.TaskState_TASK_STATE_VERIFYING: 7,
+	tentaclev1.TaskState_TASK_STATE_SUCCEEDED: 8,
+	tentaclev1.TaskState_TASK_STATE_FAILED:    8,
+	tentaclev1.TaskState_TASK_STATE_CANCELLED: 8,
+}
+
+func stateRank(s tentaclev1.TaskState) int { return stateRanks[s] }
 
 // redraw replaces the frame on the terminal with the current one.
 func (p *progressView) redraw(final *tentaclev1.WatchDeploymentResponse) {
@@ -241,8 +277,8 @@ func (p *progressView) frame(final *tentaclev1.WatchDeploymentResponse, width, h
 				b.WriteString(strings.Repeat(" ", barWidth+8))
 			}
 		}
-		if t.GetMessage() != "" {
-			b.WriteString(cell(t.GetMessage()))
+		if msg := taskDetail(t); msg != "" {
+			b.WriteString(cell(msg))
 		}
 		lines = append(lines, truncate(strings.TrimRight(b.String(), " "), width-1))
 	}

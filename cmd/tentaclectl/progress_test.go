@@ -39,7 +39,8 @@ func rollingScript() (*tentaclev1.Deployment, []*tentaclev1.Task, []*tentaclev1.
 		{Deployment: d,
 			Tasks:  []*tentaclev1.Task{rollingTask("a", 1, pulling, 1, 0, 0, "pulling r.io/team/web:1.4.2"), rollingTask("b", 1, pulling, 1, 30e6, 100e6, "pulling r.io/team/web:1.4.2"), created[2]},
 			Events: []*tentaclev1.TaskEventRecord{event("a", 1, pulling, "pulling r.io/team/web:1.4.2"), event("b", 1, pulling, "pulling r.io/team/web:1.4.2")}},
-		// Progress only: a line off the terminal once another tenth is done.
+		// Progress only: a line off the terminal once another tenth is done
+		// (79% is in the same tenth as 75%: no line).
 		{Deployment: d,
 			Tasks: []*tentaclev1.Task{rollingTask("a", 1, pulling, 1, 0, 0, "pulling r.io/team/web:1.4.2"), rollingTask("b", 1, pulling, 2, 75e6, 100e6, "pulling r.io/team/web:1.4.2"), created[2]}},
 		{Deployment: d,
@@ -79,10 +80,11 @@ func TestProgressLog(t *testing.T) {
 	wantOutput(t, out.String(), ""+
 		"03:04:06  web-a  w1  pulling    pulling r.io/team/web:1.4.2\n"+
 		"03:04:06  web-b  w1  pulling    pulling r.io/team/web:1.4.2\n"+
+		"03:04:06  web-b  w1  pulling    30% of 100.0 MB\n"+
 		"03:04:07  web-b  w1  pulling    75% of 100.0 MB\n"+
 		"03:04:10  web-a  w1  succeeded  running sha256:ab\n"+
 		"03:04:11  web-b  w1  succeeded  running sha256:ab\n"+
-		"03:04:12  web-c  w2  queued     -\n"+
+		"03:04:12  web-c  w2  queued     queued for the target's agent\n"+
 		"03:04:14  web-c  w2  failed     container exited with code 1\n")
 	if n := len(final.GetEvents()); n != 5 {
 		t.Errorf("final holds %d events, want 5 (the repeat once)", n)
@@ -101,7 +103,7 @@ func TestProgressFrame(t *testing.T) {
 		"deployment dep-1: web 1.4.2 to prod, running, wave 1 of 2, 0...\n" +
 		"  web-a  w1  pulling                                pulling ...\n" +
 		"  web-b  w1  pulling    [######..............]  30%  pulling...\n" +
-		"  web-c  w2  waiting\n"
+		"  web-c  w2  waiting                                waiting ...\n"
 	wantOutput(t, out.String(), first)
 	for _, l := range strings.Split(first, "\n") {
 		if n := len([]rune(l)); n > 63 {
@@ -151,4 +153,48 @@ func TestFormatBytes(t *testing.T) {
 			t.Errorf("formatBytes(%d) = %q, want %q", n, got, want)
 		}
 	}
+}
+
+// deploy --wait on a terminal: frames redrawn in place, no header line
+// before them, then the summary under the last frame.
+func TestDeployWaitOnTerminal(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, &fakeAdmin{
+		tasks: []*tentaclev1.Task{task("task-1", "web-1", queued, noFailure, ""), task("task-2", "web-22", queued, noFailure, "")},
+		watch: watchScript(tentaclev1.DeploymentState_DEPLOYMENT_STATE_SUCCEEDED,
+			task("task-2", "web-22", succeeded, noFailure, "running"), event("task-2", 7, succeeded, "running sha256:ab")),
+	})
+	h.terminal = func(io.Writer) (int, int, bool) { return 100, 30, true }
+	r := h.run(t, "deploy", "--app", "web", "--release", "1.4.2", "--env", "prod", "--wait")
+	wantCode(t, r, 0)
+	wantOutput(t, r.stdout, ""+
+		"deployment dep-1: web 1.4.2 to prod, running, 0/2 succeeded\n"+
+		"  web-1   pulling\n"+
+		"  web-22  pulling\n"+
+		"\x1b[3A\r\x1b[J"+
+		"deployment dep-1: web 1.4.2 to prod, succeeded, 2/2 succeeded\n"+
+		"  web-1   succeeded  running\n"+
+		"  web-22  succeeded  running\n"+
+		"deployment dep-1 succeeded: 2 of 2 tasks succeeded\n")
+}
+
+// The server reads tasks before events: a task can lag behind the events
+// of the same message, and its older state is not printed as news.
+func TestProgressLogIgnoresStaleTasks(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	created := []*tentaclev1.Task{rollingTask("a", 0, queued, 0, 0, 0, "")}
+	view := newProgressView(testCLI(&out, 0, 0), &out, created)
+	final := &tentaclev1.WatchDeploymentResponse{Deployment: deployment(running), Tasks: created}
+	view.update(final, &tentaclev1.WatchDeploymentResponse{
+		Tasks:  []*tentaclev1.Task{rollingTask("a", 0, tentaclev1.TaskState_TASK_STATE_ACCEPTED, 1, 0, 0, "")},
+		Events: []*tentaclev1.TaskEventRecord{event("a", 2, pulling, "pulling r.io/team/web:1.4.2")},
+	})
+	view.update(final, &tentaclev1.WatchDeploymentResponse{
+		Tasks:  []*tentaclev1.Task{rollingTask("a", 0, pulling, 2, 0, 0, "pulling r.io/team/web:1.4.2")},
+		Events: []*tentaclev1.TaskEventRecord{event("a", 3, tentaclev1.TaskState_TASK_STATE_STARTING, "starting")},
+	})
+	wantOutput(t, out.String(), ""+
+		"03:04:07  web-a  pulling    pulling r.io/team/web:1.4.2\n"+
+		"03:04:08  web-a  starting   starting\n")
 }

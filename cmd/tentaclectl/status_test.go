@@ -29,7 +29,16 @@ func TestStatusFollowsDeployments(t *testing.T) {
 	engine := &fakeEngine{}
 	a := r.startAgent(t, "dev", "web", engine)
 	res := r.must(t, "deploy", "--app", "web", "--release", "1.0", "--env", "dev", "--wait")
-	if !strings.HasSuffix(res.stdout, " succeeded: 1 of 1 tasks succeeded\n") {
+	// Off a terminal, a line per change, as the real agent reports them;
+	// whether the agent had the task before the watch began is timing.
+	clock, name := `\d\d:\d\d:\d\d  `, regexp.QuoteMeta(a.name)
+	if !regexp.MustCompile(`^deployment \S+: web 1.0 to dev, 1 task\n` +
+		`(` + clock + name + `  assigned   sent to the agent\n)?` +
+		`(` + clock + name + `  accepted   accepted by the agent\n)?` +
+		clock + name + `  pulling    pulling r.example.com/web:1.0\n` +
+		clock + name + `  starting   starting\n` +
+		clock + name + `  succeeded  running sha256:(ab){32}\n` +
+		`deployment \S+ succeeded: 1 of 1 tasks succeeded\n$`).MatchString(res.stdout) {
 		t.Fatalf("deploy --wait:\n%s", res.stdout)
 	}
 	wantOutput(t, r.must(t, "status").stdout, ""+
