@@ -73,36 +73,13 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "tentacle.db")
-	old, err := sql.Open("sqlite", dsn(path, url.Values{"_txlock": {"immediate"}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for done := false; !done; {
-		if done, err = migrateStep(ctx, old, ms[:1]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, stmt := range []string{
+	s := openAt(t, ms[:1], []string{
 		`INSERT INTO environments (name, created_at) VALUES ('prod', 1)`,
 		`INSERT INTO targets (id, name, environment, roles, enrolled_at) VALUES ('t1', 'web-1', 'prod', '["web"]', 2)`,
 		`INSERT INTO join_tokens (id, secret_hash, environment, roles, expires_at, uses_allowed, created_at)
 			VALUES ('j1', x'01', 'prod', '[]', 4102444800000000, 1, 3)`,
 		`INSERT INTO admin_tokens (id, name, hash, role, created_at) VALUES ('a1', 'bootstrap', x'02', 'admin', 4)`,
-	} {
-		if _, err := old.ExecContext(ctx, stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
-	if err := old.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	})
 	var version int
 	if err := s.read.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&version); err != nil {
 		t.Fatal(err)
@@ -147,17 +124,7 @@ func TestMigrateRolloutFromVersion4(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "tentacle.db")
-	old, err := sql.Open("sqlite", dsn(path, url.Values{"_txlock": {"immediate"}, "_pragma": {"foreign_keys(1)"}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for done := false; !done; {
-		if done, err = migrateStep(ctx, old, ms[:4]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, stmt := range []string{
+	s := openAt(t, ms[:4], []string{
 		`INSERT INTO environments (name, created_at) VALUES ('dev', 1), ('prod', 2)`,
 		`INSERT INTO applications (name, image_repository, run_spec, created_at, roles) VALUES ('web', 'team/web', '{}', 3, '["web"]')`,
 		`INSERT INTO releases (id, application, version, image_repository, image_tag, run_spec, created_at)
@@ -171,20 +138,7 @@ func TestMigrateRolloutFromVersion4(t *testing.T) {
 		`INSERT INTO task_events (task_id, deployment_id, seq, state, occurred_at) VALUES
 			('k-done', 'd-done', 1, 'pulling', 11), ('k-done', 'd-done', 2, 'succeeded', 20), ('k-run', 'd-run', 1, 'pulling', 11)`,
 		`INSERT INTO task_log_chunks (task_id, start, data) VALUES ('k-done', 0, x'68656c6c6f')`,
-	} {
-		if _, err := old.ExecContext(ctx, stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
-	if err := old.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	})
 	var fkProblems int
 	if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM pragma_foreign_key_check`).Scan(&fkProblems); err != nil {
 		t.Fatal(err)
@@ -235,4 +189,35 @@ func TestMigrateRolloutFromVersion4(t *testing.T) {
 		[]store.Task{{ID: "k-new", TargetID: "t1", State: store.TaskWaiting, Wave: 2}}); err != nil {
 		t.Fatalf("a waiting task after the migration: %v", err)
 	}
+}
+
+// openAt builds a database with only the migrations ms, as an older server
+// left it, runs stmts on it, and opens it: the remaining migrations apply.
+func openAt(t *testing.T, ms []migration, stmts []string) *Store {
+	t.Helper()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "tentacle.db")
+	old, err := sql.Open("sqlite", dsn(path, url.Values{"_txlock": {"immediate"}, "_pragma": {"foreign_keys(1)"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for done := false; !done; {
+		if done, err = migrateStep(ctx, old, ms); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, stmt := range stmts {
+		if _, err := old.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
