@@ -65,6 +65,9 @@ func (g *gateway) Enroll(ctx context.Context, req *tentaclev1.EnrollRequest) (*t
 	g.s.audit(ctx, "agent-enrollment", "Enroll", fmt.Sprintf("target/%s (join-token/%s, environment/%s)", t.Name, tok.ID, t.Environment), "ok")
 	g.s.log.Info("target enrolled", zap.String("target", t.Name), zap.String("target_id", t.ID),
 		zap.String("environment", t.Environment), zap.String("peer", peerAddr(ctx)))
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	g.s.autoDeploy(actx, t)
+	cancel()
 	return &tentaclev1.EnrollResponse{
 		TargetId: t.ID, TargetName: t.Name, Environment: t.Environment, Roles: t.Roles,
 		CertificatePem: certPEM, CaPem: g.s.cas.Bundle(),
@@ -119,6 +122,9 @@ func (g *gateway) Connect(stream tentaclev1.AgentService_ConnectServer) error {
 	}
 	sess := newSession(g.s, t, stream, log)
 	sess.instance, sess.peer, sess.lastStored = hello.GetInstanceId(), peerAddr(ctx), time.Now().UTC()
+	for _, h := range hello.GetHeldTasks() {
+		sess.held[h.GetTaskId()] = true
+	}
 	sess.lastRecv.Store(time.Now().UnixNano())
 	if err := g.s.refuseClone(ctx, t, sess); err != nil {
 		return err
@@ -144,6 +150,9 @@ func (g *gateway) Connect(stream tentaclev1.AgentService_ConnectServer) error {
 	}
 	go sess.writeLoop()
 	sess.kick()
+	if err := sess.cancelHeld(ctx, hello.GetHeldTasks()); err != nil {
+		log.Error("cancel held tasks", zap.Error(err))
+	}
 
 	err = sess.readLoop(ctx, 3*g.s.cfg.HeartbeatInterval)
 	sess.close(err)
