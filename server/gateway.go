@@ -148,7 +148,11 @@ func (g *gateway) Connect(stream tentaclev1.AgentService_ConnectServer) error {
 	}}}); err != nil {
 		return err
 	}
-	go sess.writeLoop()
+	// The session ends when both loops have, so nothing of it outlives the
+	// call; the wait is bounded because a send to an agent that stopped
+	// reading only fails once the call returns and the stream is cancelled.
+	written := make(chan struct{})
+	go func() { sess.writeLoop(); close(written) }()
 	sess.kick()
 	if err := sess.cancelHeld(ctx, hello.GetHeldTasks()); err != nil {
 		log.Error("cancel held tasks", zap.Error(err))
@@ -156,6 +160,11 @@ func (g *gateway) Connect(stream tentaclev1.AgentService_ConnectServer) error {
 
 	err = sess.readLoop(ctx, 3*g.s.cfg.HeartbeatInterval)
 	sess.close(err)
+	select {
+	case <-written:
+	case <-time.After(5 * time.Second):
+		log.Warn("session writer still sending after the session ended", zap.String("session", sess.id))
+	}
 	log.Info("agent disconnected", zap.String("session", sess.id), zap.Error(err))
 	if errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) {
 		return nil

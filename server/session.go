@@ -242,7 +242,8 @@ func (s *session) dropCancelled(ctx context.Context, t store.Task) error {
 	return nil
 }
 
-// cancelHeld tells the agent, just connected, to stop the tasks it holds
+// cancelHeld tells the agent, just connected, to stop the unfinished tasks
+// it holds that the server cancelled (halted while on their way to it) or
 // whose deployment was cancelled while it was away. Pending ones are left
 // to dispatch.
 func (s *session) cancelHeld(ctx context.Context, held []*tentaclev1.HeldTask) error {
@@ -251,12 +252,18 @@ func (s *session) cancelHeld(ctx context.Context, held []*tentaclev1.HeldTask) e
 			continue
 		}
 		t, err := s.s.store.GetTask(ctx, h.GetTaskId())
-		if errors.Is(err, store.ErrNotFound) || (err == nil && (t.TargetID != s.target.ID || t.State.Terminal() ||
-			t.State == store.TaskQueued || t.State == store.TaskAssigned)) {
+		if errors.Is(err, store.ErrNotFound) || (err == nil && t.TargetID != s.target.ID) {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("held task %s: %w", h.GetTaskId(), err)
+		}
+		switch t.State {
+		case store.TaskCancelled:
+			s.send(cancelMsg(t.ID, t.Message))
+			continue
+		case store.TaskQueued, store.TaskAssigned, store.TaskSucceeded, store.TaskFailed:
+			continue
 		}
 		d, err := s.s.store.GetDeployment(ctx, t.DeploymentID)
 		if err != nil {
