@@ -46,6 +46,8 @@ var methodRoles = map[string]string{
 	tentaclev1.AdminService_GetStatus_FullMethodName:        RoleViewer,
 	tentaclev1.AdminService_CreateRelease_FullMethodName:    RoleDeployer,
 	tentaclev1.AdminService_CreateDeployment_FullMethodName: RoleDeployer,
+	tentaclev1.AdminService_CancelDeployment_FullMethodName: RoleDeployer,
+	tentaclev1.AdminService_Rollback_FullMethodName:         RoleDeployer,
 	// Everything else, including tokens, targets and the audit log, needs admin.
 }
 

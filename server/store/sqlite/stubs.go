@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/tentacle-deploy/tentacle/server/store"
 )
@@ -13,10 +12,6 @@ import (
 
 var errNotImplemented = errors.New("not implemented yet")
 
-func (s *Store) UpdateEnvironment(ctx context.Context, name string, u store.EnvironmentUpdate) (store.Environment, error) {
-	return store.Environment{}, errNotImplemented
-}
-
 func (s *Store) SetVariable(ctx context.Context, v store.Variable) error { return errNotImplemented }
 
 func (s *Store) ListVariables(ctx context.Context, application string) ([]store.Variable, error) {
@@ -25,20 +20,4 @@ func (s *Store) ListVariables(ctx context.Context, application string) ([]store.
 
 func (s *Store) DeleteVariable(ctx context.Context, application, name string, scope store.VariableScope) error {
 	return errNotImplemented
-}
-
-func (s *Store) ListRunningDeployments(ctx context.Context) ([]store.Deployment, error) {
-	return nil, errNotImplemented
-}
-
-func (s *Store) StartWave(ctx context.Context, deploymentID string, wave int) ([]store.Task, error) {
-	return nil, errNotImplemented
-}
-
-func (s *Store) HaltDeployment(ctx context.Context, deploymentID, message string) ([]store.Task, error) {
-	return nil, errNotImplemented
-}
-
-func (s *Store) RequestCancelDeployment(ctx context.Context, deploymentID string, at time.Time) (store.Deployment, error) {
-	return store.Deployment{}, errNotImplemented
 }
