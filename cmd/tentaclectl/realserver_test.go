@@ -63,19 +63,34 @@ func (r *realServer) must(t *testing.T, args ...string) result {
 }
 
 // fakeEngine stands in for Docker under a real agent: it reports the pull
-// and succeeds, or fails with failWith.
+// and succeeds, or fails with failWith. With hold set it signals started
+// and then waits until the task is cancelled.
 type fakeEngine struct {
 	mu       sync.Mutex
 	failWith error
+	hold     bool
+	started  chan struct{}
 }
 
-func (e *fakeEngine) Deploy(_ context.Context, t docker.Task, progress func(docker.Phase, string), _ io.Writer) (docker.Result, error) {
+func (e *fakeEngine) set(failWith error, hold bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.failWith, e.hold = failWith, hold
+	e.started = make(chan struct{}, 1)
+}
+
+func (e *fakeEngine) Deploy(ctx context.Context, t docker.Task, progress func(docker.Phase, string), _ io.Writer) (docker.Result, error) {
 	progress(docker.PhasePulling, "pulling "+t.Repository+":"+t.Tag)
 	e.mu.Lock()
-	err := e.failWith
+	err, hold, started := e.failWith, e.hold, e.started
 	e.mu.Unlock()
 	if err != nil {
 		return docker.Result{}, err
+	}
+	if hold {
+		started <- struct{}{}
+		<-ctx.Done()
+		return docker.Result{}, ctx.Err()
 	}
 	progress(docker.PhaseStarting, "starting")
 	return docker.Result{Digest: "sha256:" + strings.Repeat("ab", 32), ContainerID: "c-" + t.ID}, nil

@@ -18,8 +18,9 @@ type rolloutFlags struct {
 	onFailure string
 }
 
-// maxPause keeps a typo (--pause 10h for 10m) from parking a deployment.
-const maxPause = time.Hour
+// maxPause is the server's bound: a longer pause is more likely a typo than
+// a plan.
+const maxPause = 24 * time.Hour
 
 func (r *rolloutFlags) add(cmd *cobra.Command, what string) {
 	fl := cmd.Flags()
@@ -39,7 +40,7 @@ func (r *rolloutFlags) proto(cmd *cobra.Command) (*tentaclev1.Rollout, error) {
 		return nil, badValue("--window %d: use 0 (all targets at once) or a number of targets per wave", r.window)
 	}
 	if r.pause < 0 || r.pause > maxPause {
-		return nil, badValue("--pause %s: use a duration from 0 to %s, e.g. 30s", r.pause, maxPause)
+		return nil, badValue("--pause %s: use a duration from 0 to 24h, e.g. 30s", r.pause)
 	}
 	switch r.onFailure {
 	case "", "halt", "continue":

@@ -141,8 +141,8 @@ func TestRolloutBadInput(t *testing.T) {
 	deploy := []string{"deploy", "--app", "web", "--release", "1.4.2", "--env", "prod"}
 	tests := []refusal{
 		{append(deploy, "--window", "-1"), "--window -1: use 0 (all targets at once) or a number of targets per wave"},
-		{append(deploy, "--window", "2", "--pause", "-5s"), "--pause -5s: use a duration from 0 to 1h0m0s, e.g. 30s"},
-		{append(deploy, "--window", "2", "--pause", "3h"), "--pause 3h0m0s: use a duration from 0 to 1h0m0s, e.g. 30s"},
+		{append(deploy, "--window", "2", "--pause", "-5s"), "--pause -5s: use a duration from 0 to 24h, e.g. 30s"},
+		{append(deploy, "--window", "2", "--pause", "25h"), "--pause 25h0m0s: use a duration from 0 to 24h, e.g. 30s"},
 		{append(deploy, "--pause", "30s"), "--pause 30s needs --window: with all targets in one wave there is nothing to pause between"},
 		{append(deploy, "--on-failure", "retry"), `--on-failure "retry": use halt or continue`},
 		{[]string{"app", "create", "web", "--image", "team/web", "--on-failure", "stop"}, `--on-failure "stop": use halt or continue`},

@@ -48,9 +48,7 @@ func TestStatusFollowsDeployments(t *testing.T) {
 
 	// A failed deployment: the cell says what runs and what failed, and
 	// the target view says why.
-	engine.mu.Lock()
-	engine.failWith = errImageMissing
-	engine.mu.Unlock()
+	engine.set(errImageMissing, false)
 	res = r.run(t, "deploy", "--app", "web", "--release", "2.0", "--env", "dev", "--wait")
 	wantCode(t, res, 1)
 	if !strings.Contains(res.stdout, " failed: 0 of 1 tasks succeeded\n") || !strings.Contains(res.stdout, "manifest unknown") {
@@ -75,9 +73,7 @@ func TestStatusFollowsDeployments(t *testing.T) {
 		t.Errorf("status --app web --env dev: no target table with %s:\n%s", a.name, res.stdout)
 	}
 
-	engine.mu.Lock()
-	engine.failWith = nil
-	engine.mu.Unlock()
+	engine.set(nil, false)
 	r.must(t, "deploy", "--app", "web", "--release", "2.0", "--env", "dev", "--wait")
 	a.stop()
 	r.eventually(t, "web  2.0 ! 1 offline  -\n", "status")
