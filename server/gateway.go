@@ -66,6 +66,9 @@ func (g *gateway) Enroll(ctx context.Context, req *tentaclev1.EnrollRequest) (*t
 	g.s.audit(ctx, "agent-enrollment", "Enroll", fmt.Sprintf("target/%s (join-token/%s, environment/%s)", t.Name, tok.ID, t.Environment), "ok")
 	g.s.log.Info("target enrolled", zap.String("target", t.Name), zap.String("target_id", t.ID),
 		zap.String("environment", t.Environment), zap.String("peer", peerAddr(ctx)))
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	g.s.autoDeploy(actx, t)
+	cancel()
 	return &tentaclev1.EnrollResponse{
 		TargetId: t.ID, TargetName: t.Name, Environment: t.Environment, Roles: t.Roles,
 		CertificatePem: certPEM, CaPem: g.s.cas.Bundle(),
@@ -120,6 +123,9 @@ func (g *gateway) Connect(stream tentaclev1.AgentService_ConnectServer) error {
 	}
 	sess := newSession(g.s, t, stream, log)
 	sess.instance, sess.peer, sess.lastStored = hello.GetInstanceId(), peerAddr(ctx), time.Now().UTC()
+	for _, h := range hello.GetHeldTasks() {
+		sess.held[h.GetTaskId()] = true
+	}
 	sess.lastRecv.Store(time.Now().UnixNano())
 	if err := g.s.refuseClone(ctx, t, sess); err != nil {
 		return err
@@ -143,11 +149,23 @@ func (g *gateway) Connect(stream tentaclev1.AgentService_ConnectServer) error {
 	}}}); err != nil {
 		return err
 	}
-	go sess.writeLoop()
+	// The session ends when both loops have, so nothing of it outlives the
+	// call; the wait is bounded because a send to an agent that stopped
+	// reading only fails once the call returns and the stream is cancelled.
+	written := make(chan struct{})
+	go func() { sess.writeLoop(); close(written) }()
 	sess.kick()
+	if err := sess.cancelHeld(ctx, hello.GetHeldTasks()); err != nil {
+		log.Error("cancel held tasks", zap.Error(err))
+	}
 
 	err = sess.readLoop(ctx, 3*g.s.cfg.HeartbeatInterval)
 	sess.close(err)
+	select {
+	case <-written:
+	case <-time.After(5 * time.Second):
+		log.Warn("session writer still sending after the session ended", zap.String("session", sess.id))
+	}
 	log.Info("agent disconnected", zap.String("session", sess.id), zap.Error(err))
 	if errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) {
 		return nil

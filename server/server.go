@@ -62,6 +62,7 @@ type Server struct {
 	caPool     *x509.CertPool
 	sessions   *sessions
 	changes    *changes
+	rollouts   *rollouts
 	grpc       *grpc.Server
 	lis        net.Listener
 	// stopping is closed when shutdown begins: long-lived streams (logs,
@@ -124,6 +125,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	s := &Server{cfg: cfg, log: log, store: st, ca: ca, cas: cas, box: box, sessions: newSessions(), changes: newChanges(), stopping: make(chan struct{})}
+	s.rollouts = newRollouts(s)
 	if err := s.bootstrap(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -162,9 +164,11 @@ func (s *Server) ServerCertificate() *x509.Certificate { return s.serverCert }
 // Store exposes the store to in-process callers (dev mode, tests).
 func (s *Server) Store() store.Store { return s.store }
 
-// Serve serves until ctx ends, then stops gracefully (open streams are
-// closed after a short grace period) and closes the store.
+// Serve resumes the running deployments' rollouts and serves until ctx
+// ends, then stops gracefully (open streams are closed after a short grace
+// period) and closes the store.
 func (s *Server) Serve(ctx context.Context) error {
+	s.rollouts.resume(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(s.lis) }()
 	s.log.Info("serving", zap.String("addr", s.Addr()), zap.String("ca_hash", s.ca.Hash()))
@@ -182,6 +186,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	case err = <-errc:
 	}
+	s.rollouts.stop()
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}

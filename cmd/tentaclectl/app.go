@@ -43,6 +43,7 @@ type appFlags struct {
 
 func (c *cli) newAppCreateCmd() *cobra.Command {
 	var f appFlags
+	var rollout rolloutFlags
 	cmd := &cobra.Command{
 		Use:   "create NAME --image REPO [flags] [-- COMMAND [ARG...]]",
 		Short: "Create an application",
@@ -77,6 +78,9 @@ for releases by tag. docs/RUNSPEC.md describes every field.`,
 			name, command := args[0], args[1:]
 			req, err := f.request(name, command)
 			if err != nil {
+				return err
+			}
+			if req.Rollout, err = rollout.proto(cmd); err != nil {
 				return err
 			}
 			resp, err := call(c, cmd, func(ctx context.Context, admin tentaclev1.AdminServiceClient) (*tentaclev1.CreateApplicationResponse, error) {
@@ -119,6 +123,7 @@ for releases by tag. docs/RUNSPEC.md describes every field.`,
 	fl.StringVar(&f.logDriver, "log-driver", "", "Docker logging driver, e.g. local or syslog (default: the daemon's)")
 	fl.StringArrayVar(&f.logOpts, "log-opt", nil, "logging driver option KEY=VALUE (repeatable)")
 	fl.StringArrayVar(&f.hosts, "add-host", nil, "add NAME:IP to /etc/hosts (repeatable)")
+	rollout.add(cmd, "for deployments that do not set their own")
 	_ = cmd.MarkFlagRequired("image")
 	return cmd
 }

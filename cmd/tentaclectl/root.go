@@ -21,6 +21,9 @@ type cli struct {
 	userConfigDir  func() (string, error)
 	now            func() time.Time
 	loc            *time.Location
+	// terminal reports the size of the terminal w is, ok false when w is
+	// not one (tests set it to draw frames into a buffer).
+	terminal func(w io.Writer) (width, height int, ok bool)
 
 	// Global flags.
 	server, token, caFile, configPath, output string
@@ -31,8 +34,16 @@ func newCLI(stdout, stderr io.Writer) *cli {
 	return &cli{
 		stdin: os.Stdin, stdout: stdout, stderr: stderr,
 		getenv: os.Getenv, userConfigDir: os.UserConfigDir,
-		now: time.Now, loc: time.Local,
+		now: time.Now, loc: time.Local, terminal: fileTerminal,
 	}
+}
+
+func fileTerminal(w io.Writer) (width, height int, ok bool) {
+	f, isFile := w.(*os.File)
+	if !isFile {
+		return 0, 0, false
+	}
+	return terminalSize(f)
 }
 
 // usageError is a command line the user has to change: exit code 2. With
@@ -141,7 +152,7 @@ directory (on Linux $XDG_CONFIG_HOME or ~/.config).`,
 	}
 	add("setup", c.newEnvCmd(), c.newEnvListCmd("envs"), c.newAppCmd(), c.newAppListCmd("apps"),
 		c.newReleaseCmd(), c.newReleaseListCmd("releases"), c.newVarCmd())
-	add("deploy", c.newDeployCmd(), c.newDeploymentsCmd(), c.newDeploymentCmd(), c.newTasksCmd(), c.newLogsCmd())
+	add("deploy", c.newStatusCmd(), c.newDeployCmd(), c.newRollbackCmd(), c.newDeploymentsCmd(), c.newDeploymentCmd(), c.newTasksCmd(), c.newLogsCmd())
 	add("fleet", c.newTargetsCmd())
 	add("access", c.newTokenCmd(), c.newTargetCmd(), c.newAdminTokenCmd(), c.newAuditCmd())
 	root.AddCommand(c.newVersionCmd())

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"audit", auditTests},
 		{"deployments", deploymentTests},
 		{"events", eventTests},
+		{"rollout", rolloutTests},
 		{"logs", logTests},
 		{"concurrency", concurrencyTests},
 		{"variables", variableTests},
