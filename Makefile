@@ -67,7 +67,7 @@ clean:
 
 # Agent .deb and .rpm (install/nfpm.yaml) in bin/packages, from a static
 # linux/amd64 build; package versions come from install/pkgversion.sh.
-NFPM_VERSION := v2.48.0
+NFPM_VERSION := v2.44.0
 NFPM         := $(BIN)/nfpm-$(NFPM_VERSION)
 .PHONY: packages
 packages: $(NFPM)
