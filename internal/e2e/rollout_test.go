@@ -577,6 +577,9 @@ func TestAutoDeployOnEnrollment(t *testing.T) {
 	if err != nil || !env.GetEnvironment().GetAutoDeploy() {
 		t.Fatalf("update environment: %v, %v", env, err)
 	}
+	if !c.audited("admin-token:bootstrap", "UpdateEnvironment", "environment/prod", "ok") {
+		t.Error("UpdateEnvironment not audited")
+	}
 	joined := c.enrollMember("prod", rec)
 	ds, err := c.admin.ListDeployments(c.ctx(), &tentaclev1.ListDeploymentsRequest{Limit: 1})
 	if err != nil {
