@@ -680,3 +680,20 @@ func TestRolloutSettingsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestHaltCancelsTasksWaitingForOfflineAgents: with policy halt, a failure
+// also cancels the tasks still queued for agents that are offline, so the
+// deployment ends instead of waiting for them.
+func TestHaltCancelsTasksWaitingForOfflineAgents(t *testing.T) {
+	t.Parallel()
+	c, _, fleet := startFleet(t, t.TempDir(), 2, nil) // one wave, policy halt
+	fleet[0].runner.fail = true
+	fleet[0].run(t) // fleet[1] stays offline
+	final := c.wait(c.deploy("prod", "web", "1.0"))
+	wantFinished(t, final, tentaclev1.DeploymentState_DEPLOYMENT_STATE_FAILED, map[string]tentaclev1.TaskState{
+		fleet[0].name: tentaclev1.TaskState_TASK_STATE_FAILED, fleet[1].name: tentaclev1.TaskState_TASK_STATE_CANCELLED,
+	})
+	if k := byTarget(final)[fleet[1].name].GetFailureKind(); k != tentaclev1.FailureKind_FAILURE_KIND_HALTED {
+		t.Errorf("offline target's task kind %v, want halted", k)
+	}
+}
