@@ -96,12 +96,19 @@ func auditObject(req any) string {
 	return ""
 }
 
-// auditResult adds what only the response knows (new ids) to the object.
+// auditResult adds what only the response knows (new ids) to the object;
+// a failed call has no response and keeps the object as it is.
 func auditResult(object string, resp any) string {
 	switch r := resp.(type) {
 	case *tentaclev1.CreateDeploymentResponse:
+		if r.GetDeployment() == nil {
+			return object
+		}
 		return "deployment/" + r.GetDeployment().GetId() + " (" + object + ")"
 	case *tentaclev1.RollbackResponse:
+		if r.GetDeployment() == nil {
+			return object
+		}
 		return fmt.Sprintf("deployment/%s (%s, rollback from %s to %s)", r.GetDeployment().GetId(), object,
 			r.GetFromVersion(), r.GetDeployment().GetReleaseVersion())
 	case *tentaclev1.CreateJoinTokenResponse:

@@ -2,8 +2,12 @@ package server
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
 
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 )
@@ -185,5 +189,51 @@ func TestCancelReachesAgentThatWasAway(t *testing.T) {
 				TaskId: task, Sequence: 2, State: tentaclev1.TaskState_TASK_STATE_CANCELLED}}})
 			waitState(t, c, d.GetDeployment().GetId(), tentaclev1.DeploymentState_DEPLOYMENT_STATE_CANCELLED)
 		})
+	}
+}
+
+// TestRolloutCallsNeedTheirRole: a viewer may not cancel or roll back, and
+// only an admin changes an environment; each refusal is audited.
+func TestRolloutCallsNeedTheirRole(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	ctx := ctxT(t)
+	viewerTok, _ := s.CreateAdminToken(ctx, "watcher", RoleViewer, 0)
+	deployerTok, _ := s.CreateAdminToken(ctx, "ci", RoleDeployer, 0)
+	viewer, deployer := adminClient(t, s, viewerTok), adminClient(t, s, deployerTok)
+	_, err := viewer.CancelDeployment(ctx, &tentaclev1.CancelDeploymentRequest{Id: "d1"})
+	wantStatus(t, err, codes.PermissionDenied, "role viewer may not call CancelDeployment: it needs role deployer")
+	_, err = viewer.Rollback(ctx, &tentaclev1.RollbackRequest{Application: "web", Environment: "prod"})
+	wantStatus(t, err, codes.PermissionDenied, "role viewer may not call Rollback: it needs role deployer")
+	on := true
+	_, err = deployer.UpdateEnvironment(ctx, &tentaclev1.UpdateEnvironmentRequest{Name: "prod", AutoDeploy: &on})
+	wantStatus(t, err, codes.PermissionDenied, "role deployer may not call UpdateEnvironment: it needs role admin")
+	// A deployer may: the calls get as far as the unknown objects.
+	_, err = deployer.CancelDeployment(ctx, &tentaclev1.CancelDeploymentRequest{Id: "d1"})
+	wantStatus(t, err, codes.NotFound, `deployment "d1": not found`)
+	_, err = deployer.Rollback(ctx, &tentaclev1.RollbackRequest{Application: "web", Environment: "prod"})
+	wantStatus(t, err, codes.NotFound, `application "web": not found`)
+	_, err = deployer.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.0", Environment: "prod"})
+	wantStatus(t, err, codes.NotFound, `release "1.0" of "web": not found`)
+
+	recs, err := adminClient(t, s, s.BootstrapToken).ListAuditRecords(ctx, &tentaclev1.ListAuditRecordsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range recs.GetRecords() {
+		got = append(got, r.GetActor()+" "+r.GetAction()+" "+r.GetObject()+" "+r.GetOutcome())
+	}
+	for _, want := range []string{
+		"admin-token:watcher CancelDeployment deployment/d1 denied: role viewer may not call CancelDeployment: it needs role deployer",
+		"admin-token:watcher Rollback application/web→environment/prod denied: role viewer may not call Rollback: it needs role deployer",
+		"admin-token:ci UpdateEnvironment environment/prod denied: role deployer may not call UpdateEnvironment: it needs role admin",
+		`admin-token:ci CancelDeployment deployment/d1 failed: deployment "d1": not found`,
+		`admin-token:ci Rollback application/web→environment/prod failed: application "web": not found`,
+		`admin-token:ci CreateDeployment release/web@1.0→environment/prod failed: release "1.0" of "web": not found`,
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("no audit record %q in\n%s", want, strings.Join(got, "\n"))
+		}
 	}
 }

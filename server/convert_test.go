@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/tentacle-deploy/tentacle/internal/spec"
+	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
+	"github.com/tentacle-deploy/tentacle/server/store"
 )
 
 // TestRunSpecSurvivesTheWire: every run spec field set, through proto and
@@ -38,5 +40,39 @@ func TestRunSpecSurvivesTheWire(t *testing.T) {
 	}
 	if got := runSpecFromProto(runSpecToProto(full)); !reflect.DeepEqual(got, full) {
 		t.Fatalf("after the round trip:\n got  %+v\n want %+v", got, full)
+	}
+}
+
+// TestRolloutFieldsSurviveConversion: the fields added for rollouts reach
+// the API (and pull progress the store) in both directions they travel.
+func TestRolloutFieldsSurviveConversion(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
+	ev := taskEventFromProto(&tentaclev1.TaskEvent{TaskId: "k1", Sequence: 3, State: tentaclev1.TaskState_TASK_STATE_PULLING,
+		ProgressBytes: 40, ProgressTotalBytes: 100})
+	if ev.ProgressBytes != 40 || ev.ProgressTotalBytes != 100 || ev.State != store.TaskPulling {
+		t.Errorf("event from proto: %+v", ev)
+	}
+	task := taskToProto(store.Task{ID: "k1", State: store.TaskWaiting, Wave: 2, ProgressBytes: 40, ProgressTotalBytes: 100,
+		FailureKind: "halted"})
+	if task.GetWave() != 2 || task.GetProgressBytes() != 40 || task.GetProgressTotalBytes() != 100 ||
+		task.GetState() != tentaclev1.TaskState_TASK_STATE_WAITING || task.GetFailureKind() != tentaclev1.FailureKind_FAILURE_KIND_HALTED {
+		t.Errorf("task to proto: %v", task)
+	}
+	r := store.Rollout{Window: 2, Pause: time.Minute, FailurePolicy: store.FailureContinue}
+	d := deploymentToProto(store.Deployment{ID: "d1", State: store.DeploymentCancelled, Rollout: r, Kind: store.KindRollback, CancelRequestedAt: at})
+	if d.GetState() != tentaclev1.DeploymentState_DEPLOYMENT_STATE_CANCELLED || d.GetKind() != "rollback" ||
+		!d.GetCancelRequestedAt().AsTime().Equal(at) {
+		t.Errorf("deployment to proto: %v", d)
+	}
+	if back, err := rolloutFromProto("rollout", d.GetRollout()); err != nil || back != r {
+		t.Errorf("rollout round trip: %+v, %v; want %+v", back, err, r)
+	}
+	e := environmentToProto(store.Environment{Name: "prod", AutoDeploy: true, RequiredTargets: 3})
+	if !e.GetAutoDeploy() || e.GetRequiredTargets() != 3 {
+		t.Errorf("environment to proto: %v", e)
+	}
+	if a := applicationToProto(store.Application{Name: "web", Rollout: r}); a.GetRollout().GetWindow() != 2 {
+		t.Errorf("application to proto: %v", a)
 	}
 }

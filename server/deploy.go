@@ -275,9 +275,8 @@ func (a *admin) Rollback(ctx context.Context, req *tentaclev1.RollbackRequest) (
 	if err != nil {
 		return nil, storeErr("get release", err)
 	}
-	if err := a.checkLifecycle(ctx, prev, env, false); err != nil {
-		return nil, err
-	}
+	// No lifecycle check: a deployment of prev succeeded here, so the
+	// release has been through whatever admitted it to this environment.
 	targets, err := a.s.deployTargets(ctx, env, app)
 	if err != nil {
 		return nil, err

@@ -577,6 +577,9 @@ func TestAutoDeployOnEnrollment(t *testing.T) {
 	if err != nil || !env.GetEnvironment().GetAutoDeploy() {
 		t.Fatalf("update environment: %v, %v", env, err)
 	}
+	if !c.audited("admin-token:bootstrap", "UpdateEnvironment", "environment/prod", "ok") {
+		t.Error("UpdateEnvironment not audited")
+	}
 	joined := c.enrollMember("prod", rec)
 	ds, err := c.admin.ListDeployments(c.ctx(), &tentaclev1.ListDeploymentsRequest{Limit: 1})
 	if err != nil {
@@ -675,5 +678,22 @@ func TestRolloutSettingsRefused(t *testing.T) {
 		if got.GetWindow() != 3 || got.GetPause().AsDuration() != time.Minute || got.GetFailurePolicy() != "continue" {
 			t.Errorf("stored rollout %v, want window 3, pause 1m, continue", got)
 		}
+	}
+}
+
+// TestHaltCancelsTasksWaitingForOfflineAgents: with policy halt, a failure
+// also cancels the tasks still queued for agents that are offline, so the
+// deployment ends instead of waiting for them.
+func TestHaltCancelsTasksWaitingForOfflineAgents(t *testing.T) {
+	t.Parallel()
+	c, _, fleet := startFleet(t, t.TempDir(), 2, nil) // one wave, policy halt
+	fleet[0].runner.fail = true
+	fleet[0].run(t) // fleet[1] stays offline
+	final := c.wait(c.deploy("prod", "web", "1.0"))
+	wantFinished(t, final, tentaclev1.DeploymentState_DEPLOYMENT_STATE_FAILED, map[string]tentaclev1.TaskState{
+		fleet[0].name: tentaclev1.TaskState_TASK_STATE_FAILED, fleet[1].name: tentaclev1.TaskState_TASK_STATE_CANCELLED,
+	})
+	if k := byTarget(final)[fleet[1].name].GetFailureKind(); k != tentaclev1.FailureKind_FAILURE_KIND_HALTED {
+		t.Errorf("offline target's task kind %v, want halted", k)
 	}
 }

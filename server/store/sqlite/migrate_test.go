@@ -184,6 +184,16 @@ func TestMigrateRolloutFromVersion4(t *testing.T) {
 	if d, err := s.GetDeployment(ctx, "d-run"); err != nil || d.State != store.DeploymentCancelled {
 		t.Fatalf("cancelled deployment: %+v, %v", d, err)
 	}
+	// The rebuilt tables' foreign keys point at the rebuilt tables.
+	for _, stmt := range []string{
+		`INSERT INTO task_log_chunks (task_id, start, data) VALUES ('k-nope', 0, x'00')`,
+		`INSERT INTO tasks (id, deployment_id, target_id, state, created_at, updated_at) VALUES ('k-x', 'd-nope', 't1', 'queued', 1, 1)`,
+		`INSERT INTO task_events (task_id, deployment_id, seq, state, occurred_at) VALUES ('k-nope', 'd-run', 9, '', 1)`,
+	} {
+		if _, err := s.write.ExecContext(ctx, stmt); err == nil || !strings.Contains(err.Error(), "FOREIGN KEY") {
+			t.Errorf("%s: %v, want a foreign key error", stmt, err)
+		}
+	}
 	// The waiting state is admitted.
 	if err := s.CreateDeployment(ctx, store.Deployment{ID: "d-new", ReleaseID: "r1", Environment: "prod"},
 		[]store.Task{{ID: "k-new", TargetID: "t1", State: store.TaskWaiting, Wave: 2}}); err != nil {
