@@ -208,3 +208,47 @@ func TestStatusMissingTarget(t *testing.T) {
 		t.Fatalf("status\n got: %s\nwant: %s", got, want)
 	}
 }
+
+// Each target's version is looked for in the newest statusTaskHistory
+// deployments only, so that a target that keeps failing does not cost a
+// query per deployment on every call.
+func TestStatusTargetHistoryIsBounded(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	c := adminClient(t, s, s.BootstrapToken)
+	ctx := ctxT(t)
+	c.CreateEnvironment(ctx, &tentaclev1.CreateEnvironmentRequest{Name: "dev"})
+	c.CreateApplication(ctx, &tentaclev1.CreateApplicationRequest{Name: "web", ImageRepository: "r.example.com/web"})
+	for _, v := range []string{"1.0", "2.0"} {
+		c.CreateRelease(ctx, &tentaclev1.CreateReleaseRequest{Application: "web", ImageTag: v})
+	}
+	a := enrollSession(t, s, c, "dev", "a", true)
+	b := enrollSession(t, s, c, "dev", "b", true)
+	deploy := func(version string, aState tentaclev1.TaskState) {
+		t.Helper()
+		if _, err := c.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: version, Environment: "dev"}); err != nil {
+			t.Fatal(err)
+		}
+		a.finish(t, aState)
+		b.finish(t, tentaclev1.TaskState_TASK_STATE_SUCCEEDED)
+	}
+	line := func() string {
+		t.Helper()
+		resp, err := c.GetStatus(ctx, &tentaclev1.GetStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return statusLine(resp.GetApplications()[0])
+	}
+	deploy("1.0", tentaclev1.TaskState_TASK_STATE_SUCCEEDED)
+	for range statusTaskHistory - 1 {
+		deploy("2.0", tentaclev1.TaskState_TASK_STATE_FAILED)
+	}
+	if got, want := line(), "web/dev failed current=1.0 latest=2.0:failed a=1.0:failed:on b=2.0:succeeded:on"; got != want {
+		t.Fatalf("a's success %d deployments back:\n got: %s\nwant: %s", statusTaskHistory, got, want)
+	}
+	deploy("2.0", tentaclev1.TaskState_TASK_STATE_FAILED)
+	if got, want := line(), "web/dev failed current=1.0 latest=2.0:failed a=:failed:on b=2.0:succeeded:on"; got != want {
+		t.Fatalf("a's success %d deployments back:\n got: %s\nwant: %s", statusTaskHistory+1, got, want)
+	}
+}
