@@ -182,14 +182,31 @@ func TestStatusFollowsDeployments(t *testing.T) {
 	wantStatus(t, err, codes.NotFound, `environment "staging": not found`)
 }
 
-func TestStatusMissingTarget(t *testing.T) {
-	t.Parallel()
+// webInDev starts a server with environment dev and application web (no
+// roles) with releases of the versions.
+func webInDev(t *testing.T, versions ...string) (*Server, tentaclev1.AdminServiceClient) {
+	t.Helper()
 	s := startServer(t)
 	c := adminClient(t, s, s.BootstrapToken)
 	ctx := ctxT(t)
-	c.CreateEnvironment(ctx, &tentaclev1.CreateEnvironmentRequest{Name: "dev"})
-	c.CreateApplication(ctx, &tentaclev1.CreateApplicationRequest{Name: "web", ImageRepository: "r.example.com/web"})
-	c.CreateRelease(ctx, &tentaclev1.CreateReleaseRequest{Application: "web", ImageTag: "1.0"})
+	if _, err := c.CreateEnvironment(ctx, &tentaclev1.CreateEnvironmentRequest{Name: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateApplication(ctx, &tentaclev1.CreateApplicationRequest{Name: "web", ImageRepository: "r.example.com/web"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range versions {
+		if _, err := c.CreateRelease(ctx, &tentaclev1.CreateReleaseRequest{Application: "web", ImageTag: v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, c
+}
+
+func TestStatusMissingTarget(t *testing.T) {
+	t.Parallel()
+	s, c := webInDev(t, "1.0")
+	ctx := ctxT(t)
 	a := enrollSession(t, s, c, "dev", "a", true)
 	if _, err := c.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.0", Environment: "dev"}); err != nil {
 		t.Fatal(err)
@@ -214,14 +231,8 @@ func TestStatusMissingTarget(t *testing.T) {
 // query per deployment on every call.
 func TestStatusTargetHistoryIsBounded(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
-	c := adminClient(t, s, s.BootstrapToken)
+	s, c := webInDev(t, "1.0", "2.0")
 	ctx := ctxT(t)
-	c.CreateEnvironment(ctx, &tentaclev1.CreateEnvironmentRequest{Name: "dev"})
-	c.CreateApplication(ctx, &tentaclev1.CreateApplicationRequest{Name: "web", ImageRepository: "r.example.com/web"})
-	for _, v := range []string{"1.0", "2.0"} {
-		c.CreateRelease(ctx, &tentaclev1.CreateReleaseRequest{Application: "web", ImageTag: v})
-	}
 	a := enrollSession(t, s, c, "dev", "a", true)
 	b := enrollSession(t, s, c, "dev", "b", true)
 	deploy := func(version string, aState tentaclev1.TaskState) {
