@@ -70,6 +70,9 @@ func TestRollbackAndCancel(t *testing.T) {
 		if state != "DEPLOYMENT_STATE_RUNNING" {
 			t.Errorf("newest deployment %s is %s, want running", id, state)
 		}
+		if out := r.run(t, "status").stdout; out != "APP  dev\nweb  2.0 deploying 0/1\nhint: tentaclectl status --app web --env dev shows each target\n" {
+			t.Errorf("status while deploying:\n%s", out)
+		}
 		res := r.run(t, "deployment", "cancel", id)
 		if res.code != 0 || !strings.HasPrefix(res.stdout, "cancelling deployment "+id+": ") {
 			t.Errorf("deployment cancel: exit %d\n%s%s", res.code, res.stdout, res.stderr)
