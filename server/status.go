@@ -26,10 +26,16 @@ const (
 // the ListTasks calls.
 const statusHistory = 25
 
+// statusTaskHistory bounds how many of those deployments' task lists are
+// read to find each target's version: a target that has not succeeded in
+// any of them (new, or failing again and again) shows none, and no longer
+// costs a query per deployment on every call.
+const statusTaskHistory = 8
+
 // GetStatus is the applications × environments view. It only reads: per
 // environment one targets query, per (application, environment) one bounded
 // deployments query and the task lists of the newest deployments until
-// every target is accounted for (usually one).
+// every target is accounted for (usually one, at most statusTaskHistory).
 func (a *admin) GetStatus(ctx context.Context, req *tentaclev1.GetStatusRequest) (*tentaclev1.GetStatusResponse, error) {
 	apps, err := oneOrAll(ctx, req.GetApplication(), "application", a.s.store.GetApplication, a.s.store.ListApplications)
 	if err != nil {
@@ -104,7 +110,7 @@ func (a *admin) applicationStatus(ctx context.Context, app store.Application, en
 	// target has both its latest task state and a succeeded version.
 	unresolved := len(targets)
 	seenState := make(map[string]bool, len(targets))
-	for _, d := range deps {
+	for _, d := range deps[:min(len(deps), statusTaskHistory)] {
 		if unresolved == 0 {
 			break
 		}

@@ -182,14 +182,31 @@ func TestStatusFollowsDeployments(t *testing.T) {
 	wantStatus(t, err, codes.NotFound, `environment "staging": not found`)
 }
 
-func TestStatusMissingTarget(t *testing.T) {
-	t.Parallel()
+// webInDev starts a server with environment dev and application web (no
+// roles) with releases of the versions.
+func webInDev(t *testing.T, versions ...string) (*Server, tentaclev1.AdminServiceClient) {
+	t.Helper()
 	s := startServer(t)
 	c := adminClient(t, s, s.BootstrapToken)
 	ctx := ctxT(t)
-	c.CreateEnvironment(ctx, &tentaclev1.CreateEnvironmentRequest{Name: "dev"})
-	c.CreateApplication(ctx, &tentaclev1.CreateApplicationRequest{Name: "web", ImageRepository: "r.example.com/web"})
-	c.CreateRelease(ctx, &tentaclev1.CreateReleaseRequest{Application: "web", ImageTag: "1.0"})
+	if _, err := c.CreateEnvironment(ctx, &tentaclev1.CreateEnvironmentRequest{Name: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateApplication(ctx, &tentaclev1.CreateApplicationRequest{Name: "web", ImageRepository: "r.example.com/web"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range versions {
+		if _, err := c.CreateRelease(ctx, &tentaclev1.CreateReleaseRequest{Application: "web", ImageTag: v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, c
+}
+
+func TestStatusMissingTarget(t *testing.T) {
+	t.Parallel()
+	s, c := webInDev(t, "1.0")
+	ctx := ctxT(t)
 	a := enrollSession(t, s, c, "dev", "a", true)
 	if _, err := c.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.0", Environment: "dev"}); err != nil {
 		t.Fatal(err)
@@ -206,5 +223,43 @@ func TestStatusMissingTarget(t *testing.T) {
 	}
 	if got, want := statusLine(resp.GetApplications()[0]), "web/dev missing current=1.0 latest=1.0:succeeded a=1.0:succeeded:on b=:unspecified:on"; got != want {
 		t.Fatalf("status\n got: %s\nwant: %s", got, want)
+	}
+}
+
+// Each target's version is looked for in the newest statusTaskHistory
+// deployments only, so that a target that keeps failing does not cost a
+// query per deployment on every call.
+func TestStatusTargetHistoryIsBounded(t *testing.T) {
+	t.Parallel()
+	s, c := webInDev(t, "1.0", "2.0")
+	ctx := ctxT(t)
+	a := enrollSession(t, s, c, "dev", "a", true)
+	b := enrollSession(t, s, c, "dev", "b", true)
+	deploy := func(version string, aState tentaclev1.TaskState) {
+		t.Helper()
+		if _, err := c.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: version, Environment: "dev"}); err != nil {
+			t.Fatal(err)
+		}
+		a.finish(t, aState)
+		b.finish(t, tentaclev1.TaskState_TASK_STATE_SUCCEEDED)
+	}
+	line := func() string {
+		t.Helper()
+		resp, err := c.GetStatus(ctx, &tentaclev1.GetStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return statusLine(resp.GetApplications()[0])
+	}
+	deploy("1.0", tentaclev1.TaskState_TASK_STATE_SUCCEEDED)
+	for range statusTaskHistory - 1 {
+		deploy("2.0", tentaclev1.TaskState_TASK_STATE_FAILED)
+	}
+	if got, want := line(), "web/dev failed current=1.0 latest=2.0:failed a=1.0:failed:on b=2.0:succeeded:on"; got != want {
+		t.Fatalf("a's success %d deployments back:\n got: %s\nwant: %s", statusTaskHistory, got, want)
+	}
+	deploy("2.0", tentaclev1.TaskState_TASK_STATE_FAILED)
+	if got, want := line(), "web/dev failed current=1.0 latest=2.0:failed a=:failed:on b=2.0:succeeded:on"; got != want {
+		t.Fatalf("a's success %d deployments back:\n got: %s\nwant: %s", statusTaskHistory+1, got, want)
 	}
 }

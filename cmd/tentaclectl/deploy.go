@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -210,7 +211,11 @@ func (c *cli) printSummary(w io.Writer, final *tentaclev1.WatchDeploymentRespons
 		if k := t.GetFailureKind(); k != tentaclev1.FailureKind_FAILURE_KIND_UNSPECIFIED {
 			reason = failureKind(k)
 		}
-		row(tw, "  "+cell(t.GetTargetName()), "task "+cell(t.GetId()), reason+": "+cell(t.GetMessage()))
+		msg := cell(t.GetMessage())
+		if !strings.HasPrefix(msg, reason+":") { // the server's "halted: …" says it already
+			msg = reason + ": " + msg
+		}
+		row(tw, "  "+cell(t.GetTargetName()), "task "+cell(t.GetId()), msg)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "hint: tentaclectl logs %s shows a task's log\n", cell(failed[0].GetId()))

@@ -98,7 +98,7 @@ func (c *cli) newEnvUpdateCmd() *cobra.Command {
 		Use:   "update NAME [--description D] [--auto-deploy=true|false] [--required-targets K]",
 		Short: "Change an environment's description, auto-deploy or required targets",
 		Long: `Change the settings of an environment. Only the flags given are changed;
---auto-deploy=false turns auto-deploy off.`,
+--auto-deploy=false turns auto-deploy off. It needs role admin and is audited.`,
 		Example: `  tentaclectl env update test --auto-deploy=false
   tentaclectl env update prod --required-targets 0 --description "Production, all targets"`,
 		Args: exactArgs("NAME"),

@@ -250,15 +250,12 @@ func (p *progressView) frame(final *tentaclev1.WatchDeploymentResponse, width, h
 		_, ok := pullPercent(t)
 		pulling = pulling || ok
 	}
-	header := fmt.Sprintf("deployment %s: %s %s to %s, %s", cell(d.GetId()), cell(d.GetApplication()), cell(d.GetReleaseVersion()),
-		cell(d.GetEnvironment()), deploymentState(d.GetState()))
+	// What matters first: a narrow terminal cuts the id, not the counts.
+	header := fmt.Sprintf("%s %s to %s: %s", cell(d.GetApplication()), cell(d.GetReleaseVersion()), cell(d.GetEnvironment()), deploymentStateOf(d))
 	if waves {
 		header += fmt.Sprintf(", wave %d of %d", wave, lastWave)
 	}
-	header += fmt.Sprintf(", %d/%d succeeded", done, len(tasks))
-	if d.GetCancelRequestedAt() != nil && d.GetState() == tentaclev1.DeploymentState_DEPLOYMENT_STATE_RUNNING {
-		header += ", cancelling"
-	}
+	header += fmt.Sprintf(", %d/%d succeeded (deployment %s)", done, len(tasks), cell(d.GetId()))
 	lines := []string{truncate(header, width-1)}
 
 	shown, hidden := p.pick(tasks, height-2)

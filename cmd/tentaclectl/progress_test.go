@@ -100,7 +100,7 @@ func TestProgressFrame(t *testing.T) {
 	final := &tentaclev1.WatchDeploymentResponse{Deployment: d, Tasks: created}
 	view.update(final, script[0])
 	first := "" +
-		"deployment dep-1: web 1.4.2 to prod, running, wave 1 of 2, 0...\n" +
+		"web 1.4.2 to prod: running, wave 1 of 2, 0/3 succeeded (depl...\n" +
 		"  web-a  w1  pulling                                pulling ...\n" +
 		"  web-b  w1  pulling    [######..............]  30%  pulling...\n" +
 		"  web-c  w2  waiting                                waiting ...\n"
@@ -121,7 +121,7 @@ func TestProgressFrame(t *testing.T) {
 		view.update(final, msg)
 	}
 	wantOutput(t, out.String(), "\x1b[4A\r\x1b[J"+
-		"deployment dep-1: web 1.4.2 to prod, failed, wave 2 of 2, 2/...\n"+
+		"web 1.4.2 to prod: failed, wave 2 of 2, 2/3 succeeded (deplo...\n"+
 		"  web-a  w1  succeeded  running sha256:ab\n"+
 		"  web-b  w1  succeeded  running sha256:ab\n"+
 		"  web-c  w2  failed     container exited with code 1\n")
@@ -140,7 +140,7 @@ func TestProgressFrameTooManyTargets(t *testing.T) {
 	view := newProgressView(testCLI(&out, 80, 5), &out, tasks)
 	view.update(&tentaclev1.WatchDeploymentResponse{Deployment: deployment(running)}, &tentaclev1.WatchDeploymentResponse{Tasks: tasks})
 	wantOutput(t, out.String(), ""+
-		"deployment dep-1: web 1.4.2 to prod, running, wave 2 of 3, 2/6 succeeded\n"+
+		"web 1.4.2 to prod: running, wave 2 of 3, 2/6 succeeded (deployment dep-1)\n"+
 		"  web-b  w1  failed     unhealthy\n"+
 		"  web-c  w2  pulling    pulling\n"+
 		"  ... 4 more: 2 succeeded, 2 waiting\n")
@@ -168,11 +168,11 @@ func TestDeployWaitOnTerminal(t *testing.T) {
 	r := h.run(t, "deploy", "--app", "web", "--release", "1.4.2", "--env", "prod", "--wait")
 	wantCode(t, r, 0)
 	wantOutput(t, r.stdout, ""+
-		"deployment dep-1: web 1.4.2 to prod, running, 0/2 succeeded\n"+
+		"web 1.4.2 to prod: running, 0/2 succeeded (deployment dep-1)\n"+
 		"  web-1   pulling\n"+
 		"  web-22  pulling\n"+
 		"\x1b[3A\r\x1b[J"+
-		"deployment dep-1: web 1.4.2 to prod, succeeded, 2/2 succeeded\n"+
+		"web 1.4.2 to prod: succeeded, 2/2 succeeded (deployment dep-1)\n"+
 		"  web-1   succeeded  running\n"+
 		"  web-22  succeeded  running\n"+
 		"deployment dep-1 succeeded: 2 of 2 tasks succeeded\n")

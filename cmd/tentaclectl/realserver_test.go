@@ -152,4 +152,4 @@ func (r *realServer) eventually(t *testing.T, want string, args ...string) resul
 	}
 }
 
-var errImageMissing = errors.New("pull r.example.com/web:2.0: manifest unknown")
+var errImageMissing = errors.New("pull: manifest unknown")

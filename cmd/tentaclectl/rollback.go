@@ -19,8 +19,10 @@ func (c *cli) newRollbackCmd() *cobra.Command {
 		Use:   "rollback APP --env ENV [--wait] [--window N --pause D --on-failure halt|continue]",
 		Short: "Deploy the release that ran in an environment before the current one",
 		Long: `Roll APP back in ENV: deploy again the release that succeeded there before
-the current one, as a new deployment of kind rollback, and print its id. The
-lifecycle check does not apply: that release already ran in ENV.
+the current one, as a new deployment of kind rollback, and print its id (the
+versions it goes from and to are said on stderr). The lifecycle check does not
+apply: that release already ran in ENV. It needs role deployer and is audited;
+with nothing to roll back to, it is refused.
 
 The rollout flags and --wait work as for deploy: the exit code with --wait is
 0 if the rollback succeeded and 1 if it failed or was cancelled.`,
@@ -82,7 +84,8 @@ func (c *cli) newDeploymentCancelCmd() *cobra.Command {
 		Long: `Cancel a running deployment: tasks not started yet are cancelled, running
 ones are told to stop, and their targets go back to the container they ran
 before. The deployment ends cancelled once every task has stopped; follow it
-with deployment show.`,
+with deployment show. A deployment that has finished cannot be cancelled
+(rollback undoes a release). It needs role deployer and is audited.`,
 		Example: "  tentaclectl deployment cancel 0190f6d2-7c3a-7b51-9a55-3f4e0c1d2e3f",
 		Args:    exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -42,6 +43,7 @@ func TestRollbackAndCancel(t *testing.T) {
 	refused("nothing to roll back to: web has no succeeded deployment in dev", "rollback", "web", "--env", "dev")
 	r.must(t, "deploy", "--app", "web", "--release", "1.0", "--env", "dev", "--wait")
 	refused("nothing to roll back to: web 1.0 is the only release that succeeded in dev", "rollback", "web", "--env", "dev", "--wait")
+	refused("nothing to deploy: every target of dev already runs web 1.0", "deploy", "--app", "web", "--release", "1.0", "--env", "dev", "--missing", "--wait")
 	r.must(t, "deploy", "--app", "web", "--release", "2.0", "--env", "dev", "--wait")
 
 	res := r.must(t, "rollback", "web", "--env", "dev", "--window", "1", "--wait")
@@ -69,6 +71,9 @@ func TestRollbackAndCancel(t *testing.T) {
 		id, state := r.newestDeployment(t)
 		if state != "DEPLOYMENT_STATE_RUNNING" {
 			t.Errorf("newest deployment %s is %s, want running", id, state)
+		}
+		if out := r.run(t, "status").stdout; out != "APP  dev\nweb  2.0 deploying 0/1\nhint: tentaclectl status --app web --env dev shows each target\n" {
+			t.Errorf("status while deploying:\n%s", out)
 		}
 		res := r.run(t, "deployment", "cancel", id)
 		if res.code != 0 || !strings.HasPrefix(res.stdout, "cancelling deployment "+id+": ") {
@@ -103,4 +108,40 @@ func TestEnvUpdate(t *testing.T) {
 	res = r.run(t, "env", "update", "staging", "--auto-deploy")
 	wantCode(t, res, 1)
 	wantOutput(t, res.stderr, "tentaclectl: environment \"staging\": not found\n")
+}
+
+// A rolling deployment followed off a terminal: the wave of each line, and
+// with policy halt the second wave never runs once the first failed.
+func TestRollingDeployWaitHalts(t *testing.T) {
+	t.Parallel()
+	r := startRealServer(t)
+	r.must(t, "env", "create", "dev")
+	r.must(t, "app", "create", "web", "--image", "r.example.com/web", "--window", "1")
+	r.must(t, "release", "create", "--app", "web", "--tag", "1.0")
+	failing, working := &fakeEngine{}, &fakeEngine{}
+	failing.set(errImageMissing, false)
+	working.set(nil, false)
+	first := r.startAgent(t, "dev", "", failing)
+	second := r.startAgent(t, "dev", "", working)
+	if first.name >= second.name {
+		t.Fatalf("targets %q and %q: the first enrolled should sort first", first.name, second.name)
+	}
+	res := r.run(t, "deploy", "--app", "web", "--release", "1.0", "--env", "dev", "--wait")
+	wantCode(t, res, 1)
+	// Whether the watch saw the task before the agent had it is timing.
+	clock, a, b := `\d\d:\d\d:\d\d  `, regexp.QuoteMeta(first.name), regexp.QuoteMeta(second.name)
+	pad := strings.Repeat(" ", len(second.name)-len(first.name))
+	want := `^deployment \S+: web 1.0 to dev, 2 tasks, 1 per wave, on failure halt\n` +
+		`(` + clock + a + pad + `  w1  assigned   sent to the agent\n)?` +
+		`(` + clock + a + pad + `  w1  accepted   accepted by the agent\n)?` +
+		clock + a + pad + `  w1  pulling    pulling r.example.com/web:1.0\n` +
+		clock + a + pad + `  w1  failed     pull: manifest unknown\n` +
+		clock + b + `  w2  cancelled  halted: task on ` + a + ` failed\n` +
+		`deployment \S+ failed: 0 of 2 tasks succeeded\n` +
+		`  ` + a + pad + `  task \S+  agent: pull: manifest unknown\n` +
+		`  ` + b + `  task \S+  halted: task on ` + a + ` failed\n` +
+		`hint: tentaclectl logs \S+ shows a task's log\n$`
+	if !regexp.MustCompile(want).MatchString(res.stdout) {
+		t.Errorf("deploy --wait of a halted rolling deployment:\n%s\nwant (regexp):\n%s", res.stdout, want)
+	}
 }

@@ -76,7 +76,7 @@ type statusMarks struct {
 
 var (
 	utf8Marks = statusMarks{healthy: "✓", deploying: "↻", failed: "✗", warn: "⚠", none: "·",
-		legend: "✓ healthy  ↻ deploying (targets done/all)  ✗ failed or cancelled  ⚠ targets to look at  · never deployed"}
+		legend: "✓ healthy  ↻ deploying (done/all)  ✗ failed  ⚠ see targets  · never deployed"}
 	asciiMarks = statusMarks{healthy: "ok", deploying: "deploying", failed: "x", warn: "!", none: "-"}
 )
 

@@ -85,7 +85,7 @@ func TestStatusFollowsDeployments(t *testing.T) {
 		"APP  dev\n"+
 		"api  ·\n"+
 		"web  2.0 ⚠ 1 offline\n"+
-		"✓ healthy  ↻ deploying (targets done/all)  ✗ failed or cancelled  ⚠ targets to look at  · never deployed\n"+
+		"✓ healthy  ↻ deploying (done/all)  ✗ failed  ⚠ see targets  · never deployed\n"+
 		"hint: tentaclectl status --app web --env dev shows each target\n")
 	// --ascii, or a terminal that is not UTF-8, gets words.
 	if out := r.must(t, "status", "--env", "dev", "--ascii").stdout; !strings.Contains(out, "web  2.0 ! 1 offline\n") {
