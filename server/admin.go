@@ -250,6 +250,7 @@ const pollInterval = time.Second
 func (a *admin) WatchDeployment(req *tentaclev1.WatchDeploymentRequest, stream tentaclev1.AdminService_WatchDeploymentServer) error {
 	ctx := stream.Context()
 	var lastEvent int64
+	var lastTasks string
 	first := true
 	for {
 		wake := a.s.changes.Wait()
@@ -261,7 +262,11 @@ func (a *admin) WatchDeployment(req *tentaclev1.WatchDeploymentRequest, stream t
 		if err != nil {
 			return storeErr("list events", err)
 		}
-		if first || len(events) > 0 || d.State != store.DeploymentRunning {
+		// Tasks also change without events of their own: a wave starts, a
+		// halt or a cancel ends the tasks that were waiting.
+		taskSig := tasksSignature(tasks)
+		if first || len(events) > 0 || taskSig != lastTasks || d.State != store.DeploymentRunning {
+			lastTasks = taskSig
 			resp := &tentaclev1.WatchDeploymentResponse{Deployment: deploymentToProto(d), Tasks: tasksToProto(tasks)}
 			for _, e := range events {
 				resp.Events = append(resp.Events, taskEventToProto(e))
@@ -284,6 +289,15 @@ func (a *admin) WatchDeployment(req *tentaclev1.WatchDeploymentRequest, stream t
 		case <-time.After(pollInterval):
 		}
 	}
+}
+
+// tasksSignature changes whenever a task's state, message or progress does.
+func tasksSignature(tasks []store.Task) string {
+	var b strings.Builder
+	for _, t := range tasks {
+		fmt.Fprintf(&b, "%s:%s:%d:%d;", t.ID, t.State, t.UpdatedAt.UnixNano(), t.ProgressBytes)
+	}
+	return b.String()
 }
 
 func (a *admin) ListTasks(ctx context.Context, req *tentaclev1.ListTasksRequest) (*tentaclev1.ListTasksResponse, error) {
