@@ -28,7 +28,8 @@ func TestAssignmentCarriesTheWholeRunSpec(t *testing.T) {
 		"healthcheck": {"command": "true", "interval": "5s", "timeout": "1s", "retries": 3},
 		"stopSignal": "SIGINT", "pullPolicy": "always",
 		"log": {"driver": "json-file", "options": {"max-size": "10m"}},
-		"extraHosts": [{"hostname": "db", "ip": "10.0.0.5"}]}`), &rs)
+		"extraHosts": [{"hostname": "db", "ip": "10.0.0.5"}],
+		"strategy": "start-first", "healthTimeout": "90s"}`), &rs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +52,7 @@ func TestAssignmentCarriesTheWholeRunSpec(t *testing.T) {
 		StopSignal:  "SIGINT", PullPolicy: "always",
 		Log:        spec.LogConfig{Driver: "json-file", Options: map[string]string{"max-size": "10m"}},
 		ExtraHosts: []spec.ExtraHost{{Name: "db", IP: "10.0.0.5"}},
+		Strategy:   "start-first", HealthTimeout: 90 * time.Second,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("journaled run spec:\n got  %+v\n want %+v", got, want)
