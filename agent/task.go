@@ -76,14 +76,14 @@ func (a *Agent) execute(ctx context.Context, as journal.Assignment) {
 		return
 	}
 	lastPhase := docker.Phase("")
-	progress := func(p docker.Phase, msg string) {
+	progress := func(p docker.Progress) {
 		// Phase changes go into the task log too, so `tentaclectl logs`
 		// tells the whole story; the agent's own stdout is not the place.
-		if p != lastPhase {
-			fmt.Fprintf(logs, "tentacle: %s: %s\n", p, msg)
-			lastPhase = p
+		if p.Phase != lastPhase {
+			fmt.Fprintf(logs, "tentacle: %s: %s\n", p.Phase, p.Message)
+			lastPhase = p.Phase
 		}
-		emit(journal.Event{State: string(p), Message: msg})
+		emit(journal.Event{State: string(p.Phase), Message: p.Message, ProgressBytes: p.Bytes, ProgressTotal: p.Total})
 	}
 	res, err := a.runner.Deploy(ctx, task, progress, logs)
 	if err != nil {
