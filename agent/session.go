@@ -160,6 +160,7 @@ func assignmentFromProto(t *tentaclev1.TaskAssignment) journal.Assignment {
 		TaskID: t.GetTaskId(), DeploymentID: t.GetDeploymentId(), ReleaseID: t.GetReleaseId(),
 		ReleaseVersion: t.GetReleaseVersion(), Application: t.GetApplication(),
 		ImageRepository: t.GetImageRepository(), ImageTag: t.GetImageTag(), ImageDigest: t.GetImageDigest(),
+		SensitiveEnv: t.GetSensitiveEnv(),
 	}
 	a.RunSpec = specpb.FromProto(t.GetRunSpec())
 	return a

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/tentacle-deploy/tentacle/agent/journal"
 	"github.com/tentacle-deploy/tentacle/internal/spec"
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 )
@@ -56,5 +57,29 @@ func TestAssignmentCarriesTheWholeRunSpec(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("journaled run spec:\n got  %+v\n want %+v", got, want)
+	}
+}
+
+// The names of sensitive env vars are journaled with the task, so that a
+// task resumed after a restart still knows what to mask.
+func TestAssignmentKeepsSensitiveEnv(t *testing.T) {
+	t.Parallel()
+	as := assignmentFromProto(&tentaclev1.TaskAssignment{TaskId: "t", SensitiveEnv: []string{"DB_PASSWORD"},
+		RunSpec: &tentaclev1.RunSpec{Env: []*tentaclev1.EnvVar{{Name: "DB_PASSWORD", Value: "hunter22"}}}})
+	dir := t.TempDir()
+	j, err := journal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Accept(as); err != nil {
+		t.Fatal(err)
+	}
+	j, err = journal.Open(dir) // as after a restart
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := j.Assignment("t")
+	if !ok || !reflect.DeepEqual(got.SensitiveEnv, []string{"DB_PASSWORD"}) {
+		t.Errorf("journaled SensitiveEnv = %q, want [DB_PASSWORD]", got.SensitiveEnv)
 	}
 }

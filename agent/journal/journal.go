@@ -35,7 +35,10 @@ type Assignment struct {
 	ImageTag        string       `json:"image_tag"`
 	ImageDigest     string       `json:"image_digest"`
 	RunSpec         spec.RunSpec `json:"run_spec"`
-	AcceptedAt      time.Time    `json:"accepted_at"`
+	// SensitiveEnv names the RunSpec.Env entries whose values are secret:
+	// they are masked in everything the task reports.
+	SensitiveEnv []string  `json:"sensitive_env,omitempty"`
+	AcceptedAt   time.Time `json:"accepted_at"`
 }
 
 // Event is one state change or progress note of a task.
