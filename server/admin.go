@@ -31,12 +31,60 @@ func (a *admin) CreateEnvironment(ctx context.Context, req *tentaclev1.CreateEnv
 	if err := spec.ValidateName("name", req.GetName()); err != nil {
 		return nil, invalid(err)
 	}
-	e := store.Environment{Name: req.GetName(), Description: req.GetDescription(), CreatedAt: time.Now().UTC()}
+	if err := validRequiredTargets(req.GetRequiredTargets()); err != nil {
+		return nil, invalid(err)
+	}
+	e := store.Environment{Name: req.GetName(), Description: req.GetDescription(), CreatedAt: time.Now().UTC(),
+		AutoDeploy: req.GetAutoDeploy(), RequiredTargets: int(req.GetRequiredTargets())}
 	if err := a.s.store.CreateEnvironment(ctx, e); err != nil {
 		return nil, storeErr("create environment", err)
 	}
-	a.s.log.Info("environment created", zap.String("environment", e.Name), zap.String("by", principalFrom(ctx).Name))
+	// Read back for the lifecycle position.
+	e, err := a.s.store.GetEnvironment(ctx, e.Name)
+	if err != nil {
+		return nil, storeErr("get environment", err)
+	}
+	a.s.log.Info("environment created", zap.String("environment", e.Name), zap.Bool("auto_deploy", e.AutoDeploy),
+		zap.Int("required_targets", e.RequiredTargets), zap.String("by", principalFrom(ctx).Name))
 	return &tentaclev1.CreateEnvironmentResponse{Environment: environmentToProto(e)}, nil
+}
+
+func validRequiredTargets(n int32) error {
+	if n < 0 {
+		return fmt.Errorf("required_targets: %d is negative: use 0 (every target) or the number of targets that must succeed", n)
+	}
+	return nil
+}
+
+// UpdateEnvironment changes the fields the request sets.
+func (a *admin) UpdateEnvironment(ctx context.Context, req *tentaclev1.UpdateEnvironmentRequest) (*tentaclev1.UpdateEnvironmentResponse, error) {
+	if req.GetName() == "" {
+		return nil, invalid(errors.New("name: required"))
+	}
+	var u store.EnvironmentUpdate
+	if req.Description != nil {
+		u.Description = req.Description
+	}
+	if req.AutoDeploy != nil {
+		u.AutoDeploy = req.AutoDeploy
+	}
+	if req.RequiredTargets != nil {
+		if err := validRequiredTargets(req.GetRequiredTargets()); err != nil {
+			return nil, invalid(err)
+		}
+		n := int(req.GetRequiredTargets())
+		u.RequiredTargets = &n
+	}
+	if u == (store.EnvironmentUpdate{}) {
+		return nil, invalid(errors.New("nothing to update: set description, auto_deploy or required_targets"))
+	}
+	e, err := a.s.store.UpdateEnvironment(ctx, req.GetName(), u)
+	if err != nil {
+		return nil, storeErr("update environment", err)
+	}
+	a.s.log.Info("environment updated", zap.String("environment", e.Name), zap.Bool("auto_deploy", e.AutoDeploy),
+		zap.Int("required_targets", e.RequiredTargets), zap.String("by", principalFrom(ctx).Name))
+	return &tentaclev1.UpdateEnvironmentResponse{Environment: environmentToProto(e)}, nil
 }
 
 func (a *admin) ListEnvironments(ctx context.Context, _ *tentaclev1.ListEnvironmentsRequest) (*tentaclev1.ListEnvironmentsResponse, error) {
@@ -63,12 +111,20 @@ func (a *admin) CreateApplication(ctx context.Context, req *tentaclev1.CreateApp
 	if err := rs.Validate(); err != nil {
 		return nil, invalid(fmt.Errorf("run_spec: %w", err))
 	}
+	if err := validEnvReferences(rs.Env); err != nil {
+		return nil, invalid(err)
+	}
 	for i, r := range req.GetRoles() {
 		if err := spec.ValidateName(fmt.Sprintf("roles[%d]", i), r); err != nil {
 			return nil, invalid(err)
 		}
 	}
-	app := store.Application{Name: req.GetName(), ImageRepository: repo.String(), RunSpec: rs.WithDefaults(), Roles: req.GetRoles(), CreatedAt: time.Now().UTC()}
+	rollout, err := rolloutFromProto("rollout", req.GetRollout())
+	if err != nil {
+		return nil, invalid(err)
+	}
+	app := store.Application{Name: req.GetName(), ImageRepository: repo.String(), RunSpec: rs.WithDefaults(), Roles: req.GetRoles(),
+		Rollout: rollout, CreatedAt: time.Now().UTC()}
 	if err := a.s.store.CreateApplication(ctx, app); err != nil {
 		return nil, storeErr("create application", err)
 	}
@@ -111,6 +167,9 @@ func (a *admin) CreateRelease(ctx context.Context, req *tentaclev1.CreateRelease
 	if err != nil {
 		return nil, storeErr("get application", err)
 	}
+	if err := a.checkVariableReferences(ctx, app); err != nil {
+		return nil, err
+	}
 	r := store.Release{
 		ID: newID(), Application: app.Name, Version: version, ImageRepository: app.ImageRepository,
 		ImageTag: req.GetImageTag(), ImageDigest: req.GetImageDigest(), RunSpec: app.RunSpec, CreatedAt: time.Now().UTC(),
@@ -119,6 +178,10 @@ func (a *admin) CreateRelease(ctx context.Context, req *tentaclev1.CreateRelease
 		return nil, storeErr("create release", err)
 	}
 	a.s.log.Info("release created", zap.String("app", r.Application), zap.String("version", r.Version), zap.String("by", principalFrom(ctx).Name))
+	// The response shows the variables the release took.
+	if r, err = a.s.store.GetReleaseByID(ctx, r.ID); err != nil {
+		return nil, storeErr("get release", err)
+	}
 	return &tentaclev1.CreateReleaseResponse{Release: releaseToProto(r)}, nil
 }
 
@@ -140,112 +203,6 @@ func (a *admin) ListReleases(ctx context.Context, req *tentaclev1.ListReleasesRe
 		out.Releases = append(out.Releases, releaseToProto(r))
 	}
 	return out, nil
-}
-
-// CreateDeployment writes the deployment and one task per target of the
-// environment in one transaction, then wakes the targets' sessions.
-func (a *admin) CreateDeployment(ctx context.Context, req *tentaclev1.CreateDeploymentRequest) (*tentaclev1.CreateDeploymentResponse, error) {
-	for field, v := range map[string]string{"application": req.GetApplication(), "release_version": req.GetReleaseVersion(), "environment": req.GetEnvironment()} {
-		if v == "" {
-			return nil, invalid(fmt.Errorf("%s: required", field))
-		}
-	}
-	rel, err := a.s.store.GetRelease(ctx, req.GetApplication(), req.GetReleaseVersion())
-	if err != nil {
-		return nil, storeErr("get release", err)
-	}
-	env, err := a.s.store.GetEnvironment(ctx, req.GetEnvironment())
-	if err != nil {
-		return nil, storeErr("get environment", err)
-	}
-	if err := a.checkLifecycle(ctx, rel, env, req.GetForce()); err != nil {
-		return nil, err
-	}
-	targets, err := a.s.store.ListTargetsInEnvironment(ctx, env.Name)
-	if err != nil {
-		return nil, storeErr("list targets", err)
-	}
-	if len(targets) == 0 {
-		return nil, status.Errorf(codes.FailedPrecondition, "environment %q has no targets: enroll one with `tentaclectl token create --env %s` and `tentacle enroll`", env.Name, env.Name)
-	}
-	app, err := a.s.store.GetApplication(ctx, rel.Application)
-	if err != nil {
-		return nil, storeErr("get application", err)
-	}
-	if targets = withRoles(targets, app.Roles); len(targets) == 0 {
-		roles := strings.Join(app.Roles, ",")
-		return nil, status.Errorf(codes.FailedPrecondition, "environment %q has no target with the roles of %q (%s): enroll one with `tentaclectl token create --env %s --roles %s`",
-			env.Name, app.Name, roles, env.Name, roles)
-	}
-	now := time.Now().UTC()
-	d := store.Deployment{
-		ID: newID(), ReleaseID: rel.ID, Application: rel.Application, ReleaseVersion: rel.Version,
-		Environment: env.Name, State: store.DeploymentRunning, CreatedBy: principalFrom(ctx).Name, CreatedAt: now,
-	}
-	tasks := make([]store.Task, 0, len(targets))
-	for _, t := range targets {
-		tasks = append(tasks, store.Task{ID: newID(), DeploymentID: d.ID, TargetID: t.ID, TargetName: t.Name,
-			State: store.TaskQueued, FinalLogBytes: -1, CreatedAt: now, UpdatedAt: now})
-	}
-	if err := a.s.store.CreateDeployment(ctx, d, tasks); err != nil {
-		return nil, storeErr("create deployment", err)
-	}
-	a.s.log.Info("deployment queued", zap.String("deployment", d.ID), zap.String("app", d.Application),
-		zap.String("release", d.ReleaseVersion), zap.String("environment", d.Environment), zap.Int("tasks", len(tasks)),
-		zap.String("by", d.CreatedBy))
-	for _, t := range targets {
-		a.s.sessions.kick(t.ID)
-	}
-	a.s.changes.Changed()
-	return &tentaclev1.CreateDeploymentResponse{Deployment: deploymentToProto(d), Tasks: tasksToProto(tasks)}, nil
-}
-
-// withRoles keeps the targets that carry every one of roles.
-func withRoles(targets []store.Target, roles []string) []store.Target {
-	var out []store.Target
-	for _, t := range targets {
-		if hasAll(t.Roles, roles) {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
-func hasAll(have, want []string) bool {
-	for _, w := range want {
-		if !slices.Contains(have, w) {
-			return false
-		}
-	}
-	return true
-}
-
-// checkLifecycle refuses a release in an environment before it succeeded
-// in the previous one, unless an admin forces it.
-func (a *admin) checkLifecycle(ctx context.Context, rel store.Release, env store.Environment, force bool) error {
-	prev, ok, err := a.s.store.PreviousEnvironment(ctx, env.Name)
-	if err != nil {
-		return storeErr("previous environment", err)
-	}
-	if !ok {
-		return nil
-	}
-	done, err := a.s.store.ReleaseSucceededIn(ctx, rel.ID, prev.Name)
-	if err != nil {
-		return storeErr("release history", err)
-	}
-	switch {
-	case done:
-		return nil
-	case !force:
-		return status.Errorf(codes.FailedPrecondition, "release %q of %q has not succeeded in %q, the environment before %q: deploy it there first, or pass --force (role admin)",
-			rel.Version, rel.Application, prev.Name, env.Name)
-	case principalFrom(ctx).Role != RoleAdmin:
-		return status.Errorf(codes.PermissionDenied, "--force needs role admin: role %s deploys along the lifecycle only", principalFrom(ctx).Role)
-	}
-	a.s.log.Warn("lifecycle skipped by force", zap.String("app", rel.Application), zap.String("release", rel.Version),
-		zap.String("environment", env.Name), zap.String("skipped", prev.Name), zap.String("by", principalFrom(ctx).Name))
-	return nil
 }
 
 func (a *admin) ListDeployments(ctx context.Context, req *tentaclev1.ListDeploymentsRequest) (*tentaclev1.ListDeploymentsResponse, error) {

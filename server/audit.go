@@ -50,8 +50,9 @@ func adminActor(p principal) string {
 // mutating reports whether an admin call changes anything: those are audited.
 func mutating(method string) bool {
 	name := method[strings.LastIndex(method, "/")+1:]
-	return strings.HasPrefix(name, "Create") || strings.HasPrefix(name, "Revoke") ||
-		strings.HasPrefix(name, "Update") || strings.HasPrefix(name, "Delete") || strings.HasPrefix(name, "Cancel")
+	return strings.HasPrefix(name, "Create") || strings.HasPrefix(name, "Revoke") || strings.HasPrefix(name, "Set") ||
+		strings.HasPrefix(name, "Update") || strings.HasPrefix(name, "Delete") || strings.HasPrefix(name, "Cancel") ||
+		name == "Rollback"
 }
 
 // auditObject names what an admin request acts on.
@@ -59,16 +60,30 @@ func auditObject(req any) string {
 	switch r := req.(type) {
 	case *tentaclev1.CreateEnvironmentRequest:
 		return "environment/" + r.GetName()
+	case *tentaclev1.UpdateEnvironmentRequest:
+		return "environment/" + r.GetName()
+	case *tentaclev1.CancelDeploymentRequest:
+		return "deployment/" + r.GetId()
+	case *tentaclev1.RollbackRequest:
+		return fmt.Sprintf("application/%s→environment/%s", r.GetApplication(), r.GetEnvironment())
 	case *tentaclev1.CreateApplicationRequest:
 		return "application/" + r.GetName()
 	case *tentaclev1.CreateReleaseRequest:
 		return fmt.Sprintf("release/%s@%s", r.GetApplication(), firstNonEmpty(r.GetVersion(), r.GetImageTag()))
 	case *tentaclev1.CreateDeploymentRequest:
 		o := fmt.Sprintf("release/%s@%s→environment/%s", r.GetApplication(), r.GetReleaseVersion(), r.GetEnvironment())
+		if r.GetMissingOnly() {
+			o += " (missing targets only)"
+		}
 		if r.GetForce() {
 			o += " (--force: lifecycle not checked)"
 		}
 		return o
+	case *tentaclev1.SetVariableRequest:
+		v := r.GetVariable()
+		return variableObject(v.GetApplication(), v.GetName(), v.GetScope())
+	case *tentaclev1.DeleteVariableRequest:
+		return variableObject(r.GetApplication(), r.GetName(), r.GetScope())
 	case *tentaclev1.CreateJoinTokenRequest:
 		return "environment/" + r.GetEnvironment()
 	case *tentaclev1.RevokeJoinTokenRequest:
@@ -91,6 +106,9 @@ func auditResult(object string, resp any) string {
 	switch r := resp.(type) {
 	case *tentaclev1.CreateDeploymentResponse:
 		return "deployment/" + r.GetDeployment().GetId() + " (" + object + ")"
+	case *tentaclev1.RollbackResponse:
+		return fmt.Sprintf("deployment/%s (%s, rollback from %s to %s)", r.GetDeployment().GetId(), object,
+			r.GetFromVersion(), r.GetDeployment().GetReleaseVersion())
 	case *tentaclev1.CreateJoinTokenResponse:
 		return "join-token/" + r.GetTokenId() + " (" + object + ")"
 	}

@@ -43,8 +43,14 @@ var methodRoles = map[string]string{
 	tentaclev1.AdminService_ListTasks_FullMethodName:        RoleViewer,
 	tentaclev1.AdminService_ReadTaskLog_FullMethodName:      RoleViewer,
 	tentaclev1.AdminService_ListTargets_FullMethodName:      RoleViewer,
+	tentaclev1.AdminService_GetStatus_FullMethodName:        RoleViewer,
 	tentaclev1.AdminService_CreateRelease_FullMethodName:    RoleDeployer,
 	tentaclev1.AdminService_CreateDeployment_FullMethodName: RoleDeployer,
+	tentaclev1.AdminService_ListVariables_FullMethodName:    RoleViewer,
+	tentaclev1.AdminService_SetVariable_FullMethodName:      RoleDeployer,
+	tentaclev1.AdminService_DeleteVariable_FullMethodName:   RoleDeployer,
+	tentaclev1.AdminService_CancelDeployment_FullMethodName: RoleDeployer,
+	tentaclev1.AdminService_Rollback_FullMethodName:         RoleDeployer,
 	// Everything else, including tokens, targets and the audit log, needs admin.
 }
 

@@ -25,6 +25,7 @@ func ts(t time.Time) *timestamppb.Timestamp {
 }
 
 var taskStates = map[store.TaskState]tentaclev1.TaskState{
+	store.TaskWaiting:   tentaclev1.TaskState_TASK_STATE_WAITING,
 	store.TaskQueued:    tentaclev1.TaskState_TASK_STATE_QUEUED,
 	store.TaskAssigned:  tentaclev1.TaskState_TASK_STATE_ASSIGNED,
 	store.TaskAccepted:  tentaclev1.TaskState_TASK_STATE_ACCEPTED,
@@ -54,6 +55,7 @@ var failureKinds = map[string]tentaclev1.FailureKind{
 	"container_exited":     tentaclev1.FailureKind_FAILURE_KIND_CONTAINER_EXITED,
 	"docker":               tentaclev1.FailureKind_FAILURE_KIND_DOCKER,
 	"agent":                tentaclev1.FailureKind_FAILURE_KIND_AGENT,
+	"halted":               tentaclev1.FailureKind_FAILURE_KIND_HALTED,
 }
 
 func failureKindToProto(k string) tentaclev1.FailureKind { return failureKinds[k] }
@@ -72,22 +74,26 @@ func taskEventFromProto(e *tentaclev1.TaskEvent) store.TaskEvent {
 		TaskID: e.GetTaskId(), Sequence: e.GetSequence(), State: taskStateFromProto(e.GetState()),
 		Message: e.GetMessage(), ImageDigest: e.GetImageDigest(), ContainerID: e.GetContainerId(),
 		FailureKind: failureKindFromProto(e.GetFailureKind()), LogBytes: int64(e.GetLogBytes()),
+		ProgressBytes: e.GetProgressBytes(), ProgressTotalBytes: e.GetProgressTotalBytes(),
 		OccurredAt: eventTime(e.GetOccurredAt()),
 	}
 }
 
 func environmentToProto(e store.Environment) *tentaclev1.Environment {
-	return &tentaclev1.Environment{Name: e.Name, Description: e.Description, CreatedAt: ts(e.CreatedAt), Position: int32(e.Position)}
+	return &tentaclev1.Environment{Name: e.Name, Description: e.Description, CreatedAt: ts(e.CreatedAt), Position: int32(e.Position),
+		AutoDeploy: e.AutoDeploy, RequiredTargets: int32(e.RequiredTargets)}
 }
 
 func applicationToProto(a store.Application) *tentaclev1.Application {
-	return &tentaclev1.Application{Name: a.Name, ImageRepository: a.ImageRepository, RunSpec: runSpecToProto(a.RunSpec), Roles: a.Roles, CreatedAt: ts(a.CreatedAt)}
+	return &tentaclev1.Application{Name: a.Name, ImageRepository: a.ImageRepository, RunSpec: runSpecToProto(a.RunSpec), Roles: a.Roles,
+		CreatedAt: ts(a.CreatedAt), Rollout: rolloutToProto(a.Rollout)}
 }
 
 func releaseToProto(r store.Release) *tentaclev1.Release {
 	return &tentaclev1.Release{
 		Id: r.ID, Application: r.Application, Version: r.Version, ImageRepository: r.ImageRepository,
 		ImageTag: r.ImageTag, ImageDigest: r.ImageDigest, RunSpec: runSpecToProto(r.RunSpec), CreatedAt: ts(r.CreatedAt),
+		Variables: variablesToProto(r.Variables),
 	}
 }
 
@@ -95,13 +101,15 @@ var deploymentStates = map[store.DeploymentState]tentaclev1.DeploymentState{
 	store.DeploymentRunning:   tentaclev1.DeploymentState_DEPLOYMENT_STATE_RUNNING,
 	store.DeploymentSucceeded: tentaclev1.DeploymentState_DEPLOYMENT_STATE_SUCCEEDED,
 	store.DeploymentFailed:    tentaclev1.DeploymentState_DEPLOYMENT_STATE_FAILED,
+	store.DeploymentCancelled: tentaclev1.DeploymentState_DEPLOYMENT_STATE_CANCELLED,
 }
 
 func deploymentToProto(d store.Deployment) *tentaclev1.Deployment {
 	return &tentaclev1.Deployment{
 		Id: d.ID, ReleaseId: d.ReleaseID, Application: d.Application, ReleaseVersion: d.ReleaseVersion,
 		Environment: d.Environment, State: deploymentStates[d.State], CreatedAt: ts(d.CreatedAt),
-		FinishedAt: ts(d.FinishedAt), CreatedBy: d.CreatedBy,
+		FinishedAt: ts(d.FinishedAt), CreatedBy: d.CreatedBy, Rollout: rolloutToProto(d.Rollout), Kind: d.Kind,
+		CancelRequestedAt: ts(d.CancelRequestedAt),
 	}
 }
 
@@ -110,6 +118,7 @@ func taskToProto(t store.Task) *tentaclev1.Task {
 		Id: t.ID, DeploymentId: t.DeploymentID, TargetId: t.TargetID, TargetName: t.TargetName,
 		State: taskStateToProto(t.State), Message: t.Message, FailureKind: failureKindToProto(t.FailureKind),
 		ImageDigest: t.ImageDigest, CreatedAt: ts(t.CreatedAt), UpdatedAt: ts(t.UpdatedAt),
+		Wave: int32(t.Wave), ProgressBytes: t.ProgressBytes, ProgressTotalBytes: t.ProgressTotalBytes,
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/tentacle-deploy/tentacle/internal/mask"
 	"github.com/tentacle-deploy/tentacle/internal/pki"
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 	"github.com/tentacle-deploy/tentacle/server/store"
@@ -65,6 +66,9 @@ func (g *gateway) Enroll(ctx context.Context, req *tentaclev1.EnrollRequest) (*t
 	g.s.audit(ctx, "agent-enrollment", "Enroll", fmt.Sprintf("target/%s (join-token/%s, environment/%s)", t.Name, tok.ID, t.Environment), "ok")
 	g.s.log.Info("target enrolled", zap.String("target", t.Name), zap.String("target_id", t.ID),
 		zap.String("environment", t.Environment), zap.String("peer", peerAddr(ctx)))
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	g.s.autoDeploy(actx, t)
+	cancel()
 	return &tentaclev1.EnrollResponse{
 		TargetId: t.ID, TargetName: t.Name, Environment: t.Environment, Roles: t.Roles,
 		CertificatePem: certPEM, CaPem: g.s.cas.Bundle(),
@@ -119,6 +123,9 @@ func (g *gateway) Connect(stream tentaclev1.AgentService_ConnectServer) error {
 	}
 	sess := newSession(g.s, t, stream, log)
 	sess.instance, sess.peer, sess.lastStored = hello.GetInstanceId(), peerAddr(ctx), time.Now().UTC()
+	for _, h := range hello.GetHeldTasks() {
+		sess.held[h.GetTaskId()] = true
+	}
 	sess.lastRecv.Store(time.Now().UnixNano())
 	if err := g.s.refuseClone(ctx, t, sess); err != nil {
 		return err
@@ -142,11 +149,23 @@ func (g *gateway) Connect(stream tentaclev1.AgentService_ConnectServer) error {
 	}}}); err != nil {
 		return err
 	}
-	go sess.writeLoop()
+	// The session ends when both loops have, so nothing of it outlives the
+	// call; the wait is bounded because a send to an agent that stopped
+	// reading only fails once the call returns and the stream is cancelled.
+	written := make(chan struct{})
+	go func() { sess.writeLoop(); close(written) }()
 	sess.kick()
+	if err := sess.cancelHeld(ctx, hello.GetHeldTasks()); err != nil {
+		log.Error("cancel held tasks", zap.Error(err))
+	}
 
 	err = sess.readLoop(ctx, 3*g.s.cfg.HeartbeatInterval)
 	sess.close(err)
+	select {
+	case <-written:
+	case <-time.After(5 * time.Second):
+		log.Warn("session writer still sending after the session ended", zap.String("session", sess.id))
+	}
 	log.Info("agent disconnected", zap.String("session", sess.id), zap.Error(err))
 	if errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) {
 		return nil
@@ -175,7 +194,8 @@ func recvWithin(stream tentaclev1.AgentService_ConnectServer, d time.Duration) (
 func (g *gateway) PushLogs(stream tentaclev1.AgentService_PushLogsServer) error {
 	ctx := stream.Context()
 	t := targetFrom(ctx)
-	owned := map[string]bool{}
+	// The tasks this stream may write to, with their secrets' maskers.
+	owned := map[string]*mask.Masker{}
 	reqs := make(chan *tentaclev1.PushLogsRequest)
 	errc := make(chan error, 1)
 	go func() {
@@ -205,7 +225,8 @@ func (g *gateway) PushLogs(stream tentaclev1.AgentService_PushLogsServer) error 
 			return errShuttingDown
 		}
 		id := req.GetTaskId()
-		if !owned[id] {
+		m, ok := owned[id]
+		if !ok {
 			task, err := g.s.store.GetTask(ctx, id)
 			if errors.Is(err, store.ErrNotFound) || (err == nil && task.TargetID != t.ID) {
 				return status.Errorf(codes.PermissionDenied, "task %s is not assigned to target %s", id, t.Name)
@@ -213,9 +234,18 @@ func (g *gateway) PushLogs(stream tentaclev1.AgentService_PushLogsServer) error 
 			if err != nil {
 				return storeErr("get task", err)
 			}
-			owned[id] = true
+			if m, err = g.s.taskMasker(ctx, task); err != nil {
+				return status.Errorf(codes.Internal, "logs of task %s not stored: %v", id, err)
+			}
+			owned[id] = m
 		}
-		end, err := g.s.store.AppendTaskLog(ctx, id, req.GetOffset(), req.GetData())
+		// Secrets are masked before the log is stored, whatever the agent
+		// sent.
+		data, err := g.s.maskLogChunk(ctx, m, id, req.GetOffset(), req.GetData())
+		if err != nil {
+			return status.Errorf(codes.Internal, "logs of task %s not stored: %v", id, err)
+		}
+		end, err := g.s.store.AppendTaskLog(ctx, id, req.GetOffset(), data)
 		if errors.Is(err, store.ErrLogGap) {
 			end, err = g.s.store.TaskLogSize(ctx, id)
 		} else if err == nil {

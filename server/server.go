@@ -53,11 +53,16 @@ type Server struct {
 	store store.Store
 	ca    *pki.CA // the active CA: server certificate, join tokens' pin
 	cas   pki.CASet
+	// box seals and opens the values of sensitive variables.
+	box *secretBox
+	// maskers hides the sensitive values of tasks in what they report.
+	maskers taskMaskers
 	// serverCert is the certificate the server presents.
 	serverCert *x509.Certificate
 	caPool     *x509.CertPool
 	sessions   *sessions
 	changes    *changes
+	rollouts   *rollouts
 	grpc       *grpc.Server
 	lis        net.Listener
 	// stopping is closed when shutdown begins: long-lived streams (logs,
@@ -103,6 +108,13 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 		log.Warn("CA rotation in progress: agents are asked to renew with the next CA; run `tentacle-server ca finish-rotation` once `tentaclectl targets` shows none on the old one",
 			zap.String("next_ca_hash", cas.Next.Hash()))
 	}
+	box, created, err := loadOrCreateSecretBox(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Info("created the key sensitive variables are sealed with: back it up with the data directory", zap.String("file", filepath.Join(cfg.DataDir, variablesKeyFile)))
+	}
 	hosts := serverHosts(cfg.Hostnames)
 	cert, err := pki.LoadOrCreateServerCert(filepath.Join(cfg.DataDir, "pki"), ca, hosts)
 	if err != nil {
@@ -112,7 +124,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, store: st, ca: ca, cas: cas, sessions: newSessions(), changes: newChanges(), stopping: make(chan struct{})}
+	s := &Server{cfg: cfg, log: log, store: st, ca: ca, cas: cas, box: box, sessions: newSessions(), changes: newChanges(), stopping: make(chan struct{})}
+	s.rollouts = newRollouts(s)
 	if err := s.bootstrap(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -151,9 +164,11 @@ func (s *Server) ServerCertificate() *x509.Certificate { return s.serverCert }
 // Store exposes the store to in-process callers (dev mode, tests).
 func (s *Server) Store() store.Store { return s.store }
 
-// Serve serves until ctx ends, then stops gracefully (open streams are
-// closed after a short grace period) and closes the store.
+// Serve resumes the running deployments' rollouts and serves until ctx
+// ends, then stops gracefully (open streams are closed after a short grace
+// period) and closes the store.
 func (s *Server) Serve(ctx context.Context) error {
+	s.rollouts.resume(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(s.lis) }()
 	s.log.Info("serving", zap.String("addr", s.Addr()), zap.String("ca_hash", s.ca.Hash()))
@@ -171,6 +186,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	case err = <-errc:
 	}
+	s.rollouts.stop()
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -29,8 +30,13 @@ func (bearer) RequireTransportSecurity() bool { return true }
 // startServer runs a real server on a loopback port with a fresh data dir.
 func startServer(t *testing.T) *Server {
 	t.Helper()
+	return startServerLogging(t, zaptest.NewLogger(t))
+}
+
+func startServerLogging(t *testing.T, log *zap.Logger) *Server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(ctx, Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Out: io.Discard}, zaptest.NewLogger(t))
+	s, err := New(ctx, Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Out: io.Discard}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

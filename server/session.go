@@ -71,6 +71,18 @@ func (ss *sessions) kick(targetID string) {
 	}
 }
 
+// cancel tells the target's agent, if connected, to stop the task; an
+// offline agent is told when it returns (see session.cancelHeld).
+func (ss *sessions) cancel(targetID, taskID, reason string) {
+	if s := ss.get(targetID); s != nil {
+		s.send(cancelMsg(taskID, reason))
+	}
+}
+
+func cancelMsg(taskID, reason string) *tentaclev1.ConnectResponse {
+	return &tentaclev1.ConnectResponse{Msg: &tentaclev1.ConnectResponse_Cancel{Cancel: &tentaclev1.Cancel{TaskId: taskID, Reason: reason}}}
+}
+
 func (ss *sessions) closeAll() {
 	ss.mu.Lock()
 	all := make([]*session, 0, len(ss.byTarget))
@@ -106,13 +118,15 @@ type session struct {
 	// new session resends everything still pending.
 	sent     map[string]bool
 	releases map[string]store.Release
+	// held is the tasks the agent said in Hello it has journaled.
+	held map[string]bool
 }
 
 func newSession(s *Server, t store.Target, stream tentaclev1.AgentService_ConnectServer, log *zap.Logger) *session {
 	return &session{
 		id: newID(), s: s, target: t, stream: stream, log: log,
 		out: make(chan *tentaclev1.ConnectResponse, 64), kickc: make(chan struct{}, 1), done: make(chan struct{}),
-		sent: map[string]bool{}, releases: map[string]store.Release{},
+		sent: map[string]bool{}, releases: map[string]store.Release{}, held: map[string]bool{},
 	}
 }
 
@@ -179,7 +193,18 @@ func (s *session) dispatch() error {
 		if s.sent[t.ID] {
 			continue
 		}
-		a, err := s.assignment(ctx, t)
+		d, err := s.s.store.GetDeployment(ctx, t.DeploymentID)
+		if err != nil {
+			return fmt.Errorf("task %s: %w", t.ID, err)
+		}
+		if !d.CancelRequestedAt.IsZero() {
+			if err := s.dropCancelled(ctx, t); err != nil {
+				return err
+			}
+			s.sent[t.ID] = true
+			continue
+		}
+		a, err := s.assignment(ctx, t, d)
 		if err != nil {
 			return err
 		}
@@ -199,22 +224,78 @@ func (s *session) dispatch() error {
 	return nil
 }
 
-func (s *session) assignment(ctx context.Context, t store.Task) (*tentaclev1.TaskAssignment, error) {
-	d, err := s.s.store.GetDeployment(ctx, t.DeploymentID)
-	if err != nil {
-		return nil, fmt.Errorf("task %s: %w", t.ID, err)
+// dropCancelled handles a pending task of a deployment being cancelled: it
+// is never sent again. An agent that holds it is told to stop; one that
+// never received it will not report on it, so the task is cancelled here.
+func (s *session) dropCancelled(ctx context.Context, t store.Task) error {
+	if s.held[t.ID] {
+		return s.stream.Send(cancelMsg(t.ID, "the deployment was cancelled"))
 	}
+	if _, err := s.s.store.AppendTaskEvent(ctx, store.TaskEvent{
+		TaskID: t.ID, Sequence: t.LastEventSeq + 1, State: store.TaskCancelled,
+		Message: "cancelled: the deployment was cancelled before its agent received the task", OccurredAt: time.Now().UTC(),
+	}); err != nil {
+		return fmt.Errorf("cancel unsent task %s: %w", t.ID, err)
+	}
+	s.log.Info("unsent task of a cancelled deployment cancelled", zap.String("task", t.ID), zap.String("deployment", t.DeploymentID))
+	s.s.changes.Changed()
+	return nil
+}
+
+// cancelHeld tells the agent, just connected, to stop the unfinished tasks
+// it holds that the server cancelled (halted while on their way to it) or
+// whose deployment was cancelled while it was away. Pending ones are left
+// to dispatch.
+func (s *session) cancelHeld(ctx context.Context, held []*tentaclev1.HeldTask) error {
+	for _, h := range held {
+		if h.GetFinished() {
+			continue
+		}
+		t, err := s.s.store.GetTask(ctx, h.GetTaskId())
+		if errors.Is(err, store.ErrNotFound) || (err == nil && t.TargetID != s.target.ID) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("held task %s: %w", h.GetTaskId(), err)
+		}
+		switch t.State {
+		case store.TaskCancelled:
+			s.send(cancelMsg(t.ID, t.Message))
+			continue
+		case store.TaskQueued, store.TaskAssigned, store.TaskSucceeded, store.TaskFailed:
+			continue
+		}
+		d, err := s.s.store.GetDeployment(ctx, t.DeploymentID)
+		if err != nil {
+			return fmt.Errorf("held task %s: %w", t.ID, err)
+		}
+		if !d.CancelRequestedAt.IsZero() {
+			s.send(cancelMsg(t.ID, "the deployment was cancelled"))
+		}
+	}
+	return nil
+}
+
+func (s *session) assignment(ctx context.Context, t store.Task, d store.Deployment) (*tentaclev1.TaskAssignment, error) {
 	r, ok := s.releases[d.ReleaseID]
 	if !ok || r.ImageDigest == "" {
+		var err error
 		if r, err = s.s.store.GetReleaseByID(ctx, d.ReleaseID); err != nil {
 			return nil, fmt.Errorf("task %s: %w", t.ID, err)
 		}
 		s.releases[d.ReleaseID] = r
 	}
+	// Variables are resolved for this target; the agent gets plain values
+	// and the names of the sensitive ones, so that it can keep them out of
+	// its own logs.
+	rs, sensitive, err := s.s.resolveTaskSpec(ctx, r, s.target)
+	if err != nil {
+		return nil, fmt.Errorf("task %s: %w", t.ID, err)
+	}
 	return &tentaclev1.TaskAssignment{
 		TaskId: t.ID, DeploymentId: d.ID, ReleaseId: r.ID, ReleaseVersion: r.Version, Application: r.Application,
 		ImageRepository: r.ImageRepository, ImageTag: r.ImageTag, ImageDigest: r.ImageDigest,
-		RunSpec: runSpecToProto(r.RunSpec),
+		RunSpec: runSpecToProto(rs), SensitiveEnv: sensitive,
 	}, nil
 }
 
@@ -302,6 +383,11 @@ func (s *session) handleEvent(ctx context.Context, e *tentaclev1.TaskEvent) erro
 		return status.Error(codes.InvalidArgument, "task event sequence must start at 1")
 	}
 	ev := taskEventFromProto(e)
+	m, err := s.s.taskMasker(ctx, task)
+	if err != nil {
+		return fmt.Errorf("task event not stored: %w", err)
+	}
+	ev.Message = m.String(ev.Message)
 	isNew, err := s.s.store.AppendTaskEvent(ctx, ev)
 	if err != nil {
 		return fmt.Errorf("append task event: %w", err)
@@ -312,6 +398,16 @@ func (s *session) handleEvent(ctx context.Context, e *tentaclev1.TaskEvent) erro
 	if isNew {
 		s.log.Debug("task event", zap.String("task", ev.TaskID), zap.Uint64("seq", ev.Sequence), zap.String("state", string(ev.State)))
 		s.s.changes.Changed()
+	}
+	if isNew && !task.State.Terminal() && ev.State.Terminal() {
+		ended := task
+		ended.State = ev.State
+		// The rollout must move on even if this session ends meanwhile.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		if err := s.s.rollouts.advance(actx, task.DeploymentID, &ended); err != nil {
+			s.log.Error("advance rollout", zap.String("deployment", task.DeploymentID), zap.Error(err))
+		}
+		cancel()
 	}
 	s.send(&tentaclev1.ConnectResponse{Msg: &tentaclev1.ConnectResponse_EventAck{EventAck: &tentaclev1.EventAck{
 		TaskId: ev.TaskID, Sequence: ev.Sequence,

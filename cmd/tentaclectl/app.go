@@ -45,6 +45,7 @@ type appFlags struct {
 
 func (c *cli) newAppCreateCmd() *cobra.Command {
 	var f appFlags
+	var rollout rolloutFlags
 	cmd := &cobra.Command{
 		Use:   "create NAME --image REPO [flags] [-- COMMAND [ARG...]]",
 		Short: "Create an application",
@@ -79,6 +80,9 @@ for releases by tag. docs/RUNSPEC.md describes every field.`,
 			name, command := args[0], args[1:]
 			req, err := f.request(name, command)
 			if err != nil {
+				return err
+			}
+			if req.Rollout, err = rollout.proto(cmd); err != nil {
 				return err
 			}
 			resp, err := call(c, cmd, func(ctx context.Context, admin tentaclev1.AdminServiceClient) (*tentaclev1.CreateApplicationResponse, error) {
@@ -124,6 +128,7 @@ for releases by tag. docs/RUNSPEC.md describes every field.`,
 	fl.StringVar(&f.strategy, "strategy", "", "how a new release replaces the running container: recreate (default) or start-first")
 	// Not --health-timeout: that is the Docker-style timeout of one check.
 	fl.DurationVar(&f.gateTimeout, "health-gate-timeout", 0, "how long a deployment waits for the HEALTHCHECK's verdict (0: derived from the healthcheck)")
+	rollout.add(cmd, "for deployments that do not set their own")
 	_ = cmd.MarkFlagRequired("image")
 	return cmd
 }

@@ -93,19 +93,30 @@ func (c *cli) connect(cmd *cobra.Command) (*connection, error) {
 
 // call runs one unary RPC on a new connection, bounded by --timeout.
 func call[Resp any](c *cli, cmd *cobra.Command, rpc func(context.Context, tentaclev1.AdminServiceClient) (Resp, error)) (Resp, error) {
+	resp, conn, err := callKeeping(c, cmd, rpc)
+	if conn != nil {
+		conn.Close()
+	}
+	return resp, err
+}
+
+// callKeeping is call for a command that goes on with a stream (deploy
+// --wait): on success the connection stays open and the caller closes it.
+func callKeeping[Resp any](c *cli, cmd *cobra.Command, rpc func(context.Context, tentaclev1.AdminServiceClient) (Resp, error)) (Resp, *connection, error) {
 	var zero Resp
 	conn, err := c.connect(cmd)
 	if err != nil {
-		return zero, err
+		return zero, nil, err
 	}
-	defer conn.Close()
 	ctx, cancel := conn.callContext(cmd.Context())
 	defer cancel()
 	resp, err := rpc(ctx, conn.admin)
 	if err != nil {
-		return zero, conn.explain(err)
+		err = conn.explain(err)
+		conn.Close()
+		return zero, nil, err
 	}
-	return resp, nil
+	return resp, conn, nil
 }
 
 // explain turns a gRPC error into the message a user should read: the

@@ -45,9 +45,9 @@ func TestEnvListTableAndJSON(t *testing.T) {
 		wantRequest(t, h.fake, &tentaclev1.ListEnvironmentsRequest{})
 		// The tab inside a description must not break the table.
 		wantOutput(t, r.stdout, ""+
-			"NAME  DESCRIPTION    CREATED\n"+
-			"test  -              2026-01-02 03:04:05\n"+
-			"prod  Production EU  2026-01-02 03:04:05\n")
+			"NAME  AUTO-DEPLOY  REQUIRED  DESCRIPTION    CREATED\n"+
+			"test  yes          all       -              2026-01-02 03:04:05\n"+
+			"prod  no           2         Production EU  2026-01-02 03:04:05\n")
 	}
 
 	h := newHarness(t, &fakeAdmin{})
@@ -220,8 +220,8 @@ func TestReleaseList(t *testing.T) {
 }
 
 var twoTasks = []*tentaclev1.Task{
-	{Id: "task-1", DeploymentId: "dep-1", TargetName: "web-1", State: tentaclev1.TaskState_TASK_STATE_SUCCEEDED, Message: "running sha256:ab", UpdatedAt: timestamppb.New(t0)},
-	{Id: "task-2", DeploymentId: "dep-1", TargetName: "web-22", State: tentaclev1.TaskState_TASK_STATE_FAILED,
+	{Id: "task-1", DeploymentId: "dep-1", TargetName: "web-1", Wave: 1, State: tentaclev1.TaskState_TASK_STATE_SUCCEEDED, Message: "running sha256:ab", UpdatedAt: timestamppb.New(t0)},
+	{Id: "task-2", DeploymentId: "dep-1", TargetName: "web-22", Wave: 2, State: tentaclev1.TaskState_TASK_STATE_FAILED,
 		FailureKind: tentaclev1.FailureKind_FAILURE_KIND_IMAGE_NOT_FOUND, Message: "manifest unknown", UpdatedAt: timestamppb.New(t0)},
 }
 
@@ -232,8 +232,8 @@ func TestDeployments(t *testing.T) {
 	wantCode(t, r, 0)
 	wantRequest(t, h.fake, &tentaclev1.ListDeploymentsRequest{Application: "web", Environment: "prod", Limit: 5})
 	wantOutput(t, r.stdout, ""+
-		"ID     APP  RELEASE  ENV   STATE      CREATED              FINISHED  BY\n"+
-		"dep-1  web  1.4.2    prod  succeeded  2026-01-02 03:04:05  -         alice\n")
+		"ID     APP  RELEASE  ENV   KIND    ROLLOUT  STATE      CREATED              FINISHED  BY\n"+
+		"dep-1  web  1.4.2    prod  deploy  all      succeeded  2026-01-02 03:04:05  -         alice\n")
 
 	h = newHarness(t, &fakeAdmin{})
 	wantCode(t, h.run(t, "deployments"), 0)
@@ -251,13 +251,36 @@ func TestDeploymentShow(t *testing.T) {
 		"Application:  web\n"+
 		"Release:      1.4.2 (release id rel-1)\n"+
 		"Environment:  prod\n"+
+		"Kind:         deploy\n"+
+		"Rollout:      all targets at once\n"+
 		"State:        failed\n"+
 		"Created:      2026-01-02 03:04:05 by alice\n"+
 		"Finished:     -\n"+
 		"\n"+
-		"TASK    TARGET  STATE      FAILURE          UPDATED              MESSAGE\n"+
-		"task-1  web-1   succeeded  -                2026-01-02 03:04:05  running sha256:ab\n"+
-		"task-2  web-22  failed     image-not-found  2026-01-02 03:04:05  manifest unknown\n")
+		"TASK    TARGET  WAVE  STATE      FAILURE          UPDATED              MESSAGE\n"+
+		"task-1  web-1   1     succeeded  -                2026-01-02 03:04:05  running sha256:ab\n"+
+		"task-2  web-22  2     failed     image-not-found  2026-01-02 03:04:05  manifest unknown\n")
+
+	// A rolling rollback that is being cancelled.
+	rb := deployment(tentaclev1.DeploymentState_DEPLOYMENT_STATE_RUNNING)
+	rb.Kind, rb.CancelRequestedAt = "rollback", timestamppb.New(t0.Add(30*time.Second))
+	rb.Rollout = &tentaclev1.Rollout{Window: 1, Pause: durationpb.New(30 * time.Second), FailurePolicy: "continue"}
+	h = newHarness(t, &fakeAdmin{dep: rb})
+	r = h.run(t, "deployment", "show", "dep-1")
+	wantCode(t, r, 0)
+	wantOutput(t, r.stdout, ""+
+		"ID:            dep-1\n"+
+		"Application:   web\n"+
+		"Release:       1.4.2 (release id rel-1)\n"+
+		"Environment:   prod\n"+
+		"Kind:          rollback\n"+
+		"Rollout:       1 per wave, 30s pause, on failure continue\n"+
+		"State:         cancelling\n"+
+		"Created:       2026-01-02 03:04:05 by alice\n"+
+		"Cancel asked:  2026-01-02 03:04:35\n"+
+		"Finished:      -\n"+
+		"\n"+
+		"TASK  TARGET  WAVE  STATE  FAILURE  UPDATED  MESSAGE\n")
 }
 
 func TestTasks(t *testing.T) {
@@ -267,8 +290,8 @@ func TestTasks(t *testing.T) {
 	wantCode(t, r, 0)
 	wantRequest(t, h.fake, &tentaclev1.ListTasksRequest{})
 	wantOutput(t, r.stdout, ""+
-		"DEPLOYMENT  TASK    TARGET  STATE      FAILURE  UPDATED              MESSAGE\n"+
-		"dep-1       task-1  web-1   succeeded  -        2026-01-02 03:04:05  running sha256:ab\n")
+		"DEPLOYMENT  TASK    TARGET  WAVE  STATE      FAILURE  UPDATED              MESSAGE\n"+
+		"dep-1       task-1  web-1   1     succeeded  -        2026-01-02 03:04:05  running sha256:ab\n")
 
 	h = newHarness(t, &fakeAdmin{})
 	wantCode(t, h.run(t, "tasks", "--deployment", "dep-1"), 0)

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/tentacle-deploy/tentacle/internal/spec"
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
@@ -14,9 +15,10 @@ import (
 
 func (c *cli) newDeployCmd() *cobra.Command {
 	var app, release, env string
-	var wait, force bool
+	var wait, force, missing bool
+	var rollout rolloutFlags
 	cmd := &cobra.Command{
-		Use:   "deploy --app APP --release VERSION --env ENV [--wait]",
+		Use:   "deploy --app APP --release VERSION --env ENV [--wait] [--window N --pause D --on-failure halt|continue] [--missing]",
 		Short: "Deploy a release to an environment",
 		Long: `Deploy a release of an application to every target of an environment, and
 print the deployment's id.
@@ -25,15 +27,30 @@ Environments form a lifecycle in the order they were created (env list shows
 it): a release deploys to an environment only after it succeeded in the one
 before. --force skips that check; it needs role admin and is audited.
 
-With --wait, follow the deployment: print each task event as it happens
-(time, target, state, message), then a summary. The exit code is 0 if the
-deployment succeeded and 1 if it failed, with each failed task's reason.
-Ctrl-C stops watching; the deployment goes on. If the connection breaks (a
-server restart), watching resumes once the server is back within --timeout.
+--window N rolls the release out N targets at a time (a wave), waiting
+--pause between waves; --on-failure halt (the default) stops the waves not
+yet started when a task fails, continue goes on. Without these flags the
+application's rollout applies (app create sets it). --missing deploys only to
+the targets that do not already run the release successfully, e.g. a target
+that joined later.
+
+With --wait, follow the deployment until it ends. On a terminal, one line per
+target is redrawn in place: its state, wave, a pull progress bar and its latest
+message. Otherwise (a pipe, a CI log) a line is printed per change: each task
+event (time, target, state, message), a state the server changed (a wave
+starting, a halt) and each further tenth of a pull. Then a summary follows.
+The exit code is 0 if the deployment succeeded and 1 if it failed or was
+cancelled, with the reason of each task that did not succeed. Ctrl-C stops
+watching; the deployment goes on (deployment cancel stops it). If the
+connection breaks (a server restart), watching resumes once the server is back
+within --timeout.
 
 With -o json, stdout gets one JSON document (the created deployment, or with
 --wait its final state and every event) and progress goes to stderr.`,
 		Example: `  tentaclectl deploy --app web --release 1.4.2 --env prod --wait
+
+  # Two targets at a time, a minute apart, stopping at the first failure
+  tentaclectl deploy --app web --release 1.4.2 --env prod --window 2 --pause 1m --wait
 
   # In a script
   id=$(tentaclectl deploy --app web --release 1.4.2 --env test)
@@ -49,19 +66,21 @@ With -o json, stdout gets one JSON document (the created deployment, or with
 			if release == "" {
 				return badValue("--release is empty: give the release version, see tentaclectl release list --app %s", app)
 			}
-			conn, err := c.connect(cmd)
+			ro, err := rollout.proto(cmd)
+			if err != nil {
+				return err
+			}
+			req := &tentaclev1.CreateDeploymentRequest{
+				Application: app, ReleaseVersion: release, Environment: env, Force: force,
+				Rollout: ro, MissingOnly: missing,
+			}
+			resp, conn, err := callKeeping(c, cmd, func(ctx context.Context, admin tentaclev1.AdminServiceClient) (*tentaclev1.CreateDeploymentResponse, error) {
+				return admin.CreateDeployment(ctx, req)
+			})
 			if err != nil {
 				return err
 			}
 			defer conn.Close()
-			ctx, cancel := conn.callContext(cmd.Context())
-			defer cancel()
-			resp, err := conn.admin.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{
-				Application: app, ReleaseVersion: release, Environment: env, Force: force,
-			})
-			if err != nil {
-				return conn.explain(err)
-			}
 			d := resp.GetDeployment()
 			if len(resp.GetTasks()) == 0 {
 				fmt.Fprintf(c.stderr, "tentaclectl: warning: deployment %s has no tasks: no target in environment %s\n", cell(d.GetId()), env)
@@ -73,40 +92,47 @@ With -o json, stdout gets one JSON document (the created deployment, or with
 				_, err := fmt.Fprintln(c.stdout, d.GetId())
 				return err
 			}
-			return c.watchDeployment(cmd.Context(), conn, resp)
+			return c.watchDeployment(cmd.Context(), conn, d, resp.GetTasks())
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&app, "app", "", "application (required)")
 	fl.StringVar(&release, "release", "", "release version, as in release list (required)")
 	fl.StringVar(&env, "env", "", "environment (required)")
-	fl.BoolVar(&wait, "wait", false, "follow the deployment until it finishes; exit 1 if it failed")
+	fl.BoolVar(&wait, "wait", false, "follow the deployment until it finishes; exit 1 if it failed or was cancelled")
 	fl.BoolVar(&force, "force", false, "deploy even if the release has not succeeded in the previous environment (role admin; audited)")
+	fl.BoolVar(&missing, "missing", false, "only to the targets that do not already run the release successfully")
+	rollout.add(cmd, "(default: the application's rollout)")
 	for _, name := range []string{"app", "release", "env"} {
 		_ = cmd.MarkFlagRequired(name)
 	}
 	return cmd
 }
 
-// watchDeployment prints events until the server ends the stream, which it
-// does once the deployment has finished.
-func (c *cli) watchDeployment(ctx context.Context, conn *connection, created *tentaclev1.CreateDeploymentResponse) error {
-	id := created.GetDeployment().GetId()
+// watchDeployment follows the deployment until the server ends the stream,
+// which it does once the deployment has finished.
+func (c *cli) watchDeployment(ctx context.Context, conn *connection, d *tentaclev1.Deployment, tasks []*tentaclev1.Task) error {
+	id := d.GetId()
 	// Progress is for humans; with -o json it must stay off stdout.
 	progress := c.stdout
 	if c.output == "json" {
 		progress = c.stderr
 	}
-	d := created.GetDeployment()
-	tasks := fmt.Sprintf("%d tasks", len(created.GetTasks()))
-	if len(created.GetTasks()) == 1 {
-		tasks = "1 task"
+	count := fmt.Sprintf("%d tasks", len(tasks))
+	if len(tasks) == 1 {
+		count = "1 task"
 	}
-	fmt.Fprintf(progress, "deployment %s: %s %s to %s, %s\n",
-		cell(id), cell(d.GetApplication()), cell(d.GetReleaseVersion()), cell(d.GetEnvironment()), tasks)
+	view := newProgressView(c, progress, tasks)
+	if !view.tty() {
+		how := ""
+		if r := d.GetRollout(); r.GetWindow() > 0 {
+			how = ", " + formatRollout(r)
+		}
+		fmt.Fprintf(progress, "deployment %s: %s %s to %s, %s%s\n",
+			cell(id), cell(d.GetApplication()), cell(d.GetReleaseVersion()), cell(d.GetEnvironment()), count, how)
+	}
 
-	final := &tentaclev1.WatchDeploymentResponse{Deployment: d, Tasks: created.GetTasks()}
-	w := &watchPrinter{c: c, out: progress, seen: map[eventKey]bool{}}
+	final := &tentaclev1.WatchDeploymentResponse{Deployment: d, Tasks: tasks}
 	r := &reconnector{conn: conn, stderr: c.stderr}
 	for {
 		err := func() error {
@@ -120,23 +146,26 @@ func (c *cli) watchDeployment(ctx context.Context, conn *connection, created *te
 					return err
 				}
 				r.progressed()
-				w.print(final, msg)
+				view.update(final, msg)
 			}
 		}()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if ctx.Err() != nil {
-			fmt.Fprintf(c.stderr, "\nstopped watching; deployment %s goes on (tentaclectl deployment show %s)\n", cell(id), cell(id))
+			fmt.Fprintf(c.stderr, "\nstopped watching; deployment %s goes on.\n  follow it: tentaclectl deployment show %s\n  cancel it: tentaclectl deployment cancel %s\n", cell(id), cell(id), cell(id))
 			return exitCode(exitInterrupted)
 		}
+		view.detach() // the reconnect notice went below the frame
 		if !r.retry(ctx, err) {
 			return fmt.Errorf("watching deployment %s: %w", id, conn.explain(err))
 		}
 	}
 
 	state := final.GetDeployment().GetState()
-	if state != tentaclev1.DeploymentState_DEPLOYMENT_STATE_SUCCEEDED && state != tentaclev1.DeploymentState_DEPLOYMENT_STATE_FAILED {
+	switch state {
+	case tentaclev1.DeploymentState_DEPLOYMENT_STATE_SUCCEEDED, tentaclev1.DeploymentState_DEPLOYMENT_STATE_FAILED, tentaclev1.DeploymentState_DEPLOYMENT_STATE_CANCELLED:
+	default:
 		return fmt.Errorf("the server ended the watch while deployment %s is %s; see tentaclectl deployment show %s", id, deploymentState(state), id)
 	}
 	c.printSummary(progress, final)
@@ -145,65 +174,21 @@ func (c *cli) watchDeployment(ctx context.Context, conn *connection, created *te
 			return err
 		}
 	}
-	if state == tentaclev1.DeploymentState_DEPLOYMENT_STATE_FAILED {
+	if state != tentaclev1.DeploymentState_DEPLOYMENT_STATE_SUCCEEDED {
 		return exitCode(1)
 	}
 	return nil
 }
 
-// eventKey identifies a task event: a re-opened watch sends every event
-// again, and each is printed once.
-type eventKey struct {
-	task     string
-	sequence uint64
-}
-
-type watchPrinter struct {
-	c     *cli
-	out   io.Writer
-	seen  map[eventKey]bool
-	width int // of the target column, so that lines align as they come
-}
-
-// print merges msg into final and prints its new events.
-func (w *watchPrinter) print(final, msg *tentaclev1.WatchDeploymentResponse) {
-	if msg.GetDeployment() != nil {
-		final.Deployment = msg.GetDeployment()
-	}
-	if len(msg.GetTasks()) > 0 {
-		final.Tasks = msg.GetTasks()
-	}
-	targets := map[string]string{}
-	for _, t := range final.GetTasks() {
-		targets[t.GetId()] = t.GetTargetName()
-		w.width = max(w.width, len(cell(t.GetTargetName())))
-	}
-	for _, e := range msg.GetEvents() {
-		key := eventKey{e.GetTaskId(), e.GetSequence()}
-		if e.GetSequence() != 0 { // 0 is unset: no way to tell repeats apart
-			if w.seen[key] {
-				continue
-			}
-			w.seen[key] = true
-		}
-		final.Events = append(final.Events, e)
-		target := targets[e.GetTaskId()]
-		if target == "" {
-			target = "task " + e.GetTaskId()
-		}
-		fmt.Fprintf(w.out, "%s  %-*s  %-9s  %s\n", w.c.formatClock(e), w.width, cell(target), taskState(e.GetState()), cell(e.GetMessage()))
-	}
-}
-
-func (c *cli) formatClock(e *tentaclev1.TaskEventRecord) string {
-	if e.GetOccurredAt() == nil {
+func (c *cli) formatClock(ts *timestamppb.Timestamp) string {
+	if ts == nil {
 		return "--:--:--"
 	}
-	return e.GetOccurredAt().AsTime().In(c.loc).Format("15:04:05")
+	return ts.AsTime().In(c.loc).Format("15:04:05")
 }
 
-// printSummary says how the deployment ended and, if it failed, why each
-// failed task failed and where to read more.
+// printSummary says how the deployment ended and, if it did not succeed,
+// why each task that did not succeed ended as it did and where to read more.
 func (c *cli) printSummary(w io.Writer, final *tentaclev1.WatchDeploymentResponse) {
 	d := final.GetDeployment()
 	var ok int
@@ -216,7 +201,7 @@ func (c *cli) printSummary(w io.Writer, final *tentaclev1.WatchDeploymentRespons
 		}
 	}
 	fmt.Fprintf(w, "deployment %s %s: %d of %d tasks succeeded\n", cell(d.GetId()), deploymentState(d.GetState()), ok, len(final.GetTasks()))
-	if d.GetState() != tentaclev1.DeploymentState_DEPLOYMENT_STATE_FAILED || len(failed) == 0 {
+	if d.GetState() == tentaclev1.DeploymentState_DEPLOYMENT_STATE_SUCCEEDED || len(failed) == 0 {
 		return
 	}
 	tw := newTable(w)

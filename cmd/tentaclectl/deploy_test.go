@@ -165,7 +165,7 @@ func TestDeployWaitInterrupted(t *testing.T) {
 	}()
 	r := h.runEnv(t, ctx, h.env(), "deploy", "--app", "web", "--release", "1.4.2", "--env", "prod", "--wait")
 	wantCode(t, r, exitInterrupted)
-	if want := "\nstopped watching; deployment dep-1 goes on (tentaclectl deployment show dep-1)\n"; r.stderr != want {
+	if want := "\nstopped watching; deployment dep-1 goes on.\n  follow it: tentaclectl deployment show dep-1\n  cancel it: tentaclectl deployment cancel dep-1\n"; r.stderr != want {
 		t.Errorf("stderr = %q, want %q", r.stderr, want)
 	}
 	if n := fake.count(); n != 2 {

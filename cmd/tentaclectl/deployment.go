@@ -20,13 +20,8 @@ func (c *cli) newDeploymentsCmd() *cobra.Command {
 		Example: "  tentaclectl deployments --env prod --limit 5",
 		Args:    exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			for _, f := range [][2]string{{"--app", app}, {"--env", env}} {
-				if f[1] == "" {
-					continue
-				}
-				if err := spec.ValidateName(f[0], f[1]); err != nil {
-					return badValue("%v", err)
-				}
+			if err := checkFilters(app, env); err != nil {
+				return err
 			}
 			if limit < 1 {
 				return badValue("--limit %d: must be at least 1", limit)
@@ -39,10 +34,11 @@ func (c *cli) newDeploymentsCmd() *cobra.Command {
 				return err
 			}
 			return c.render(resp, func(w io.Writer) {
-				row(w, "ID", "APP", "RELEASE", "ENV", "STATE", "CREATED", "FINISHED", "BY")
+				row(w, "ID", "APP", "RELEASE", "ENV", "KIND", "ROLLOUT", "STATE", "CREATED", "FINISHED", "BY")
 				for _, d := range resp.GetDeployments() {
 					row(w, cell(d.GetId()), cell(d.GetApplication()), cell(d.GetReleaseVersion()), cell(d.GetEnvironment()),
-						deploymentState(d.GetState()), c.formatTime(d.GetCreatedAt()), c.formatTime(d.GetFinishedAt()), cell(d.GetCreatedBy()))
+						cell(d.GetKind()), shortRollout(d.GetRollout()), deploymentStateOf(d), c.formatTime(d.GetCreatedAt()),
+						c.formatTime(d.GetFinishedAt()), cell(d.GetCreatedBy()))
 				}
 			})
 		},
@@ -52,6 +48,19 @@ func (c *cli) newDeploymentsCmd() *cobra.Command {
 	fl.StringVar(&env, "env", "", "only deployments to this environment")
 	fl.Int32Var(&limit, "limit", 20, "at most this many deployments")
 	return cmd
+}
+
+// checkFilters validates the optional --app and --env of a listing.
+func checkFilters(app, env string) error {
+	for _, f := range [][2]string{{"--app", app}, {"--env", env}} {
+		if f[1] == "" {
+			continue
+		}
+		if err := spec.ValidateName(f[0], f[1]); err != nil {
+			return badValue("%v", err)
+		}
+	}
+	return nil
 }
 
 func (c *cli) newDeploymentCmd() *cobra.Command {
@@ -70,7 +79,24 @@ func (c *cli) newDeploymentCmd() *cobra.Command {
 			return c.render(resp, func(w io.Writer) { c.printDeployment(w, resp) })
 		},
 	}
-	return groupCmd("deployment", "Show one deployment", show)
+	return groupCmd("deployment", "Show or cancel one deployment", show, c.newDeploymentCancelCmd())
+}
+
+// deploymentStateOf is the state, with "cancelling" for a running
+// deployment whose cancel was asked for.
+func deploymentStateOf(d *tentaclev1.Deployment) string {
+	if d.GetState() == tentaclev1.DeploymentState_DEPLOYMENT_STATE_RUNNING && d.GetCancelRequestedAt() != nil {
+		return "cancelling"
+	}
+	return deploymentState(d.GetState())
+}
+
+// shortRollout fits a rollout into a list column: "all", or "2/wave".
+func shortRollout(r *tentaclev1.Rollout) string {
+	if r.GetWindow() <= 0 {
+		return "all"
+	}
+	return fmt.Sprintf("%d/wave", r.GetWindow())
 }
 
 func (c *cli) printDeployment(w io.Writer, resp *tentaclev1.GetDeploymentResponse) {
@@ -79,8 +105,13 @@ func (c *cli) printDeployment(w io.Writer, resp *tentaclev1.GetDeploymentRespons
 	row(w, "Application:", cell(d.GetApplication()))
 	row(w, "Release:", fmt.Sprintf("%s (release id %s)", cell(d.GetReleaseVersion()), cell(d.GetReleaseId())))
 	row(w, "Environment:", cell(d.GetEnvironment()))
-	row(w, "State:", deploymentState(d.GetState()))
+	row(w, "Kind:", cell(d.GetKind()))
+	row(w, "Rollout:", formatRollout(d.GetRollout()))
+	row(w, "State:", deploymentStateOf(d))
 	row(w, "Created:", c.formatTime(d.GetCreatedAt())+" by "+cell(d.GetCreatedBy()))
+	if at := d.GetCancelRequestedAt(); at != nil {
+		row(w, "Cancel asked:", c.formatTime(at))
+	}
 	row(w, "Finished:", c.formatTime(d.GetFinishedAt()))
 	fmt.Fprintln(w)
 	c.taskTable(w, resp.GetTasks(), false)
@@ -89,7 +120,7 @@ func (c *cli) printDeployment(w io.Writer, resp *tentaclev1.GetDeploymentRespons
 // taskTable lists tasks; withDeployment adds the deployment column for lists
 // that span deployments.
 func (c *cli) taskTable(w io.Writer, tasks []*tentaclev1.Task, withDeployment bool) {
-	header := []string{"TASK", "TARGET", "STATE", "FAILURE", "UPDATED", "MESSAGE"}
+	header := []string{"TASK", "TARGET", "WAVE", "STATE", "FAILURE", "UPDATED", "MESSAGE"}
 	if withDeployment {
 		header = append([]string{"DEPLOYMENT"}, header...)
 	}
@@ -99,7 +130,11 @@ func (c *cli) taskTable(w io.Writer, tasks []*tentaclev1.Task, withDeployment bo
 		if t.GetFailureKind() != tentaclev1.FailureKind_FAILURE_KIND_UNSPECIFIED {
 			kind = failureKind(t.GetFailureKind())
 		}
-		cells := []string{cell(t.GetId()), cell(t.GetTargetName()), taskState(t.GetState()), kind, c.formatTime(t.GetUpdatedAt()), cell(t.GetMessage())}
+		wave := "-"
+		if t.GetWave() > 0 {
+			wave = fmt.Sprint(t.GetWave())
+		}
+		cells := []string{cell(t.GetId()), cell(t.GetTargetName()), wave, taskState(t.GetState()), kind, c.formatTime(t.GetUpdatedAt()), cell(t.GetMessage())}
 		if withDeployment {
 			cells = append([]string{cell(t.GetDeploymentId())}, cells...)
 		}

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -54,11 +55,16 @@ type fakeAdmin struct {
 	// breakStreams makes the first call of each stream fail with
 	// Unavailable after its first message, as a server restart would.
 	breakStreams bool
-	tasks        []*tentaclev1.Task
-	targets      []*tentaclev1.Target
-	joinTokens   []*tentaclev1.JoinTokenInfo
-	adminTokens  []*tentaclev1.AdminTokenInfo
-	audit        []*tentaclev1.AuditRecord
+	// dep, when set, is what GetDeployment answers.
+	dep         *tentaclev1.Deployment
+	tasks       []*tentaclev1.Task
+	targets     []*tentaclev1.Target
+	joinTokens  []*tentaclev1.JoinTokenInfo
+	adminTokens []*tentaclev1.AdminTokenInfo
+	audit       []*tentaclev1.AuditRecord
+	// apps, when set, is what ListApplications answers.
+	apps      []*tentaclev1.Application
+	variables []*tentaclev1.Variable
 
 	mu       sync.Mutex
 	requests []proto.Message
@@ -123,8 +129,8 @@ func (f *fakeAdmin) ListEnvironments(ctx context.Context, req *tentaclev1.ListEn
 		return nil, err
 	}
 	return &tentaclev1.ListEnvironmentsResponse{Environments: []*tentaclev1.Environment{
-		{Name: "test", CreatedAt: timestamppb.New(t0)},
-		{Name: "prod", Description: "Production\tEU", CreatedAt: timestamppb.New(t0)},
+		{Name: "test", CreatedAt: timestamppb.New(t0), AutoDeploy: true},
+		{Name: "prod", Description: "Production\tEU", CreatedAt: timestamppb.New(t0), RequiredTargets: 2},
 	}}, nil
 }
 
@@ -138,6 +144,9 @@ func (f *fakeAdmin) CreateApplication(ctx context.Context, req *tentaclev1.Creat
 func (f *fakeAdmin) ListApplications(ctx context.Context, req *tentaclev1.ListApplicationsRequest) (*tentaclev1.ListApplicationsResponse, error) {
 	if err := f.record(ctx, req); err != nil {
 		return nil, err
+	}
+	if f.apps != nil {
+		return &tentaclev1.ListApplicationsResponse{Applications: f.apps}, nil
 	}
 	return &tentaclev1.ListApplicationsResponse{Applications: []*tentaclev1.Application{{
 		Name: "web", ImageRepository: "r.io/team/web", CreatedAt: timestamppb.New(t0),
@@ -185,7 +194,11 @@ func (f *fakeAdmin) GetDeployment(ctx context.Context, req *tentaclev1.GetDeploy
 	if err := f.record(ctx, req); err != nil {
 		return nil, err
 	}
-	return &tentaclev1.GetDeploymentResponse{Deployment: deployment(tentaclev1.DeploymentState_DEPLOYMENT_STATE_FAILED), Tasks: f.tasks}, nil
+	d := f.dep
+	if d == nil {
+		d = deployment(tentaclev1.DeploymentState_DEPLOYMENT_STATE_FAILED)
+	}
+	return &tentaclev1.GetDeploymentResponse{Deployment: d, Tasks: f.tasks}, nil
 }
 
 func (f *fakeAdmin) WatchDeployment(req *tentaclev1.WatchDeploymentRequest, stream grpc.ServerStreamingServer[tentaclev1.WatchDeploymentResponse]) error {
@@ -306,7 +319,7 @@ func (f *fakeAdmin) ListAuditRecords(ctx context.Context, req *tentaclev1.ListAu
 
 func deployment(state tentaclev1.DeploymentState) *tentaclev1.Deployment {
 	return &tentaclev1.Deployment{Id: "dep-1", ReleaseId: "rel-1", Application: "web", ReleaseVersion: "1.4.2",
-		Environment: "prod", State: state, CreatedAt: timestamppb.New(t0), CreatedBy: "alice"}
+		Environment: "prod", State: state, CreatedAt: timestamppb.New(t0), CreatedBy: "alice", Kind: "deploy"}
 }
 
 // harness is one fake server and the settings to reach it.
@@ -315,6 +328,8 @@ type harness struct {
 	addr      string
 	caFile    string
 	configDir string // what the CLI takes for os.UserConfigDir
+	// terminal, when set, is the CLI's view of its outputs as terminals.
+	terminal func(io.Writer) (width, height int, ok bool)
 }
 
 func newHarness(t *testing.T, fake *fakeAdmin) *harness {
@@ -353,12 +368,22 @@ func (h *harness) run(t *testing.T, args ...string) result {
 
 func (h *harness) runEnv(t *testing.T, ctx context.Context, env map[string]string, args ...string) result {
 	t.Helper()
+	return h.runStdin(t, ctx, env, "", args...)
+}
+
+// runStdin runs the CLI with stdin as its standard input.
+func (h *harness) runStdin(t *testing.T, ctx context.Context, env map[string]string, stdin string, args ...string) result {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	c := newCLI(&stdout, &stderr)
+	c.stdin = strings.NewReader(stdin)
 	c.getenv = func(k string) string { return env[k] }
 	c.userConfigDir = func() (string, error) { return h.configDir, nil }
 	c.now = func() time.Time { return t0.Add(time.Minute) }
 	c.loc = time.UTC
+	if h.terminal != nil {
+		c.terminal = h.terminal
+	}
 	code := c.run(ctx, args)
 	return result{stdout.String(), stderr.String(), code}
 }

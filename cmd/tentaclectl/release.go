@@ -19,15 +19,21 @@ func (c *cli) newReleaseCmd() *cobra.Command {
 
 func (c *cli) newReleaseCreateCmd() *cobra.Command {
 	var app, tag, ver, digest string
+	var noResolve bool
 	cmd := &cobra.Command{
-		Use:   "create --app APP --tag TAG [--version V] [--digest sha256:…]",
+		Use:   "create --app APP --tag TAG [--version V] [--digest sha256:…] [--no-resolve]",
 		Short: "Create a release of an application",
 		Long: `Create a release: the application's image at TAG, with a snapshot of its
 run spec. The release is immutable; its version (by default the tag) names it
 in deploy --release.
 
-With --digest the release is pinned to that digest at once; without it the
-first pull pins the digest the tag pointed to then.`,
+The release is pinned to the digest the tag points to now: tentaclectl asks
+the registry itself, with your own registry credentials (docker's config.json
+in $DOCKER_CONFIG or ~/.docker, and its credential helpers; registries on
+localhost and 127.0.0.1 over plain HTTP). When that fails (no credentials,
+registry unreachable) it warns and creates the release without a digest: the
+first pull then pins the digest the tag points to at that time. --digest pins
+a digest you give; --no-resolve skips asking the registry.`,
 		Example: `  tentaclectl release create --app web --tag 1.4.2
   tentaclectl release create --app web --tag latest --version 2024.06.01 \
       --digest sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef`,
@@ -47,6 +53,9 @@ first pull pins the digest the tag pointed to then.`,
 					return badValue("--digest: %v", err)
 				}
 			}
+			if digest == "" && !noResolve {
+				digest = c.pinTag(cmd, app, tag)
+			}
 			req := &tentaclev1.CreateReleaseRequest{Application: app, ImageTag: tag, Version: ver, ImageDigest: digest}
 			resp, err := call(c, cmd, func(ctx context.Context, admin tentaclev1.AdminServiceClient) (*tentaclev1.CreateReleaseResponse, error) {
 				return admin.CreateRelease(ctx, req)
@@ -65,6 +74,7 @@ first pull pins the digest the tag pointed to then.`,
 	fl.StringVar(&tag, "tag", "", "image tag (required)")
 	fl.StringVar(&ver, "version", "", "release version, unique per application (default: the tag)")
 	fl.StringVar(&digest, "digest", "", "pin the image digest, sha256:<64 hex digits>")
+	fl.BoolVar(&noResolve, "no-resolve", false, "do not ask the registry for the tag's digest: the first pull pins it")
 	_ = cmd.MarkFlagRequired("app")
 	_ = cmd.MarkFlagRequired("tag")
 	return cmd

@@ -15,11 +15,15 @@ import (
 // cli is one invocation: where it writes, how it reads its environment, and
 // the global flags. Nothing is global so tests can run many in parallel.
 type cli struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	userConfigDir  func() (string, error)
 	now            func() time.Time
 	loc            *time.Location
+	// terminal reports the size of the terminal w is, ok false when w is
+	// not one (tests set it to draw frames into a buffer).
+	terminal func(w io.Writer) (width, height int, ok bool)
 
 	// Global flags.
 	server, token, caFile, configPath, output string
@@ -28,10 +32,18 @@ type cli struct {
 
 func newCLI(stdout, stderr io.Writer) *cli {
 	return &cli{
-		stdout: stdout, stderr: stderr,
+		stdin: os.Stdin, stdout: stdout, stderr: stderr,
 		getenv: os.Getenv, userConfigDir: os.UserConfigDir,
-		now: time.Now, loc: time.Local,
+		now: time.Now, loc: time.Local, terminal: fileTerminal,
 	}
+}
+
+func fileTerminal(w io.Writer) (width, height int, ok bool) {
+	f, isFile := w.(*os.File)
+	if !isFile {
+		return 0, 0, false
+	}
+	return terminalSize(f)
 }
 
 // usageError is a command line the user has to change: exit code 2. With
@@ -139,8 +151,8 @@ directory (on Linux $XDG_CONFIG_HOME or ~/.config).`,
 		}
 	}
 	add("setup", c.newEnvCmd(), c.newEnvListCmd("envs"), c.newAppCmd(), c.newAppListCmd("apps"),
-		c.newReleaseCmd(), c.newReleaseListCmd("releases"))
-	add("deploy", c.newDeployCmd(), c.newDeploymentsCmd(), c.newDeploymentCmd(), c.newTasksCmd(), c.newLogsCmd())
+		c.newReleaseCmd(), c.newReleaseListCmd("releases"), c.newVarCmd())
+	add("deploy", c.newStatusCmd(), c.newDeployCmd(), c.newRollbackCmd(), c.newDeploymentsCmd(), c.newDeploymentCmd(), c.newTasksCmd(), c.newLogsCmd())
 	add("fleet", c.newTargetsCmd())
 	add("access", c.newTokenCmd(), c.newTargetCmd(), c.newAdminTokenCmd(), c.newAuditCmd())
 	root.AddCommand(c.newVersionCmd())

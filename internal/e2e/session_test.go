@@ -131,18 +131,24 @@ func startClusterWith(t testing.TB, cfg server.Config) *cluster {
 			t.Fatal(err)
 		}
 	}
-	caPEM, _ := srv.CA()
+	c.admin = c.adminClient(tok)
+	c.token = tok
+	return c
+}
+
+// adminClient dials the server's admin API with the admin token tok.
+func (c *cluster) adminClient(tok string) tentaclev1.AdminServiceClient {
+	c.t.Helper()
+	caPEM, _ := c.srv.CA()
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13})),
 		grpc.WithPerRPCCredentials(bearer(tok)))
 	if err != nil {
-		t.Fatal(err)
+		c.t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	c.admin = tentaclev1.NewAdminServiceClient(conn)
-	c.token = tok
-	return c
+	c.t.Cleanup(func() { conn.Close() })
+	return tentaclev1.NewAdminServiceClient(conn)
 }
 
 func (c *cluster) ctx() context.Context {

@@ -13,8 +13,8 @@ import (
 
 func (s *Store) CreateEnvironment(ctx context.Context, e store.Environment) error {
 	_, err := s.write.ExecContext(ctx,
-		`INSERT INTO environments (name, description, created_at) VALUES (?, ?, ?)`,
-		e.Name, e.Description, stamp(e.CreatedAt))
+		`INSERT INTO environments (name, description, created_at, auto_deploy, required_targets) VALUES (?, ?, ?, ?, ?)`,
+		e.Name, e.Description, stamp(e.CreatedAt), e.AutoDeploy, e.RequiredTargets)
 	if isUnique(err) {
 		return fmt.Errorf("environment %q: %w", e.Name, store.ErrConflict)
 	}
@@ -26,11 +26,34 @@ func (s *Store) CreateEnvironment(ctx context.Context, e store.Environment) erro
 
 // The lifecycle position is the creation order (rowid), counted on read.
 const environmentCols = `name, description, created_at,
-	(SELECT COUNT(*) FROM environments o WHERE o.rowid <= environments.rowid)`
+	(SELECT COUNT(*) FROM environments o WHERE o.rowid <= environments.rowid), auto_deploy, required_targets`
 
 func scanEnvironment(sc scanner) (store.Environment, error) {
 	var e store.Environment
-	err := sc.Scan(&e.Name, &e.Description, timeCol{&e.CreatedAt}, &e.Position)
+	err := sc.Scan(&e.Name, &e.Description, timeCol{&e.CreatedAt}, &e.Position, &e.AutoDeploy, &e.RequiredTargets)
+	return e, err
+}
+
+// UpdateEnvironment changes only the fields u sets.
+func (s *Store) UpdateEnvironment(ctx context.Context, name string, u store.EnvironmentUpdate) (store.Environment, error) {
+	var e store.Environment
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE environments SET
+			description = coalesce(?1, description),
+			auto_deploy = coalesce(?2, auto_deploy),
+			required_targets = coalesce(?3, required_targets)
+			WHERE name = ?4`, u.Description, u.AutoDeploy, u.RequiredTargets, name)
+		if err != nil {
+			return fmt.Errorf("update environment %q: %w", name, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("update environment %q: %w", name, err)
+		} else if n == 0 {
+			return fmt.Errorf("environment %q: %w", name, store.ErrNotFound)
+		}
+		e, err = getEnvironment(ctx, tx, name)
+		return err
+	})
 	return e, err
 }
 
@@ -49,10 +72,19 @@ func (s *Store) PreviousEnvironment(ctx context.Context, name string) (store.Env
 	return e, true, nil
 }
 
+// ReleaseSucceededIn counts distinct targets when the environment requires
+// some number of them: a partial rollout (missing-only, auto) counts too.
 func (s *Store) ReleaseSucceededIn(ctx context.Context, releaseID, environment string) (bool, error) {
 	var ok bool
-	err := s.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM deployments
-		WHERE release_id = ? AND environment = ? AND state = ?)`, releaseID, environment, string(store.DeploymentSucceeded)).Scan(&ok)
+	err := s.read.QueryRowContext(ctx, `SELECT CASE
+		WHEN e.required_targets = 0 THEN EXISTS (SELECT 1 FROM deployments
+			WHERE release_id = ?1 AND environment = ?2 AND state = 'succeeded')
+		ELSE (SELECT COUNT(DISTINCT t.target_id) FROM tasks t JOIN deployments d ON d.id = t.deployment_id
+			WHERE d.release_id = ?1 AND d.environment = ?2 AND t.state = 'succeeded') >= e.required_targets
+		END FROM environments e WHERE e.name = ?2`, releaseID, environment).Scan(&ok)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("release %s in %q: %w", releaseID, environment, err)
 	}
@@ -60,7 +92,11 @@ func (s *Store) ReleaseSucceededIn(ctx context.Context, releaseID, environment s
 }
 
 func (s *Store) GetEnvironment(ctx context.Context, name string) (store.Environment, error) {
-	e, err := scanEnvironment(s.read.QueryRowContext(ctx,
+	return getEnvironment(ctx, s.read, name)
+}
+
+func getEnvironment(ctx context.Context, q querier, name string) (store.Environment, error) {
+	e, err := scanEnvironment(q.QueryRowContext(ctx,
 		`SELECT `+environmentCols+` FROM environments WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, fmt.Errorf("environment %q: %w", name, store.ErrNotFound)
@@ -91,9 +127,13 @@ func (s *Store) CreateApplication(ctx context.Context, a store.Application) erro
 	if err != nil {
 		return fmt.Errorf("application %q: roles: %w", a.Name, err)
 	}
+	rollout, err := toJSON(a.Rollout)
+	if err != nil {
+		return fmt.Errorf("application %q: rollout: %w", a.Name, err)
+	}
 	_, err = s.write.ExecContext(ctx,
-		`INSERT INTO applications (name, image_repository, run_spec, roles, created_at) VALUES (?, ?, ?, ?, ?)`,
-		a.Name, a.ImageRepository, spec, roles, stamp(a.CreatedAt))
+		`INSERT INTO applications (name, image_repository, run_spec, roles, created_at, rollout) VALUES (?, ?, ?, ?, ?, ?)`,
+		a.Name, a.ImageRepository, spec, roles, stamp(a.CreatedAt), rollout)
 	if isUnique(err) {
 		return fmt.Errorf("application %q: %w", a.Name, store.ErrConflict)
 	}
@@ -103,11 +143,11 @@ func (s *Store) CreateApplication(ctx context.Context, a store.Application) erro
 	return nil
 }
 
-const applicationCols = `name, image_repository, run_spec, roles, created_at`
+const applicationCols = `name, image_repository, run_spec, roles, created_at, rollout`
 
 func scanApplication(sc scanner) (store.Application, error) {
 	var a store.Application
-	err := sc.Scan(&a.Name, &a.ImageRepository, jsonCol{&a.RunSpec}, rolesCol{&a.Roles}, timeCol{&a.CreatedAt})
+	err := sc.Scan(&a.Name, &a.ImageRepository, jsonCol{&a.RunSpec}, rolesCol{&a.Roles}, timeCol{&a.CreatedAt}, jsonCol{&a.Rollout})
 	return a, err
 }
 
@@ -156,6 +196,9 @@ func (s *Store) CreateRelease(ctx context.Context, r store.Release) error {
 		if err != nil {
 			return fmt.Errorf("create release %q of %q: %w", r.Version, r.Application, err)
 		}
+		if err := snapshotVariables(ctx, tx, r.ID, r.Application); err != nil {
+			return fmt.Errorf("create release %q of %q: variables: %w", r.Version, r.Application, err)
+		}
 		return nil
 	})
 }
@@ -178,7 +221,9 @@ func (s *Store) GetRelease(ctx context.Context, application, version string) (st
 	if err != nil {
 		return r, fmt.Errorf("get release %q of %q: %w", version, application, err)
 	}
-	return r, nil
+	rs := []store.Release{r}
+	err = s.attachVariables(ctx, application, rs)
+	return rs[0], err
 }
 
 func (s *Store) GetReleaseByID(ctx context.Context, id string) (store.Release, error) {
@@ -189,7 +234,9 @@ func (s *Store) GetReleaseByID(ctx context.Context, id string) (store.Release, e
 	if err != nil {
 		return r, fmt.Errorf("get release %q: %w", id, err)
 	}
-	return r, nil
+	rs := []store.Release{r}
+	err = s.attachVariables(ctx, r.Application, rs)
+	return rs[0], err
 }
 
 // ListReleases fails with ErrNotFound for an unknown application, so a typo
@@ -201,7 +248,7 @@ func (s *Store) ListReleases(ctx context.Context, application string) ([]store.R
 		if err != nil {
 			return nil, fmt.Errorf("list releases: %w", err)
 		}
-		return rs, nil
+		return rs, s.attachVariables(ctx, "", rs)
 	}
 	if _, err := s.GetApplication(ctx, application); err != nil {
 		return nil, err
@@ -211,7 +258,7 @@ func (s *Store) ListReleases(ctx context.Context, application string) ([]store.R
 	if err != nil {
 		return nil, fmt.Errorf("list releases of %q: %w", application, err)
 	}
-	return rs, nil
+	return rs, s.attachVariables(ctx, application, rs)
 }
 
 func (s *Store) PinReleaseDigest(ctx context.Context, releaseID, digest string) (string, error) {

@@ -20,7 +20,14 @@ func (s *Store) CreateDeployment(ctx context.Context, d store.Deployment, tasks 
 	if d.State == "" {
 		d.State = store.DeploymentRunning
 	}
+	if d.Kind == "" {
+		d.Kind = store.KindDeploy
+	}
 	created := stamp(d.CreatedAt)
+	rollout, err := toJSON(d.Rollout)
+	if err != nil {
+		return fmt.Errorf("create deployment %q: rollout: %w", d.ID, err)
+	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		ok, err := exists(ctx, tx, `SELECT 1 FROM releases WHERE id = ?`, d.ReleaseID)
 		if err != nil {
@@ -37,9 +44,10 @@ func (s *Store) CreateDeployment(ctx context.Context, d store.Deployment, tasks 
 			return fmt.Errorf("environment %q: %w", d.Environment, store.ErrNotFound)
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO deployments
-			(id, release_id, environment, state, created_by, created_at, finished_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			d.ID, d.ReleaseID, d.Environment, d.State, d.CreatedBy, created, dbTime(d.FinishedAt))
+			(id, release_id, environment, state, created_by, created_at, finished_at, rollout, kind, cancel_requested_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			d.ID, d.ReleaseID, d.Environment, d.State, d.CreatedBy, created, dbTime(d.FinishedAt),
+			rollout, d.Kind, dbTime(d.CancelRequestedAt))
 		if isUnique(err) {
 			return fmt.Errorf("deployment %q: %w", d.ID, store.ErrConflict)
 		}
@@ -62,6 +70,9 @@ func insertTask(ctx context.Context, tx *sql.Tx, deploymentID string, deployment
 	if t.State == "" {
 		t.State = store.TaskQueued
 	}
+	if t.Wave == 0 {
+		t.Wave = 1
+	}
 	created := deploymentCreated
 	if !t.CreatedAt.IsZero() {
 		created = t.CreatedAt.UnixMicro()
@@ -74,9 +85,9 @@ func insertTask(ctx context.Context, tx *sql.Tx, deploymentID string, deployment
 		return fmt.Errorf("target %q: %w", t.TargetID, store.ErrNotFound)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO tasks
-		(id, deployment_id, target_id, state, message, failure_kind, image_digest, container_id, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.ID, deploymentID, t.TargetID, t.State, t.Message, t.FailureKind, t.ImageDigest, t.ContainerID, created, created)
+		(id, deployment_id, target_id, state, message, failure_kind, image_digest, container_id, created_at, updated_at, wave)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, deploymentID, t.TargetID, t.State, t.Message, t.FailureKind, t.ImageDigest, t.ContainerID, created, created, t.Wave)
 	if isUnique(err) {
 		return fmt.Errorf("task %q (target %q): %w", t.ID, t.TargetID, store.ErrConflict)
 	}
@@ -87,13 +98,13 @@ func insertTask(ctx context.Context, tx *sql.Tx, deploymentID string, deployment
 }
 
 const deploymentSelect = `SELECT d.id, d.release_id, r.application, r.version, d.environment, d.state,
-	d.created_by, d.created_at, d.finished_at
+	d.created_by, d.created_at, d.finished_at, d.rollout, d.kind, d.cancel_requested_at
 	FROM deployments d JOIN releases r ON r.id = d.release_id`
 
 func scanDeployment(sc scanner) (store.Deployment, error) {
 	var d store.Deployment
 	err := sc.Scan(&d.ID, &d.ReleaseID, &d.Application, &d.ReleaseVersion, &d.Environment, &d.State,
-		&d.CreatedBy, timeCol{&d.CreatedAt}, timeCol{&d.FinishedAt})
+		&d.CreatedBy, timeCol{&d.CreatedAt}, timeCol{&d.FinishedAt}, jsonCol{&d.Rollout}, &d.Kind, timeCol{&d.CancelRequestedAt})
 	return d, err
 }
 
@@ -130,14 +141,15 @@ func (s *Store) ListDeployments(ctx context.Context, f store.DeploymentFilter) (
 }
 
 const taskSelect = `SELECT t.id, t.deployment_id, t.target_id, g.name, t.state, t.message, t.failure_kind,
-	t.image_digest, t.container_id, t.last_event_seq, t.final_log_bytes, t.created_at, t.updated_at
+	t.image_digest, t.container_id, t.last_event_seq, t.final_log_bytes, t.created_at, t.updated_at,
+	t.wave, t.progress_bytes, t.progress_total_bytes
 	FROM tasks t JOIN targets g ON g.id = t.target_id`
 
 func scanTask(sc scanner) (store.Task, error) {
 	var t store.Task
 	err := sc.Scan(&t.ID, &t.DeploymentID, &t.TargetID, &t.TargetName, &t.State, &t.Message, &t.FailureKind,
 		&t.ImageDigest, &t.ContainerID, &t.LastEventSeq, &t.FinalLogBytes,
-		timeCol{&t.CreatedAt}, timeCol{&t.UpdatedAt})
+		timeCol{&t.CreatedAt}, timeCol{&t.UpdatedAt}, &t.Wave, &t.ProgressBytes, &t.ProgressTotalBytes)
 	return t, err
 }
 
@@ -249,10 +261,11 @@ func (s *Store) AppendTaskEvent(ctx context.Context, e store.TaskEvent) (bool, e
 			occurred = e.OccurredAt.UnixMicro()
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO task_events
-			(task_id, deployment_id, seq, state, message, image_digest, container_id, failure_kind, log_bytes, occurred_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id, seq) DO NOTHING`,
+			(task_id, deployment_id, seq, state, message, image_digest, container_id, failure_kind, log_bytes, occurred_at,
+			progress_bytes, progress_total_bytes)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id, seq) DO NOTHING`,
 			e.TaskID, deploymentID, int64(e.Sequence), e.State, e.Message, e.ImageDigest, e.ContainerID,
-			e.FailureKind, e.LogBytes, occurred)
+			e.FailureKind, e.LogBytes, occurred, int64(e.ProgressBytes), int64(e.ProgressTotalBytes))
 		if err != nil {
 			return fmt.Errorf("task %q event %d: %w", e.TaskID, e.Sequence, err)
 		}
@@ -272,45 +285,56 @@ func (s *Store) AppendTaskEvent(ctx context.Context, e store.TaskEvent) (bool, e
 			container_id = CASE WHEN ?5 = '' THEN container_id ELSE ?5 END,
 			last_event_seq = ?6,
 			final_log_bytes = CASE WHEN ?7 THEN ?8 ELSE final_log_bytes END,
-			updated_at = ?9
+			updated_at = ?9,
+			progress_bytes = CASE WHEN ?11 = 0 AND ?12 = 0 THEN progress_bytes ELSE ?11 END,
+			progress_total_bytes = CASE WHEN ?11 = 0 AND ?12 = 0 THEN progress_total_bytes ELSE ?12 END
 			WHERE id = ?10`,
 			next, e.Message, e.FailureKind, e.ImageDigest, e.ContainerID, int64(e.Sequence),
-			next.Terminal(), e.LogBytes, now, e.TaskID)
+			next.Terminal(), e.LogBytes, now, e.TaskID, int64(e.ProgressBytes), int64(e.ProgressTotalBytes))
 		if err != nil {
 			return fmt.Errorf("task %q event %d: %w", e.TaskID, e.Sequence, err)
 		}
 		if !next.Terminal() {
 			return nil
 		}
-		// The deployment finishes with its last task; the write lock we hold
-		// makes "last" exact when tasks finish concurrently.
-		_, err = tx.ExecContext(ctx, `UPDATE deployments SET
-			state = CASE WHEN EXISTS (SELECT 1 FROM tasks WHERE deployment_id = ?1 AND state <> 'succeeded')
-				THEN 'failed' ELSE 'succeeded' END,
-			finished_at = ?2
-			WHERE id = ?1 AND state = 'running' AND NOT EXISTS (SELECT 1 FROM tasks
-				WHERE deployment_id = ?1 AND state NOT IN ('succeeded', 'failed', 'cancelled'))`,
-			deploymentID, now)
-		if err != nil {
-			return fmt.Errorf("finish deployment %q: %w", deploymentID, err)
-		}
-		return nil
+		return finishDeployment(ctx, tx, deploymentID, now)
 	})
 	return inserted, err
 }
 
+// finishDeployment ends a running deployment whose tasks are all terminal:
+// cancelled if a cancel was requested, succeeded if every task succeeded,
+// else failed. The write lock the caller's transaction holds makes "all"
+// exact when tasks finish concurrently.
+func finishDeployment(ctx context.Context, tx *sql.Tx, deploymentID string, now int64) error {
+	_, err := tx.ExecContext(ctx, `UPDATE deployments SET
+		state = CASE
+			WHEN cancel_requested_at IS NOT NULL THEN 'cancelled'
+			WHEN EXISTS (SELECT 1 FROM tasks WHERE deployment_id = ?1 AND state <> 'succeeded') THEN 'failed'
+			ELSE 'succeeded' END,
+		finished_at = ?2
+		WHERE id = ?1 AND state = 'running' AND NOT EXISTS (SELECT 1 FROM tasks
+			WHERE deployment_id = ?1 AND state NOT IN ('succeeded', 'failed', 'cancelled'))`,
+		deploymentID, now)
+	if err != nil {
+		return fmt.Errorf("finish deployment %q: %w", deploymentID, err)
+	}
+	return nil
+}
+
 var knownTaskStates = map[store.TaskState]bool{
-	store.TaskQueued: true, store.TaskAssigned: true, store.TaskAccepted: true,
+	store.TaskWaiting: true, store.TaskQueued: true, store.TaskAssigned: true, store.TaskAccepted: true,
 	store.TaskPulling: true, store.TaskStarting: true, store.TaskVerifying: true,
 	store.TaskSucceeded: true, store.TaskFailed: true, store.TaskCancelled: true,
 }
 
-const eventCols = `id, task_id, seq, state, message, image_digest, container_id, failure_kind, log_bytes, occurred_at`
+const eventCols = `id, task_id, seq, state, message, image_digest, container_id, failure_kind, log_bytes, occurred_at,
+	progress_bytes, progress_total_bytes`
 
 func scanEvent(sc scanner) (store.TaskEvent, error) {
 	var e store.TaskEvent
 	err := sc.Scan(&e.ID, &e.TaskID, &e.Sequence, &e.State, &e.Message, &e.ImageDigest, &e.ContainerID,
-		&e.FailureKind, &e.LogBytes, timeCol{&e.OccurredAt})
+		&e.FailureKind, &e.LogBytes, timeCol{&e.OccurredAt}, &e.ProgressBytes, &e.ProgressTotalBytes)
 	return e, err
 }
 

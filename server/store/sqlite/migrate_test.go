@@ -73,36 +73,13 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "tentacle.db")
-	old, err := sql.Open("sqlite", dsn(path, url.Values{"_txlock": {"immediate"}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for done := false; !done; {
-		if done, err = migrateStep(ctx, old, ms[:1]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, stmt := range []string{
+	s := openAt(t, ms[:1], []string{
 		`INSERT INTO environments (name, created_at) VALUES ('prod', 1)`,
 		`INSERT INTO targets (id, name, environment, roles, enrolled_at) VALUES ('t1', 'web-1', 'prod', '["web"]', 2)`,
 		`INSERT INTO join_tokens (id, secret_hash, environment, roles, expires_at, uses_allowed, created_at)
 			VALUES ('j1', x'01', 'prod', '[]', 4102444800000000, 1, 3)`,
 		`INSERT INTO admin_tokens (id, name, hash, role, created_at) VALUES ('a1', 'bootstrap', x'02', 'admin', 4)`,
-	} {
-		if _, err := old.ExecContext(ctx, stmt); err != nil {
-			t.Fatalf("%s: %v", stmt, err)
-		}
-	}
-	if err := old.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	})
 	var version int
 	if err := s.read.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&version); err != nil {
 		t.Fatal(err)
@@ -135,4 +112,112 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if err := s.AppendAudit(ctx, store.AuditRecord{Actor: "server", Action: "migrate", Outcome: "ok"}); err != nil {
 		t.Errorf("append audit after the migration: %v", err)
 	}
+}
+
+// TestMigrateRolloutFromVersion4 fills a database at schema 4 with a
+// finished deployment (events, log) and a running one, then opens it: the
+// rebuilt tables keep every row, order and event ID, the foreign keys hold,
+// and the new states are accepted.
+func TestMigrateRolloutFromVersion4(t *testing.T) {
+	ctx := t.Context()
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openAt(t, ms[:4], []string{
+		`INSERT INTO environments (name, created_at) VALUES ('dev', 1), ('prod', 2)`,
+		`INSERT INTO applications (name, image_repository, run_spec, created_at, roles) VALUES ('web', 'team/web', '{}', 3, '["web"]')`,
+		`INSERT INTO releases (id, application, version, image_repository, image_tag, run_spec, created_at)
+			VALUES ('r1', 'web', '1.0', 'team/web', '1.0', '{}', 4)`,
+		`INSERT INTO targets (id, name, environment, roles, enrolled_at) VALUES ('t1', 'web-1', 'prod', '["web"]', 5)`,
+		// Inserted out of time order: reads break ties on rowid.
+		`INSERT INTO deployments (id, release_id, environment, state, created_by, created_at, finished_at)
+			VALUES ('d-done', 'r1', 'prod', 'succeeded', 'alice', 10, 20), ('d-run', 'r1', 'prod', 'running', 'bob', 10, NULL)`,
+		`INSERT INTO tasks (id, deployment_id, target_id, state, last_event_seq, final_log_bytes, log_size, created_at, updated_at)
+			VALUES ('k-done', 'd-done', 't1', 'succeeded', 2, 5, 5, 10, 20), ('k-run', 'd-run', 't1', 'pulling', 1, -1, 0, 10, 11)`,
+		`INSERT INTO task_events (task_id, deployment_id, seq, state, occurred_at) VALUES
+			('k-done', 'd-done', 1, 'pulling', 11), ('k-done', 'd-done', 2, 'succeeded', 20), ('k-run', 'd-run', 1, 'pulling', 11)`,
+		`INSERT INTO task_log_chunks (task_id, start, data) VALUES ('k-done', 0, x'68656c6c6f')`,
+	})
+	var fkProblems int
+	if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM pragma_foreign_key_check`).Scan(&fkProblems); err != nil {
+		t.Fatal(err)
+	}
+	if fkProblems != 0 {
+		t.Fatalf("%d foreign key violations after the migration", fkProblems)
+	}
+	ds, err := s.ListDeployments(ctx, store.DeploymentFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 2 || ds[0].ID != "d-run" || ds[1].ID != "d-done" || ds[1].State != store.DeploymentSucceeded ||
+		ds[1].Kind != store.KindDeploy || ds[1].CreatedBy != "alice" || ds[1].FinishedAt.IsZero() {
+		t.Fatalf("deployments after the migration: %+v", ds)
+	}
+	running, err := s.ListRunningDeployments(ctx)
+	if err != nil || len(running) != 1 || running[0].ID != "d-run" {
+		t.Fatalf("running deployments: %+v, %v", running, err)
+	}
+	tk, err := s.GetTask(ctx, "k-done")
+	if err != nil || tk.Wave != 1 || tk.FinalLogBytes != 5 || tk.LastEventSeq != 2 || tk.State != store.TaskSucceeded {
+		t.Fatalf("old task: %+v, %v", tk, err)
+	}
+	if data, err := s.ReadTaskLog(ctx, "k-done", 0, 100); err != nil || string(data) != "hello" {
+		t.Fatalf("old log: %q, %v", data, err)
+	}
+	es, err := s.ListDeploymentEvents(ctx, "d-done", 0)
+	if err != nil || len(es) != 2 || es[0].ID != 1 || es[1].ID != 2 {
+		t.Fatalf("old events: %+v, %v", es, err)
+	}
+	// New events continue the ID sequence; the running deployment can be
+	// cancelled and ends cancelled.
+	if _, err := s.RequestCancelDeployment(ctx, "d-run", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendTaskEvent(ctx, store.TaskEvent{TaskID: "k-run", Sequence: 2, State: store.TaskCancelled}); err != nil {
+		t.Fatal(err)
+	}
+	es, err = s.ListDeploymentEvents(ctx, "d-run", 0)
+	if err != nil || len(es) != 2 || es[1].ID != 4 {
+		t.Fatalf("events after the migration: %+v, %v; want the new one with ID 4", es, err)
+	}
+	if d, err := s.GetDeployment(ctx, "d-run"); err != nil || d.State != store.DeploymentCancelled {
+		t.Fatalf("cancelled deployment: %+v, %v", d, err)
+	}
+	// The waiting state is admitted.
+	if err := s.CreateDeployment(ctx, store.Deployment{ID: "d-new", ReleaseID: "r1", Environment: "prod"},
+		[]store.Task{{ID: "k-new", TargetID: "t1", State: store.TaskWaiting, Wave: 2}}); err != nil {
+		t.Fatalf("a waiting task after the migration: %v", err)
+	}
+}
+
+// openAt builds a database with only the migrations ms, as an older server
+// left it, runs stmts on it, and opens it: the remaining migrations apply.
+func openAt(t *testing.T, ms []migration, stmts []string) *Store {
+	t.Helper()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "tentacle.db")
+	old, err := sql.Open("sqlite", dsn(path, url.Values{"_txlock": {"immediate"}, "_pragma": {"foreign_keys(1)"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for done := false; !done; {
+		if done, err = migrateStep(ctx, old, ms); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, stmt := range stmts {
+		if _, err := old.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

@@ -58,16 +58,16 @@ func testCreateDeployment(t *testing.T, s store.Store) {
 
 	got := f.deployment(t, "dep-1")
 	want := d
-	want.Application, want.ReleaseVersion, want.State = "web", "1.0.0", store.DeploymentRunning
+	want.Application, want.ReleaseVersion, want.State, want.Kind = "web", "1.0.0", store.DeploymentRunning, store.KindDeploy
 	wantEqual(t, "deployment", got, want)
 
 	ts, err := s.ListTasks(f.ctx, "dep-1")
 	must(t, err)
 	wantEqual(t, "tasks", ts, []store.Task{
 		{ID: "task-a", DeploymentID: "dep-1", TargetID: f.targets[0].ID, TargetName: "host-00", State: store.TaskQueued,
-			FinalLogBytes: -1, CreatedAt: at(time.Hour), UpdatedAt: at(time.Hour)},
+			FinalLogBytes: -1, Wave: 1, CreatedAt: at(time.Hour), UpdatedAt: at(time.Hour)},
 		{ID: "task-b", DeploymentID: "dep-1", TargetID: f.targets[1].ID, TargetName: "host-01", State: store.TaskQueued,
-			FinalLogBytes: -1, CreatedAt: at(time.Hour), UpdatedAt: at(time.Hour)},
+			FinalLogBytes: -1, Wave: 1, CreatedAt: at(time.Hour), UpdatedAt: at(time.Hour)},
 	})
 }
 
@@ -125,7 +125,7 @@ func testGetDeployment(t *testing.T, s store.Store) {
 	must(t, err)
 	wantEqual(t, "deployment", got, store.Deployment{ID: "dep-1", ReleaseID: "rel-1", Application: "web",
 		ReleaseVersion: "1.0.0", Environment: "prod", State: store.DeploymentRunning, CreatedBy: "alice",
-		CreatedAt: at(time.Minute)})
+		CreatedAt: at(time.Minute), Kind: store.KindDeploy})
 	_, err = s.GetDeployment(f.ctx, "dep-nope")
 	wantErr(t, err, store.ErrNotFound, `"dep-nope"`)
 }
@@ -168,7 +168,7 @@ func testGetTask(t *testing.T, s store.Store) {
 	got, err := s.GetTask(f.ctx, id)
 	must(t, err)
 	wantEqual(t, "task", got, store.Task{ID: id, DeploymentID: "dep-1", TargetID: f.targets[0].ID,
-		TargetName: "host-00", State: store.TaskQueued, FinalLogBytes: -1,
+		TargetName: "host-00", State: store.TaskQueued, FinalLogBytes: -1, Wave: 1,
 		CreatedAt: at(time.Minute), UpdatedAt: at(time.Minute)})
 	_, err = s.GetTask(f.ctx, "task-nope")
 	wantErr(t, err, store.ErrNotFound, `"task-nope"`)

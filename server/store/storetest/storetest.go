@@ -34,8 +34,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"audit", auditTests},
 		{"deployments", deploymentTests},
 		{"events", eventTests},
+		{"rollout", rolloutTests},
 		{"logs", logTests},
 		{"concurrency", concurrencyTests},
+		{"variables", variableTests},
 	}
 	for _, g := range groups {
 		for _, tc := range g.tests {
