@@ -28,6 +28,7 @@ func TestRunSpecSurvivesTheWire(t *testing.T) {
 		StopSignal:  "SIGINT", PullPolicy: "always",
 		Log:        spec.LogConfig{Driver: "json-file", Options: map[string]string{"max-size": "10m"}},
 		ExtraHosts: []spec.ExtraHost{{Name: "db", IP: "10.0.0.5"}},
+		Strategy:   spec.StrategyStartFirst, HealthTimeout: time.Minute,
 	}
 	// Every field must be set, or the test proves nothing about it.
 	v := reflect.ValueOf(full)
