@@ -56,6 +56,8 @@ var failureKinds = map[string]tentaclev1.FailureKind{
 	"docker":               tentaclev1.FailureKind_FAILURE_KIND_DOCKER,
 	"agent":                tentaclev1.FailureKind_FAILURE_KIND_AGENT,
 	"halted":               tentaclev1.FailureKind_FAILURE_KIND_HALTED,
+	"unhealthy":            tentaclev1.FailureKind_FAILURE_KIND_UNHEALTHY,
+	"health_timeout":       tentaclev1.FailureKind_FAILURE_KIND_HEALTH_TIMEOUT,
 }
 
 func failureKindToProto(k string) tentaclev1.FailureKind { return failureKinds[k] }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tentacle-deploy/tentacle/internal/spec"
+	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 )
 
 // TestRunSpecSurvivesTheWire: every run spec field set, through proto and
@@ -39,5 +40,21 @@ func TestRunSpecSurvivesTheWire(t *testing.T) {
 	}
 	if got := runSpecFromProto(runSpecToProto(full)); !reflect.DeepEqual(got, full) {
 		t.Fatalf("after the round trip:\n got  %+v\n want %+v", got, full)
+	}
+}
+
+// Every failure kind the protocol knows is stored under a name and sent
+// back as the same kind; one missing here would reach the store as "".
+func TestEveryFailureKindHasAName(t *testing.T) {
+	t.Parallel()
+	for v, name := range tentaclev1.FailureKind_name {
+		k := tentaclev1.FailureKind(v)
+		if k == tentaclev1.FailureKind_FAILURE_KIND_UNSPECIFIED {
+			continue
+		}
+		s := failureKindFromProto(k)
+		if s == "" || failureKindToProto(s) != k {
+			t.Errorf("%s: stored as %q, which converts back to %v", name, s, failureKindToProto(s))
+		}
 	}
 }
