@@ -205,6 +205,16 @@ func (s *session) dispatch() error {
 			continue
 		}
 		a, err := s.assignment(ctx, t, d)
+		var refused *taskRefused
+		if errors.As(err, &refused) {
+			// Resolving again on the next session would fail the same
+			// way: the task fails here instead of blocking the target.
+			if err := s.failUnsendable(ctx, t, refused.err); err != nil {
+				return err
+			}
+			s.sent[t.ID] = true
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -276,6 +286,36 @@ func (s *session) cancelHeld(ctx context.Context, held []*tentaclev1.HeldTask) e
 	return nil
 }
 
+// taskRefused is an assignment that cannot be built for reasons other than
+// the store's: the release's variables do not resolve for the target, or a
+// sealed value does not open.
+type taskRefused struct{ err error }
+
+func (e *taskRefused) Error() string { return e.err.Error() }
+
+// failUnsendable fails a pending task that cannot be sent, with the reason,
+// and moves its deployment's rollout on as an agent's report would.
+func (s *session) failUnsendable(ctx context.Context, t store.Task, cause error) error {
+	ev := store.TaskEvent{
+		TaskID: t.ID, Sequence: t.LastEventSeq + 1, State: store.TaskFailed, FailureKind: "agent",
+		Message: "the server could not prepare the task: " + cause.Error(), OccurredAt: time.Now().UTC(),
+	}
+	isNew, err := s.s.store.AppendTaskEvent(ctx, ev)
+	if err != nil {
+		return fmt.Errorf("fail unsendable task %s: %w", t.ID, err)
+	}
+	s.log.Error("task failed before it was sent", zap.String("task", t.ID), zap.String("deployment", t.DeploymentID), zap.Error(cause))
+	if isNew {
+		s.s.changes.Changed()
+		ended := t
+		ended.State = store.TaskFailed
+		if err := s.s.rollouts.advance(ctx, t.DeploymentID, &ended); err != nil {
+			s.log.Error("advance rollout", zap.String("deployment", t.DeploymentID), zap.Error(err))
+		}
+	}
+	return nil
+}
+
 func (s *session) assignment(ctx context.Context, t store.Task, d store.Deployment) (*tentaclev1.TaskAssignment, error) {
 	r, ok := s.releases[d.ReleaseID]
 	if !ok || r.ImageDigest == "" {
@@ -290,7 +330,7 @@ func (s *session) assignment(ctx context.Context, t store.Task, d store.Deployme
 	// its own logs.
 	rs, sensitive, err := s.s.resolveTaskSpec(ctx, r, s.target)
 	if err != nil {
-		return nil, fmt.Errorf("task %s: %w", t.ID, err)
+		return nil, &taskRefused{err: err}
 	}
 	return &tentaclev1.TaskAssignment{
 		TaskId: t.ID, DeploymentId: d.ID, ReleaseId: r.ID, ReleaseVersion: r.Version, Application: r.Application,
