@@ -48,6 +48,10 @@ func TestDeployFirstRelease(t *testing.T) {
 	if want := f.repository() + "@" + digest; c.Config.Image != want {
 		t.Errorf("container image = %s, want %s", c.Config.Image, want)
 	}
+	// Off during the gate, the spec's policy once it has passed.
+	if p := c.HostConfig.RestartPolicy; p.Name != container.RestartPolicyUnlessStopped {
+		t.Errorf("restart policy = %+v, want unless-stopped", p)
+	}
 	for _, e := range []string{"GREETING=hello world", "FROM_IMAGE=yes", "TESTAPP_MESSAGE=v1"} {
 		if !slices.Contains(c.Config.Env, e) {
 			t.Errorf("container env %q lacks %s", c.Config.Env, e)

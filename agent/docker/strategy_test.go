@@ -56,6 +56,7 @@ func TestStartFirstKeepsTheOldServingThroughTheGate(t *testing.T) {
 	var during []string
 	task := startFirst(f.task("1.0", digest, env("TESTAPP_LISTEN", ":8080"), env("TESTAPP_MESSAGE", "v2")))
 	task.ID = "task-second"
+	task.Spec.RestartPolicy, task.Spec.RestartMaxRetries = "on-failure", 3
 	progress := func(p Progress) {
 		if p.Phase != PhaseVerifying || during != nil {
 			return
@@ -91,6 +92,9 @@ func TestStartFirstKeepsTheOldServingThroughTheGate(t *testing.T) {
 	}
 	if err := f.serves(second.ContainerID); err != nil {
 		t.Errorf("new container: %v", err)
+	}
+	if p := c.HostConfig.RestartPolicy; p.Name != "on-failure" || p.MaximumRetryCount != 3 {
+		t.Errorf("new container's restart policy = %+v, want on-failure with 3 retries", p)
 	}
 	if _, err := f.api.ContainerInspect(context.Background(), first.ContainerID); err == nil {
 		t.Errorf("old container %s still exists after the swap", first.ContainerID)

@@ -51,6 +51,7 @@ type swap struct {
 	oldAside       bool // renamed name.previous
 	newID          string
 	newNamed       bool // renamed name
+	restart        container.RestartPolicy
 	rollbackBudget time.Duration
 }
 
@@ -81,6 +82,12 @@ func (d *Deployer) replace(ctx context.Context, t Task, imageRef string, progres
 func (s *swap) create(ctx context.Context, t Task, imageRef string) error {
 	d, next := s.d, s.name+suffixNext
 	cfg, hostCfg := ContainerConfig(t, imageRef)
+	// Nothing is restarted during the gate, where an exit fails the
+	// deployment anyway; and an engine before 22.06 may report the exit
+	// code of a container it restarted as 0 (moby/moby#39352). The run
+	// spec's policy is set once the gate has passed (armRestart).
+	s.restart = hostCfg.RestartPolicy
+	hostCfg.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
 	nets := Networks(t)
 	if err := d.ensureNetworks(ctx, nets, s.log); err != nil {
 		return err
@@ -125,7 +132,10 @@ func (s *swap) recreate(ctx context.Context, t Task, progress func(Progress), lo
 	if err := s.nameNew(ctx); err != nil {
 		return err
 	}
-	return d.startAndVerify(ctx, t, s.newID, s.name, progress, logs)
+	if err := d.startAndVerify(ctx, t, s.newID, s.name, progress, logs); err != nil {
+		return err
+	}
+	return s.armRestart(ctx)
 }
 
 // startFirst starts the new container as name.next beside the old one,
@@ -133,6 +143,9 @@ func (s *swap) recreate(ctx context.Context, t Task, progress func(Progress), lo
 // passed it takes the application's name.
 func (s *swap) startFirst(ctx context.Context, t Task, progress func(Progress), logs io.Writer) error {
 	if err := s.d.startAndVerify(ctx, t, s.newID, s.name+suffixNext, progress, logs); err != nil {
+		return err
+	}
+	if err := s.armRestart(ctx); err != nil {
 		return err
 	}
 	// The old one is set aside (still running) before the new one takes
@@ -143,6 +156,18 @@ func (s *swap) startFirst(ctx context.Context, t Task, progress func(Progress), 
 		}
 	}
 	return s.nameNew(ctx)
+}
+
+// armRestart gives the new container, which has passed the gate, the run
+// spec's restart policy.
+func (s *swap) armRestart(ctx context.Context) error {
+	if s.restart.IsNone() {
+		return nil
+	}
+	if _, err := s.d.api.ContainerUpdate(ctx, s.newID, container.UpdateConfig{RestartPolicy: s.restart}); err != nil {
+		return fail(FailureDocker, "set restart policy %s on the new container: %w", s.restart.Name, err)
+	}
+	return nil
 }
 
 func (s *swap) setOldAside(ctx context.Context) error {
