@@ -30,7 +30,7 @@ import (
 // Deployer is the real one. Deploy is called at most once per task id and
 // concurrently only for different applications.
 type Runner interface {
-	Deploy(ctx context.Context, t docker.Task, progress func(docker.Phase, string), logs io.Writer) (docker.Result, error)
+	Deploy(ctx context.Context, t docker.Task, progress func(docker.Progress), logs io.Writer) (docker.Result, error)
 	EngineVersion(ctx context.Context) (string, error)
 }
 

@@ -41,8 +41,11 @@ type Config struct {
 	// DockerConfig is a docker config.json consulted after Registries.
 	DockerConfig string `yaml:"docker_config"`
 	// DockerHost overrides DOCKER_HOST.
-	DockerHost string          `yaml:"docker_host"`
-	Log        logging.Options `yaml:"log"`
+	DockerHost string `yaml:"docker_host"`
+	// ContainerPrefix goes before the name of every container the agent
+	// creates, so that several agents can share one Docker engine.
+	ContainerPrefix string          `yaml:"container_prefix"`
+	Log             logging.Options `yaml:"log"`
 }
 
 // DefaultConfigPath is where install and run look without --config.
@@ -431,6 +434,9 @@ func problems(cfg Config) []problem {
 	if msg := checkDockerHost(cfg.DockerHost); msg != "" {
 		out = append(out, problem{"docker_host", msg})
 	}
+	if msg := checkContainerPrefix(cfg.ContainerPrefix); msg != "" {
+		out = append(out, problem{"container_prefix", msg})
+	}
 	if msg := checkLogFormat(cfg.Log.Format); msg != "" {
 		out = append(out, problem{"log.format", msg})
 	}
@@ -488,6 +494,17 @@ func checkDockerHost(s string) string {
 		return fmt.Sprintf("%q has no address after %s://", s, scheme)
 	}
 	return ""
+}
+
+// containerPrefixRE is the start of a Docker container name; the longest
+// application name and ".previous" still fit Docker's limits after it.
+var containerPrefixRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
+
+func checkContainerPrefix(s string) string {
+	if s == "" || containerPrefixRE.MatchString(s) {
+		return ""
+	}
+	return fmt.Sprintf("%q: use up to 64 letters, digits, '_', '.' or '-', starting with a letter or digit, e.g. agent1-", s)
 }
 
 // checkLogFormat and checkLogLevel ask logging itself, so the config accepts

@@ -31,7 +31,7 @@ log:
 	if cfg.Server != "tentacle.example.com:8443" || cfg.Registries[0].Username != "ci" || cfg.Log.Format != "json" || cfg.DockerHost != "unix:///var/run/docker.sock" {
 		t.Fatalf("parsed %+v", cfg)
 	}
-	for _, in := range []string{"", "\n", "# nothing\n", "~\n", "log:\nregistries: []\n", "server: '[::1]:8443'\ndocker_host: npipe:////./pipe/docker_engine\n", "docker_host: tcp://10.0.0.2:2376\n", "data_dir: data\n"} {
+	for _, in := range []string{"", "\n", "# nothing\n", "~\n", "log:\nregistries: []\n", "server: '[::1]:8443'\ndocker_host: npipe:////./pipe/docker_engine\n", "docker_host: tcp://10.0.0.2:2376\n", "data_dir: data\n", "container_prefix: agent1-\n", "container_prefix: Host_2.\n"} {
 		if _, err := ParseConfig([]byte(in)); err != nil {
 			t.Errorf("ParseConfig(%q): %v", in, err)
 		}
@@ -74,6 +74,9 @@ func TestParseConfigRejects(t *testing.T) {
 		{"docker_host: /var/run/docker.sock\n", `line 1: docker_host: "/var/run/docker.sock": use unix://PATH, npipe:////./pipe/NAME or tcp://HOST:PORT`},
 		{"docker_host: ssh://me@h\n", `line 1: docker_host: "ssh://me@h": use unix://PATH, npipe:////./pipe/NAME or tcp://HOST:PORT`},
 		{"docker_host: unix://\n", `line 1: docker_host: "unix://" has no address after unix://`},
+		{"server: h:1\ncontainer_prefix: agent 1\n", `line 2: container_prefix: "agent 1": use up to 64 letters, digits, '_', '.' or '-', starting with a letter or digit, e.g. agent1-`},
+		{"container_prefix: -a\n", `line 1: container_prefix: "-a": use up to 64 letters, digits, '_', '.' or '-', starting with a letter or digit, e.g. agent1-`},
+		{"container_prefix: a/b\n", `line 1: container_prefix: "a/b": use up to 64 letters, digits, '_', '.' or '-', starting with a letter or digit, e.g. agent1-`},
 		{"\n\nlog:\n  format: xml\n", `line 4: log.format: "xml": use console or json`},
 		{"log:\n  format: json\n  level: loud\n", `line 3: log.level: "loud": use debug, info, warn or error`},
 		// Registries: creds' messages, at the line of the field they name.
@@ -155,24 +158,26 @@ func TestEnvOverridesFile(t *testing.T) {
 data_dir: /file/data
 docker_host: unix:///file.sock
 docker_config: /file/config.json
+container_prefix: file-
 registries:
   - {registry: r, username: u, password: p}
 log: {format: console, level: info}
 `), 0o600)
 	env := map[string]string{
-		"TENTACLE_SERVER":        "env.example.com:9443",
-		"TENTACLE_DATA_DIR":      filepath.Join(dir, "env-data"),
-		"TENTACLE_DOCKER_HOST":   "tcp://10.0.0.2:2376",
-		"TENTACLE_DOCKER_CONFIG": "/env/config.json",
-		"TENTACLE_LOG_FORMAT":    "json",
-		"TENTACLE_LOG_LEVEL":     "debug",
+		"TENTACLE_SERVER":           "env.example.com:9443",
+		"TENTACLE_DATA_DIR":         filepath.Join(dir, "env-data"),
+		"TENTACLE_DOCKER_HOST":      "tcp://10.0.0.2:2376",
+		"TENTACLE_DOCKER_CONFIG":    "/env/config.json",
+		"TENTACLE_CONTAINER_PREFIX": "agent2.",
+		"TENTACLE_LOG_FORMAT":       "json",
+		"TENTACLE_LOG_LEVEL":        "debug",
 	}
 	cfg, err := loadConfig(path, false, envOf(env))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{Server: "env.example.com:9443", DataDir: filepath.Join(dir, "env-data"), DockerHost: "tcp://10.0.0.2:2376", DockerConfig: "/env/config.json",
-		Registries: cfg.Registries}
+		ContainerPrefix: "agent2.", Registries: cfg.Registries}
 	want.Log.Format, want.Log.Level = "json", "debug"
 	if !reflect.DeepEqual(cfg, want) || len(cfg.Registries) != 1 {
 		t.Fatalf("with env: %+v\nwant %+v", cfg, want)
@@ -200,6 +205,7 @@ func TestEnvRejects(t *testing.T) {
 		{"TENTACLE_DATA_DIR", "data", `TENTACLE_DATA_DIR: "data" must be an absolute path`},
 		{"TENTACLE_DOCKER_HOST", "http://h:2375", `TENTACLE_DOCKER_HOST: "http://h:2375": use unix://PATH, npipe:////./pipe/NAME or tcp://HOST:PORT`},
 		{"TENTACLE_LOG_FORMAT", "xml", `TENTACLE_LOG_FORMAT: "xml": use console or json`},
+		{"TENTACLE_CONTAINER_PREFIX", "a:b", `TENTACLE_CONTAINER_PREFIX: "a:b": use up to 64 letters, digits, '_', '.' or '-', starting with a letter or digit, e.g. agent1-`},
 		{"TENTACLE_LOG_LEVEL", "loud", `TENTACLE_LOG_LEVEL: "loud": use debug, info, warn or error`},
 	} {
 		in := Config{Server: "a:1"}
@@ -217,6 +223,8 @@ var startsWithLine = regexp.MustCompile(`^line [1-9][0-9]*: `)
 
 func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte("server: a:1\nregistries:\n  - registry: r\n    username: u\n    password: p\n"))
+	f.Add([]byte("container_prefix: agent1-\n"))
+	f.Add([]byte("container_prefix: \"a b\"\n"))
 	f.Add([]byte("log: {format: json}\n"))
 	f.Add([]byte("server: h:8443\ndata_dir: d\ndocker_host: tcp://h:2376\ndocker_config: /c\nlog:\n  level: warn\n"))
 	f.Add([]byte("registries:\n  - &e {registry: r, username: u, password_file: /p}\n  - *e\n"))

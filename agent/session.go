@@ -160,6 +160,7 @@ func assignmentFromProto(t *tentaclev1.TaskAssignment) journal.Assignment {
 		TaskID: t.GetTaskId(), DeploymentID: t.GetDeploymentId(), ReleaseID: t.GetReleaseId(),
 		ReleaseVersion: t.GetReleaseVersion(), Application: t.GetApplication(),
 		ImageRepository: t.GetImageRepository(), ImageTag: t.GetImageTag(), ImageDigest: t.GetImageDigest(),
+		SensitiveEnv: t.GetSensitiveEnv(),
 	}
 	a.RunSpec = specpb.FromProto(t.GetRunSpec())
 	return a
@@ -175,6 +176,7 @@ var protoFailures = map[string]tentaclev1.FailureKind{
 	"image_unauthorized": tentaclev1.FailureKind_FAILURE_KIND_IMAGE_UNAUTHORIZED, "image_not_found": tentaclev1.FailureKind_FAILURE_KIND_IMAGE_NOT_FOUND,
 	"registry_unreachable": tentaclev1.FailureKind_FAILURE_KIND_REGISTRY_UNREACHABLE, "container_exited": tentaclev1.FailureKind_FAILURE_KIND_CONTAINER_EXITED,
 	"docker": tentaclev1.FailureKind_FAILURE_KIND_DOCKER, "agent": tentaclev1.FailureKind_FAILURE_KIND_AGENT,
+	"unhealthy": tentaclev1.FailureKind_FAILURE_KIND_UNHEALTHY, "health_timeout": tentaclev1.FailureKind_FAILURE_KIND_HEALTH_TIMEOUT,
 }
 
 func eventToProto(taskID string, e journal.Event) *tentaclev1.TaskEvent {
@@ -182,5 +184,6 @@ func eventToProto(taskID string, e journal.Event) *tentaclev1.TaskEvent {
 		TaskId: taskID, Sequence: e.Seq, State: protoStates[e.State], Message: e.Message,
 		ImageDigest: e.ImageDigest, ContainerId: e.ContainerID, FailureKind: protoFailures[e.FailureKind],
 		LogBytes: uint64(e.LogBytes), OccurredAt: timestamppb.New(e.At),
+		ProgressBytes: uint64(max(e.ProgressBytes, 0)), ProgressTotalBytes: uint64(max(e.ProgressTotal, 0)),
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/tentacle-deploy/tentacle/agent/journal"
 	"github.com/tentacle-deploy/tentacle/internal/spec"
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 )
@@ -28,7 +29,8 @@ func TestAssignmentCarriesTheWholeRunSpec(t *testing.T) {
 		"healthcheck": {"command": "true", "interval": "5s", "timeout": "1s", "retries": 3},
 		"stopSignal": "SIGINT", "pullPolicy": "always",
 		"log": {"driver": "json-file", "options": {"max-size": "10m"}},
-		"extraHosts": [{"hostname": "db", "ip": "10.0.0.5"}]}`), &rs)
+		"extraHosts": [{"hostname": "db", "ip": "10.0.0.5"}],
+		"strategy": "start-first", "healthTimeout": "90s"}`), &rs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +53,33 @@ func TestAssignmentCarriesTheWholeRunSpec(t *testing.T) {
 		StopSignal:  "SIGINT", PullPolicy: "always",
 		Log:        spec.LogConfig{Driver: "json-file", Options: map[string]string{"max-size": "10m"}},
 		ExtraHosts: []spec.ExtraHost{{Name: "db", IP: "10.0.0.5"}},
+		Strategy:   "start-first", HealthTimeout: 90 * time.Second,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("journaled run spec:\n got  %+v\n want %+v", got, want)
+	}
+}
+
+// The names of sensitive env vars are journaled with the task, so that a
+// task resumed after a restart still knows what to mask.
+func TestAssignmentKeepsSensitiveEnv(t *testing.T) {
+	t.Parallel()
+	as := assignmentFromProto(&tentaclev1.TaskAssignment{TaskId: "t", SensitiveEnv: []string{"DB_PASSWORD"},
+		RunSpec: &tentaclev1.RunSpec{Env: []*tentaclev1.EnvVar{{Name: "DB_PASSWORD", Value: "hunter22"}}}})
+	dir := t.TempDir()
+	j, err := journal.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Accept(as); err != nil {
+		t.Fatal(err)
+	}
+	j, err = journal.Open(dir) // as after a restart
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := j.Assignment("t")
+	if !ok || !reflect.DeepEqual(got.SensitiveEnv, []string{"DB_PASSWORD"}) {
+		t.Errorf("journaled SensitiveEnv = %q, want [DB_PASSWORD]", got.SensitiveEnv)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tentacle-deploy/tentacle/agent/docker"
 	"github.com/tentacle-deploy/tentacle/agent/journal"
+	"github.com/tentacle-deploy/tentacle/internal/mask"
 	"github.com/tentacle-deploy/tentacle/internal/spec"
 )
 
@@ -55,10 +56,23 @@ func (a *Agent) start(ctx context.Context, taskID string) {
 }
 
 // execute runs one task and journals its events; the session sends them.
+// The values of the task's sensitive env vars are masked in everything it
+// journals (log and event messages) and in the agent's own log.
 func (a *Agent) execute(ctx context.Context, as journal.Assignment) {
 	log := a.log.With(zap.String("task", as.TaskID), zap.String("deployment", as.DeploymentID), zap.String("app", as.Application))
-	logs := a.journal.LogWriter(as.TaskID)
+	masker := mask.New(sensitiveValues(as))
+	// One masking stream for the container's output and the agent's own
+	// "tentacle:" lines, which are written from two goroutines.
+	logs := &lockedWriter{w: masker.Writer(a.journal.LogWriter(as.TaskID))}
 	emit := func(e journal.Event) {
+		e.Message = masker.String(e.Message)
+		if e.Final {
+			// The last log bytes held back by the mask go before the final
+			// event, which closes the log.
+			if err := logs.Flush(); err != nil {
+				log.Error("journal log", zap.Error(err))
+			}
+		}
 		if _, err := a.journal.Append(as.TaskID, e); err != nil {
 			log.Error("journal event", zap.Error(err))
 		}
@@ -76,14 +90,14 @@ func (a *Agent) execute(ctx context.Context, as journal.Assignment) {
 		return
 	}
 	lastPhase := docker.Phase("")
-	progress := func(p docker.Phase, msg string) {
+	progress := func(p docker.Progress) {
 		// Phase changes go into the task log too, so `tentaclectl logs`
 		// tells the whole story; the agent's own stdout is not the place.
-		if p != lastPhase {
-			fmt.Fprintf(logs, "tentacle: %s: %s\n", p, msg)
-			lastPhase = p
+		if p.Phase != lastPhase {
+			fmt.Fprintf(logs, "tentacle: %s: %s\n", p.Phase, p.Message)
+			lastPhase = p.Phase
 		}
-		emit(journal.Event{State: string(p), Message: msg})
+		emit(journal.Event{State: string(p.Phase), Message: p.Message, ProgressBytes: p.Bytes, ProgressTotal: p.Total})
 	}
 	res, err := a.runner.Deploy(ctx, task, progress, logs)
 	if err != nil {
@@ -93,13 +107,47 @@ func (a *Agent) execute(ctx context.Context, as journal.Assignment) {
 			state = stateCancelled
 		}
 		fmt.Fprintf(logs, "tentacle: %s: %v\n", state, err)
-		log.Warn("task failed", zap.String("kind", string(kind)), zap.Error(err))
+		// The message may quote the container's output: masked here too.
+		log.Warn("task failed", zap.String("kind", string(kind)), zap.String("error", masker.String(err.Error())))
 		emit(journal.Event{State: state, FailureKind: string(kind), Message: err.Error(), ImageDigest: res.Digest, Final: true})
 		return
 	}
 	fmt.Fprintf(logs, "tentacle: succeeded: %s runs %s@%s\n", as.Application, as.ImageRepository, res.Digest)
 	log.Info("task succeeded", zap.String("digest", res.Digest), zap.String("container", res.ContainerID))
 	emit(journal.Event{State: stateSucceeded, Message: "running " + res.Digest, ImageDigest: res.Digest, ContainerID: res.ContainerID, Final: true})
+}
+
+// sensitiveValues are the values of the env vars the server marked
+// sensitive.
+func sensitiveValues(as journal.Assignment) []string {
+	var out []string
+	for _, name := range as.SensitiveEnv {
+		for _, e := range as.RunSpec.Env {
+			if e.Name == name {
+				out = append(out, e.Value)
+			}
+		}
+	}
+	return out
+}
+
+// lockedWriter serializes writes to a mask.Writer, which is not safe for
+// concurrent use.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *mask.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (l *lockedWriter) Flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Flush()
 }
 
 // validate re-checks what the server sent: the agent runs nothing it would

@@ -30,6 +30,7 @@ func TestRunSpecSurvivesTheWire(t *testing.T) {
 		StopSignal:  "SIGINT", PullPolicy: "always",
 		Log:        spec.LogConfig{Driver: "json-file", Options: map[string]string{"max-size": "10m"}},
 		ExtraHosts: []spec.ExtraHost{{Name: "db", IP: "10.0.0.5"}},
+		Strategy:   spec.StrategyStartFirst, HealthTimeout: time.Minute,
 	}
 	// Every field must be set, or the test proves nothing about it.
 	v := reflect.ValueOf(full)
@@ -74,5 +75,21 @@ func TestRolloutFieldsSurviveConversion(t *testing.T) {
 	}
 	if a := applicationToProto(store.Application{Name: "web", Rollout: r}); a.GetRollout().GetWindow() != 2 {
 		t.Errorf("application to proto: %v", a)
+	}
+}
+
+// Every failure kind the protocol knows is stored under a name and sent
+// back as the same kind; one missing here would reach the store as "".
+func TestEveryFailureKindHasAName(t *testing.T) {
+	t.Parallel()
+	for v, name := range tentaclev1.FailureKind_name {
+		k := tentaclev1.FailureKind(v)
+		if k == tentaclev1.FailureKind_FAILURE_KIND_UNSPECIFIED {
+			continue
+		}
+		s := failureKindFromProto(k)
+		if s == "" || failureKindToProto(s) != k {
+			t.Errorf("%s: stored as %q, which converts back to %v", name, s, failureKindToProto(s))
+		}
 	}
 }

@@ -48,6 +48,10 @@ func TestDeployFirstRelease(t *testing.T) {
 	if want := f.repository() + "@" + digest; c.Config.Image != want {
 		t.Errorf("container image = %s, want %s", c.Config.Image, want)
 	}
+	// Off during the gate, the spec's policy once it has passed.
+	if p := c.HostConfig.RestartPolicy; p.Name != container.RestartPolicyUnlessStopped {
+		t.Errorf("restart policy = %+v, want unless-stopped", p)
+	}
 	for _, e := range []string{"GREETING=hello world", "FROM_IMAGE=yes", "TESTAPP_MESSAGE=v1"} {
 		if !slices.Contains(c.Config.Env, e) {
 			t.Errorf("container env %q lacks %s", c.Config.Env, e)
@@ -128,7 +132,8 @@ func TestDeployExitingContainerRollsBack(t *testing.T) {
 	if KindOf(err) != FailureContainerExited {
 		t.Fatalf("Deploy error = %v (kind %q), want kind %s", err, KindOf(err), FailureContainerExited)
 	}
-	if want := fmt.Sprintf("container %s exited with code 3 within its 2s ready period", f.app); err.Error() != want {
+	want := fmt.Sprintf("container %s exited with code 3 within its 2s ready period\nlast 3 lines of output of container %s:\nline 1 v2\nline 2 v2\nline 3 v2", f.app, f.app)
+	if err.Error() != want {
 		t.Errorf("error = %q, want %q", err, want)
 	}
 	if res.Digest != d2 {
@@ -270,8 +275,8 @@ func TestDeployHealthcheck(t *testing.T) {
 
 	unhealthy := f.task("1.0", digest, env("TESTAPP_HEALTH_EXIT", "1"))
 	_, err, _ = f.run(context.Background(), unhealthy)
-	if KindOf(err) != FailureContainerExited || !strings.HasPrefix(err.Error(), "container "+f.app+" became unhealthy: last check exited with 1") {
-		t.Fatalf("Deploy unhealthy error = %v (kind %q), want container_exited: became unhealthy", err, KindOf(err))
+	if KindOf(err) != FailureUnhealthy || !strings.HasPrefix(err.Error(), "container "+f.app+" became unhealthy: last check exited with 1") {
+		t.Fatalf("Deploy unhealthy error = %v (kind %q), want unhealthy: became unhealthy", err, KindOf(err))
 	}
 	if c := f.inspect(f.app); c == nil || c.ID != first.ContainerID || !c.State.Running {
 		t.Errorf("the healthy container was not restored")
@@ -293,8 +298,8 @@ func TestDeployCancelRestoresOld(t *testing.T) {
 	task := f.task("1.0", digest)
 	task.ID = "task-cancelled"
 	task.Spec.ReadyAfter = time.Minute
-	progress := func(p Phase, _ string) {
-		if p == PhaseVerifying {
+	progress := func(p Progress) {
+		if p.Phase == PhaseVerifying {
 			cancel()
 		}
 	}

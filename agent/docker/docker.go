@@ -30,7 +30,7 @@ type Task struct {
 	DeploymentID   string
 	ReleaseID      string
 	ReleaseVersion string
-	Application    string // also the container's name
+	Application    string // the container's name, after the Deployer's prefix
 	Repository     string // "host[:port]/path", no tag or digest
 	Tag            string
 	Digest         string // "sha256:…", or "" to pull by tag
@@ -47,6 +47,16 @@ const (
 	PhaseVerifying Phase = "verifying"
 )
 
+// Progress is one report of Deploy through its progress callback. Bytes
+// and Total are set while pulling: bytes downloaded so far and in all, over
+// the layers the engine has announced (0 when it has not said).
+type Progress struct {
+	Phase   Phase
+	Message string
+	Bytes   int64
+	Total   int64
+}
+
 // Result is what a successful Deploy leaves running.
 type Result struct {
 	Digest      string // manifest digest of the image that runs, "sha256:…"
@@ -62,11 +72,15 @@ const (
 	FailureImageUnauthorized   FailureKind = "image_unauthorized"
 	FailureImageNotFound       FailureKind = "image_not_found"
 	FailureRegistryUnreachable FailureKind = "registry_unreachable"
-	// The new container exited, or its HEALTHCHECK reported unhealthy,
-	// before the health gate passed.
+	// The new container exited before the health gate passed.
 	FailureContainerExited FailureKind = "container_exited"
-	FailureDocker          FailureKind = "docker"
-	FailureAgent           FailureKind = "agent"
+	// The new container's HEALTHCHECK reported unhealthy.
+	FailureUnhealthy FailureKind = "unhealthy"
+	// The health gate reached its limit (Spec.HealthTimeout, or one derived
+	// from the healthcheck) without a verdict.
+	FailureHealthTimeout FailureKind = "health_timeout"
+	FailureDocker        FailureKind = "docker"
+	FailureAgent         FailureKind = "agent"
 )
 
 // Failure is every error Deploy returns: a kind for scripts and alerting
@@ -122,10 +136,12 @@ type Engine interface {
 	// progress and writes only the new container's stdout and stderr to
 	// logs. On failure or ctx cancellation the previous container is
 	// back, running if it was; the error is a *Failure, and Result.Digest
-	// is set when the image was pulled. progress is called on Deploy's
+	// is set when the image was pulled. When the new container failed the
+	// gate (kinds container_exited, unhealthy, health_timeout) the error
+	// message ends with its last log lines. progress is called on Deploy's
 	// goroutine; logs is written from another one, never concurrently
 	// and never after Deploy has returned.
-	Deploy(ctx context.Context, t Task, progress func(Phase, string), logs io.Writer) (Result, error)
+	Deploy(ctx context.Context, t Task, progress func(Progress), logs io.Writer) (Result, error)
 	// EngineVersion is the Docker engine's version, e.g. "20.10.24".
 	EngineVersion(ctx context.Context) (string, error)
 }
@@ -137,6 +153,9 @@ type Deployer struct {
 	api   client.APIClient
 	creds CredentialSource
 	log   *zap.Logger
+	// prefix goes before every container name, so that several agents can
+	// share one engine; see SetContainerPrefix.
+	prefix string
 
 	// Timings; tests shorten them.
 	pullInactivity time.Duration // a pull with no message for this long fails
@@ -176,6 +195,14 @@ func New(api client.APIClient, creds CredentialSource, log *zap.Logger) *Deploye
 	}
 }
 
+// SetContainerPrefix makes the Deployer name an application's container
+// prefix+application (and prefix+application+".next"/".previous" during a
+// swap), so that several agents can share one Docker engine without
+// touching each other's containers. The prefix must be empty or a valid
+// start of a Docker container name (agent.Config validates it). Call it
+// before the first Deploy.
+func (d *Deployer) SetContainerPrefix(prefix string) { d.prefix = prefix }
+
 // EngineVersion implements Engine.
 func (d *Deployer) EngineVersion(ctx context.Context) (string, error) {
 	v, err := d.api.ServerVersion(ctx)
@@ -189,15 +216,20 @@ func (d *Deployer) EngineVersion(ctx context.Context) (string, error) {
 //
 //  1. pull the image by digest (or tag) with the agent's credentials;
 //  2. resolve the digest that will run from the engine's RepoDigests;
-//  3. create the new container as "<app>.next", stop the old "<app>" and
-//     rename it "<app>.previous", rename the new one "<app>" and start it,
-//     streaming its output to logs, and hold the health gate: the image's
-//     HEALTHCHECK healthy, or no exit for Spec.ReadyAfter;
-//  4. on success remove the old container; on failure or cancellation
-//     remove the new one and put the old one back.
-func (d *Deployer) Deploy(ctx context.Context, t Task, progress func(Phase, string), logs io.Writer) (Result, error) {
+//  3. create the new container as "<app>.next", then by Spec.Strategy:
+//     recreate: stop the old "<app>" and rename it "<app>.previous", rename
+//     the new one "<app>" and start it; start-first: start "<app>.next"
+//     beside the running "<app>";
+//  4. stream the new container's output to logs and hold the health gate:
+//     the image's HEALTHCHECK healthy, or no exit for Spec.ReadyAfter;
+//  5. on success remove the old container (start-first: set it aside,
+//     rename the new one "<app>", then stop and remove the old one); on
+//     failure or cancellation remove the new one and put the old one back.
+//
+// "<app>" stands for the container prefix followed by the application.
+func (d *Deployer) Deploy(ctx context.Context, t Task, progress func(Progress), logs io.Writer) (Result, error) {
 	if progress == nil {
-		progress = func(Phase, string) {}
+		progress = func(Progress) {}
 	}
 	if logs == nil {
 		logs = io.Discard

@@ -154,19 +154,21 @@ func (f *fixture) assertNoLeftovers() {
 }
 
 type recorder struct {
-	mu     sync.Mutex
-	phases []Phase
-	msgs   []string
-	logs   syncBuffer
+	mu      sync.Mutex
+	phases  []Phase
+	msgs    []string
+	reports []Progress
+	logs    syncBuffer
 }
 
-func (r *recorder) progress(p Phase, msg string) {
+func (r *recorder) progress(p Progress) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.phases) == 0 || r.phases[len(r.phases)-1] != p {
-		r.phases = append(r.phases, p)
+	if len(r.phases) == 0 || r.phases[len(r.phases)-1] != p.Phase {
+		r.phases = append(r.phases, p.Phase)
 	}
-	r.msgs = append(r.msgs, string(p)+": "+msg)
+	r.msgs = append(r.msgs, string(p.Phase)+": "+p.Message)
+	r.reports = append(r.reports, p)
 }
 
 type syncBuffer = testimage.SyncBuffer

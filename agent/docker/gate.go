@@ -12,12 +12,14 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 )
 
-// startAndVerify starts the new container with its output streamed to
-// logs, and holds the health gate: the image's HEALTHCHECK turning healthy,
-// or, without one, the container still running after ReadyAfter.
-func (d *Deployer) startAndVerify(ctx context.Context, t Task, id string, progress func(Phase, string), logs io.Writer) error {
-	app := t.Application
-	ready := t.runSpec().ReadyAfter
+// startAndVerify starts the new container, named app at the moment, with
+// its output streamed to logs, and holds the health gate: the image's
+// HEALTHCHECK turning healthy, or, without one, the container still running
+// after ReadyAfter. When the container fails the gate, the error ends with
+// its last lines of output.
+func (d *Deployer) startAndVerify(ctx context.Context, t Task, id, app string, progress func(Progress), logs io.Writer) error {
+	rs := t.runSpec()
+	ready := rs.ReadyAfter
 
 	// Attached before the start, the stream holds the output from its very
 	// first byte, whatever log driver the engine uses.
@@ -25,7 +27,9 @@ func (d *Deployer) startAndVerify(ctx context.Context, t Task, id string, progre
 	if err != nil {
 		return fail(FailureDocker, "attach to container %s: %w", app, err)
 	}
-	out := copyOutput(att, logs)
+	tail := newLogTail(tailLines, tailLineBytes)
+	// The tail first: MultiWriter stops at the first writer that fails.
+	out := copyOutput(att, io.MultiWriter(tail, logs))
 	defer out.stop(0) // only for early returns; the gate stops it with a drain
 
 	// Registered before the start too, so that an immediate exit is seen.
@@ -33,7 +37,7 @@ func (d *Deployer) startAndVerify(ctx context.Context, t Task, id string, progre
 	defer cancelWait()
 	exitC, waitErrC := d.api.ContainerWait(waitCtx, id, container.WaitConditionNextExit)
 
-	progress(PhaseStarting, "starting container "+app)
+	progress(Progress{Phase: PhaseStarting, Message: "starting container " + app})
 	if err := d.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return fail(FailureDocker, "start container %s: %w", app, err)
 	}
@@ -46,20 +50,30 @@ func (d *Deployer) startAndVerify(ctx context.Context, t Task, id string, progre
 	var gateErr error
 	if hc := healthcheck(c); hc != nil {
 		limit := healthLimit(hc, ready)
-		progress(PhaseVerifying, fmt.Sprintf("waiting up to %s for %s to report healthy", limit, app))
+		if rs.HealthTimeout > 0 {
+			limit = rs.HealthTimeout
+		}
+		progress(Progress{Phase: PhaseVerifying, Message: fmt.Sprintf("waiting up to %s for %s to report healthy", limit, app)})
 		gateErr = g.healthy(ctx, limit)
 	} else {
-		progress(PhaseVerifying, fmt.Sprintf("waiting %s for %s to keep running", ready, app))
+		progress(Progress{Phase: PhaseVerifying, Message: fmt.Sprintf("waiting %s for %s to keep running", ready, app)})
 		gateErr = g.keepsRunning(ctx, ready)
 	}
 	// After an exit the stream ends by itself once the engine has sent all
 	// output; a running container's stream is cut after a short drain so
 	// that lines printed just before the end of the gate are still in logs.
 	drain := d.logDrain
-	if KindOf(gateErr) == FailureContainerExited {
+	kind := KindOf(gateErr)
+	if kind == FailureContainerExited {
 		drain = 10 * d.logDrain
 	}
 	out.stop(drain)
+	switch kind {
+	case FailureContainerExited, FailureUnhealthy, FailureHealthTimeout:
+		// The container's own last words usually say why; the task's
+		// failure message is what `tentaclectl` shows first.
+		return &Failure{Kind: kind, Err: fmt.Errorf("%w\n%s", gateErr, tail.describe(app))}
+	}
 	return gateErr
 }
 
@@ -126,7 +140,7 @@ func (g gate) healthy(ctx context.Context, limit time.Duration) error {
 	for {
 		select {
 		case <-timer.C:
-			return fail(FailureContainerExited, "container %s did not report healthy within %s", g.app, limit)
+			return fail(FailureHealthTimeout, "container %s did not report healthy within %s: its health check is still starting; raise health_timeout if it needs longer", g.app, limit)
 		case res := <-g.exitC:
 			return g.exited(res, "before it reported healthy")
 		case err := <-g.waitErrC:
@@ -148,7 +162,7 @@ func (g gate) healthy(ctx context.Context, limit time.Duration) error {
 			case container.Healthy:
 				return nil
 			case container.Unhealthy:
-				return fail(FailureContainerExited, "container %s became unhealthy%s", g.app, lastCheck(c.State.Health))
+				return fail(FailureUnhealthy, "container %s became unhealthy%s", g.app, lastCheck(c.State.Health))
 			}
 		}
 	}

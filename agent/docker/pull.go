@@ -28,7 +28,7 @@ var errPullStalled = errors.New("pull stalled")
 // hour and still be healthy. Instead it fails when the engine sends no
 // message for pullInactivity (the engine reports progress, and its retries
 // of a broken download, every few seconds).
-func (d *Deployer) pull(ctx context.Context, t Task, repo spec.Repository, progress func(Phase, string), log *zap.Logger) (string, error) {
+func (d *Deployer) pull(ctx context.Context, t Task, repo spec.Repository, progress func(Progress), log *zap.Logger) (string, error) {
 	ref := t.imageRef()
 	switch {
 	case t.Spec.PullPolicy == spec.PullAlways:
@@ -36,7 +36,7 @@ func (d *Deployer) pull(ctx context.Context, t Task, repo spec.Repository, progr
 		// A digest names immutable content: when the engine has it, there
 		// is nothing to fetch (and a redeploy works with the registry down).
 		if _, err := d.api.ImageInspect(ctx, ref); err == nil {
-			progress(PhasePulling, "image "+ref+" is already present")
+			progress(Progress{Phase: PhasePulling, Message: "image " + ref + " is already present"})
 			return t.Digest, nil
 		}
 	case t.Spec.PullPolicy == spec.PullIfNotPresent:
@@ -47,7 +47,7 @@ func (d *Deployer) pull(ctx context.Context, t Task, repo spec.Repository, progr
 			if err != nil {
 				return "", err
 			}
-			progress(PhasePulling, "image "+ref+" is already present ("+digest+")")
+			progress(Progress{Phase: PhasePulling, Message: "image " + ref + " is already present (" + digest + ")"})
 			return digest, nil
 		}
 	}
@@ -69,7 +69,7 @@ func (d *Deployer) pull(ctx context.Context, t Task, repo spec.Repository, progr
 		}
 	}
 	log.Info("pulling image", zap.String("image", ref), zap.Bool("with_credentials", haveAuth))
-	progress(PhasePulling, "pulling "+ref)
+	progress(Progress{Phase: PhasePulling, Message: "pulling " + ref})
 
 	pullCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -97,7 +97,7 @@ func (d *Deployer) pull(ctx context.Context, t Task, repo spec.Repository, progr
 	if err != nil {
 		return "", err
 	}
-	progress(PhasePulling, "pulled "+t.Repository+"@"+digest)
+	progress(Progress{Phase: PhasePulling, Message: "pulled " + t.Repository + "@" + digest})
 	return digest, nil
 }
 
@@ -128,7 +128,7 @@ func (e *streamError) Error() string { return e.Message }
 // readPullStream consumes the engine's JSON progress messages, feeding the
 // watchdog and reporting progress, and returns the error the stream ends
 // with, a *streamError.
-func (d *Deployer) readPullStream(r io.Reader, watchdog *time.Timer, progress func(Phase, string), ref string) error {
+func (d *Deployer) readPullStream(r io.Reader, watchdog *time.Timer, progress func(Progress), ref string) error {
 	dec := json.NewDecoder(r)
 	p := pullProgress{layers: map[string]*layerProgress{}}
 	var last time.Time
@@ -150,7 +150,8 @@ func (d *Deployer) readPullStream(r io.Reader, watchdog *time.Timer, progress fu
 		layerDone := p.update(msg)
 		if layerDone || (len(p.layers) > 0 && time.Since(last) >= d.progressEvery) {
 			last = time.Now()
-			progress(PhasePulling, ref+": "+p.String())
+			current, total := p.bytes()
+			progress(Progress{Phase: PhasePulling, Message: ref + ": " + p.String(), Bytes: current, Total: total})
 		}
 	}
 }
@@ -193,16 +194,23 @@ func (p *pullProgress) update(msg pullMessage) bool {
 	return false
 }
 
+// bytes sums the layers' downloaded and total bytes.
+func (p *pullProgress) bytes() (current, total int64) {
+	for _, l := range p.layers {
+		current += l.current
+		total += l.total
+	}
+	return current, total
+}
+
 func (p *pullProgress) String() string {
 	var done int
-	var current, total int64
 	for _, l := range p.layers {
 		if l.done {
 			done++
 		}
-		current += l.current
-		total += l.total
 	}
+	current, total := p.bytes()
 	s := fmt.Sprintf("%d/%d layers done", done, len(p.layers))
 	if total > 0 {
 		s += fmt.Sprintf(", %s of %s downloaded", humanBytes(current), humanBytes(total))

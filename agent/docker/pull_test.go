@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -37,7 +38,9 @@ func TestReadPullStream(t *testing.T) {
 	d := New(nil, nil, nil)
 	d.progressEvery = time.Hour // only layer completions report
 	var got []string
-	progress := func(p Phase, msg string) { got = append(got, string(p)+": "+msg) }
+	progress := func(p Progress) {
+		got = append(got, fmt.Sprintf("%s: %s [%d/%d]", p.Phase, p.Message, p.Bytes, p.Total))
+	}
 	watchdog := time.NewTimer(time.Hour)
 	defer watchdog.Stop()
 	if err := d.readPullStream(strings.NewReader(pullStream), watchdog, progress, "reg/team/web:1.0"); err != nil {
@@ -45,9 +48,9 @@ func TestReadPullStream(t *testing.T) {
 	}
 	want := []string{
 		// The first layer message reports, then one per finished layer.
-		"pulling: reg/team/web:1.0: 0/1 layers done",
-		"pulling: reg/team/web:1.0: 1/2 layers done, 69.4 kB of 5.0 MB downloaded",
-		"pulling: reg/team/web:1.0: 2/2 layers done, 5.0 MB of 5.0 MB downloaded",
+		"pulling: reg/team/web:1.0: 0/1 layers done [0/0]",
+		"pulling: reg/team/web:1.0: 1/2 layers done, 69.4 kB of 5.0 MB downloaded [69402/4951509]",
+		"pulling: reg/team/web:1.0: 2/2 layers done, 5.0 MB of 5.0 MB downloaded [4951509/4951509]",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("progress =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -63,13 +66,13 @@ func TestReadPullStreamError(t *testing.T) {
 	d := New(nil, nil, nil)
 	watchdog := time.NewTimer(time.Hour)
 	defer watchdog.Stop()
-	err := d.readPullStream(strings.NewReader(stream), watchdog, func(Phase, string) {}, "r")
+	err := d.readPullStream(strings.NewReader(stream), watchdog, func(Progress) {}, "r")
 	var se *streamError
 	if !errors.As(err, &se) || se.Message != "error pulling image configuration: download failed after attempts=6: unknown blob" {
 		t.Fatalf("error = %#v, want the stream's error", err)
 	}
 	// Old engines send only the "error" string.
-	err = d.readPullStream(strings.NewReader(`{"error":"boom"}`), watchdog, func(Phase, string) {}, "r")
+	err = d.readPullStream(strings.NewReader(`{"error":"boom"}`), watchdog, func(Progress) {}, "r")
 	if !errors.As(err, &se) || se.Message != "boom" {
 		t.Fatalf("error = %#v, want boom", err)
 	}

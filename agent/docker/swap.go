@@ -11,6 +11,8 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"go.uber.org/zap"
+
+	"github.com/tentacle-deploy/tentacle/internal/spec"
 )
 
 // ensureNetworks creates the user-defined networks that do not exist yet,
@@ -39,114 +41,214 @@ func (d *Deployer) ensureNetworks(ctx context.Context, nets []NetworkAttachment,
 // swap is one replacement of an application's container and what has been
 // done so far, so that a failure at any step undoes exactly that much.
 type swap struct {
-	d   *Deployer
-	app string
-	log *zap.Logger
+	d    *Deployer
+	name string // the container's name: the Deployer's prefix and the app
+	log  *zap.Logger
 
-	oldID          string // the container named app before the swap, if any
+	oldID          string // the container named name before the swap, if any
 	oldWasRunning  bool   // start it again on rollback
 	oldStopped     bool
-	oldAside       bool // renamed app.previous
+	oldAside       bool // renamed name.previous
 	newID          string
-	newNamed       bool // renamed app
+	newNamed       bool // renamed name
+	restart        container.RestartPolicy
 	rollbackBudget time.Duration
 }
 
-// replace creates the new container and swaps it in (step 3 and 4 of
+// replace creates the new container and swaps it in (steps 3 to 5 of
 // Deploy). It returns the new container's ID.
-func (d *Deployer) replace(ctx context.Context, t Task, imageRef string, progress func(Phase, string), logs io.Writer, log *zap.Logger) (string, error) {
-	s := &swap{d: d, app: t.Application, log: log,
+func (d *Deployer) replace(ctx context.Context, t Task, imageRef string, progress func(Progress), logs io.Writer, log *zap.Logger) (string, error) {
+	s := &swap{d: d, name: d.prefix + t.Application, log: log,
 		// Enough to stop a container and to start the old one again.
 		rollbackBudget: t.runSpec().StopTimeout + time.Minute}
 	if err := s.findOld(ctx); err != nil {
 		return "", err
 	}
-
-	cfg, hostCfg := ContainerConfig(t, imageRef)
-	nets := Networks(t)
-	if err := d.ensureNetworks(ctx, nets, log); err != nil {
+	if err := s.create(ctx, t, imageRef); err != nil {
 		return "", s.rollback(ctx, err)
+	}
+	swapIn := s.recreate
+	if t.runSpec().Strategy == spec.StrategyStartFirst {
+		swapIn = s.startFirst
+	}
+	if err := swapIn(ctx, t, progress, logs); err != nil {
+		return "", s.rollback(ctx, err)
+	}
+	s.removeOld(ctx, t, progress)
+	return s.newID, nil
+}
+
+// create creates the new container as name.next, on its networks.
+func (s *swap) create(ctx context.Context, t Task, imageRef string) error {
+	d, next := s.d, s.name+suffixNext
+	cfg, hostCfg := ContainerConfig(t, imageRef)
+	// Nothing is restarted during the gate, where an exit fails the
+	// deployment anyway; and an engine before 22.06 may report the exit
+	// code of a container it restarted as 0 (moby/moby#39352). The run
+	// spec's policy is set once the gate has passed (armRestart).
+	s.restart = hostCfg.RestartPolicy
+	hostCfg.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
+	nets := Networks(t)
+	if err := d.ensureNetworks(ctx, nets, s.log); err != nil {
+		return err
 	}
 	var netCfg *network.NetworkingConfig
 	if len(nets) > 0 {
 		netCfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{nets[0].Name: nets[0].Endpoint}}
 	}
-	created, err := d.api.ContainerCreate(ctx, cfg, hostCfg, netCfg, nil, s.app+suffixNext)
+	created, err := d.api.ContainerCreate(ctx, cfg, hostCfg, netCfg, nil, next)
 	if err != nil {
-		return "", s.rollback(ctx, fail(FailureDocker, "create container %s: %w", s.app+suffixNext, err))
+		return fail(FailureDocker, "create container %s: %w", next, err)
 	}
 	s.newID = created.ID
 	for _, n := range nets[min(1, len(nets)):] {
 		if err := d.api.NetworkConnect(ctx, n.Name, s.newID, n.Endpoint); err != nil {
-			return "", s.rollback(ctx, fail(FailureDocker, "connect container %s to network %s: %w", s.app+suffixNext, n.Name, err))
+			return fail(FailureDocker, "connect container %s to network %s: %w", next, n.Name, err)
 		}
 	}
 	for _, w := range created.Warnings {
-		log.Warn("docker warning on create", zap.String("warning", w))
+		s.log.Warn("docker warning on create", zap.String("warning", w))
 	}
+	return nil
+}
 
+// recreate stops the old container and sets it aside, then starts the new
+// one under the application's name and holds the health gate.
+func (s *swap) recreate(ctx context.Context, t Task, progress func(Progress), logs io.Writer) error {
+	d := s.d
 	if s.oldID != "" {
 		if s.oldWasRunning {
-			progress(PhaseStarting, "stopping the current container "+s.app)
+			progress(Progress{Phase: PhaseStarting, Message: "stopping the current container " + s.name})
 			timeout := stopSeconds(t.runSpec().StopTimeout)
 			if err := d.api.ContainerStop(ctx, s.oldID, container.StopOptions{Timeout: timeout}); err != nil {
-				return "", s.rollback(ctx, fail(FailureDocker, "stop container %s: %w", s.app, err))
+				return fail(FailureDocker, "stop container %s: %w", s.name, err)
 			}
 			s.oldStopped = true
 		}
-		if err := d.api.ContainerRename(ctx, s.oldID, s.app+suffixPrevious); err != nil {
-			return "", s.rollback(ctx, fail(FailureDocker, "rename container %s to %s: %w", s.app, s.app+suffixPrevious, err))
+		if err := s.setOldAside(ctx); err != nil {
+			return err
 		}
-		s.oldAside = true
 	}
-	if err := d.api.ContainerRename(ctx, s.newID, s.app); err != nil {
-		return "", s.rollback(ctx, fail(FailureDocker, "rename container %s to %s: %w", s.app+suffixNext, s.app, err))
+	if err := s.nameNew(ctx); err != nil {
+		return err
+	}
+	if err := d.startAndVerify(ctx, t, s.newID, s.name, progress, logs); err != nil {
+		return err
+	}
+	return s.armRestart(ctx)
+}
+
+// startFirst starts the new container as name.next beside the old one,
+// which keeps running through the health gate; only a new container that
+// passed it takes the application's name.
+func (s *swap) startFirst(ctx context.Context, t Task, progress func(Progress), logs io.Writer) error {
+	if err := s.d.startAndVerify(ctx, t, s.newID, s.name+suffixNext, progress, logs); err != nil {
+		return err
+	}
+	if err := s.armRestart(ctx); err != nil {
+		return err
+	}
+	// The old one is set aside (still running) before the new one takes
+	// the name, so that a crash in between leaves states findOld resolves.
+	if s.oldID != "" {
+		if err := s.setOldAside(ctx); err != nil {
+			return err
+		}
+	}
+	return s.nameNew(ctx)
+}
+
+// armRestart gives the new container, which has passed the gate, the run
+// spec's restart policy.
+func (s *swap) armRestart(ctx context.Context) error {
+	if s.restart.IsNone() {
+		return nil
+	}
+	if _, err := s.d.api.ContainerUpdate(ctx, s.newID, container.UpdateConfig{RestartPolicy: s.restart}); err != nil {
+		return fail(FailureDocker, "set restart policy %s on the new container: %w", s.restart.Name, err)
+	}
+	return nil
+}
+
+func (s *swap) setOldAside(ctx context.Context) error {
+	if err := s.d.api.ContainerRename(ctx, s.oldID, s.name+suffixPrevious); err != nil {
+		return fail(FailureDocker, "rename container %s to %s: %w", s.name, s.name+suffixPrevious, err)
+	}
+	s.oldAside = true
+	return nil
+}
+
+func (s *swap) nameNew(ctx context.Context) error {
+	if err := s.d.api.ContainerRename(ctx, s.newID, s.name); err != nil {
+		return fail(FailureDocker, "rename container %s to %s: %w", s.name+suffixNext, s.name, err)
 	}
 	s.newNamed = true
+	return nil
+}
 
-	if err := d.startAndVerify(ctx, t, s.newID, progress, logs); err != nil {
-		return "", s.rollback(ctx, err)
+// removeOld removes the old container once the new one has passed the
+// gate, stopping it first with its grace period if it still runs
+// (start-first). The deployment has succeeded by then: a leftover old
+// container is removed by the next deployment of the app (findOld), so
+// this only warns.
+func (s *swap) removeOld(ctx context.Context, t Task, progress func(Progress)) {
+	if s.oldID == "" {
+		return
 	}
-
-	if s.oldID != "" {
-		// The deployment has succeeded; a leftover old container is removed
-		// by the next deployment of the app (findOld), so this only warns.
-		rctx, cancel := s.cleanupContext(ctx)
-		defer cancel()
-		if err := d.api.ContainerRemove(rctx, s.oldID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-			log.Warn("remove previous container", zap.String("container", s.oldID), zap.Error(err))
+	d := s.d
+	rctx, cancel := s.cleanupContext(ctx)
+	defer cancel()
+	if s.oldWasRunning && !s.oldStopped {
+		progress(Progress{Phase: PhaseVerifying, Message: "stopping the previous container " + s.name + suffixPrevious})
+		if err := d.api.ContainerStop(rctx, s.oldID, container.StopOptions{Timeout: stopSeconds(t.runSpec().StopTimeout)}); err != nil && !cerrdefs.IsNotFound(err) {
+			s.log.Warn("stop previous container", zap.String("container", s.oldID), zap.Error(err))
 		}
 	}
-	return s.newID, nil
+	if err := d.api.ContainerRemove(rctx, s.oldID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		s.log.Warn("remove previous container", zap.String("container", s.oldID), zap.Error(err))
+	}
 }
 
 // findOld finds the container to replace and clears what an attempt that
-// crashed left behind:
-//   - "<app>.next" is a new container that never finished its gate: removed;
+// crashed left behind. The states a crash can leave, by strategy:
+//
+//	recreate:    "<app>.next" created, old "<app>" untouched
+//	             old stopped and renamed "<app>.previous", "<app>.next" not renamed
+//	             new renamed "<app>", "<app>.previous" not yet removed
+//	start-first: "<app>.next" running beside "<app>" (gate not passed)
+//	             old renamed "<app>.previous" (still running), "<app>.next" passed
+//	             new renamed "<app>", "<app>.previous" (running) not yet removed
+//
+// They are resolved by these rules, in order:
+//   - "<app>.next" is a new container that never took the name: removed
+//     (with start-first it may have passed its gate, but its task was not
+//     reported as succeeded, so the old one is the one to keep);
 //   - "<app>.previous" with "<app>" present is superseded by "<app>", which
 //     is what runs now: removed;
 //   - "<app>.previous" without "<app>" was set aside just before a crash:
-//     it becomes "<app>" again, and is started on rollback.
+//     it becomes "<app>" again, and is started on rollback (a no-op when
+//     start-first left it running).
 //
 // Only containers labelled tentacle.managed are removed; "<app>" itself may
 // be one an operator created by hand, and is replaced like any other.
+// "<app>" stands for the prefixed name.
 func (s *swap) findOld(ctx context.Context) error {
 	d := s.d
-	next, err := s.inspectManaged(ctx, s.app+suffixNext)
+	next, err := s.inspectManaged(ctx, s.name+suffixNext)
 	if err != nil {
 		return err
 	}
 	if next != nil {
 		s.log.Info("removing container left by an interrupted deployment", zap.String("container", next.Name))
 		if err := d.api.ContainerRemove(ctx, next.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-			return fail(FailureDocker, "remove leftover container %s: %w", s.app+suffixNext, err)
+			return fail(FailureDocker, "remove leftover container %s: %w", s.name+suffixNext, err)
 		}
 	}
-	prev, err := s.inspectManaged(ctx, s.app+suffixPrevious)
+	prev, err := s.inspectManaged(ctx, s.name+suffixPrevious)
 	if err != nil {
 		return err
 	}
-	cur, err := d.inspectName(ctx, s.app)
+	cur, err := d.inspectName(ctx, s.name)
 	if err != nil {
 		return err
 	}
@@ -154,18 +256,20 @@ func (s *swap) findOld(ctx context.Context) error {
 	case prev != nil && cur != nil:
 		s.log.Info("removing container left by an interrupted deployment", zap.String("container", prev.Name))
 		if err := d.api.ContainerRemove(ctx, prev.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-			return fail(FailureDocker, "remove leftover container %s: %w", s.app+suffixPrevious, err)
+			return fail(FailureDocker, "remove leftover container %s: %w", s.name+suffixPrevious, err)
 		}
 	case prev != nil:
 		s.log.Info("restoring container set aside by an interrupted deployment", zap.String("container", prev.Name))
-		if err := d.api.ContainerRename(ctx, prev.ID, s.app); err != nil {
-			return fail(FailureDocker, "rename leftover container %s back to %s: %w", s.app+suffixPrevious, s.app, err)
+		if err := d.api.ContainerRename(ctx, prev.ID, s.name); err != nil {
+			return fail(FailureDocker, "rename leftover container %s back to %s: %w", s.name+suffixPrevious, s.name, err)
 		}
 		s.oldID = prev.ID
-		// It was stopped by the interrupted swap, not by anyone who wanted
-		// it down, so a rollback brings it back up even if this attempt
-		// fails before it gets to stop it.
-		s.oldWasRunning, s.oldStopped = true, true
+		// It was stopped by the interrupted swap (recreate), not by anyone
+		// who wanted it down, so a rollback brings it back up even if this
+		// attempt fails before it gets to stop it. Start-first left it
+		// running.
+		s.oldWasRunning = true
+		s.oldStopped = prev.State == nil || !(prev.State.Running || prev.State.Restarting)
 		return nil
 	}
 	if cur != nil {
@@ -200,7 +304,7 @@ func (s *swap) inspectManaged(ctx context.Context, name string) (*container.Insp
 		return c, err
 	}
 	if c.Config == nil || c.Config.Labels[LabelManaged] != "true" {
-		return nil, fail(FailureAgent, "container %s exists and was not created by tentacle: rename or remove it, the agent needs the name to swap %s", name, s.app)
+		return nil, fail(FailureAgent, "container %s exists and was not created by tentacle: rename or remove it, the agent needs the name to swap %s", name, s.name)
 	}
 	return c, nil
 }
@@ -219,8 +323,8 @@ func (s *swap) rollback(ctx context.Context, cause error) error {
 		}
 	}
 	if s.oldAside {
-		if err := d.api.ContainerRename(rctx, s.oldID, s.app); err != nil {
-			errs = append(errs, fmt.Errorf("rename %s back to %s: %w", s.app+suffixPrevious, s.app, err))
+		if err := d.api.ContainerRename(rctx, s.oldID, s.name); err != nil {
+			errs = append(errs, fmt.Errorf("rename %s back to %s: %w", s.name+suffixPrevious, s.name, err))
 		}
 	}
 	if s.oldStopped && s.oldWasRunning {

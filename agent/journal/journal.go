@@ -35,20 +35,27 @@ type Assignment struct {
 	ImageTag        string       `json:"image_tag"`
 	ImageDigest     string       `json:"image_digest"`
 	RunSpec         spec.RunSpec `json:"run_spec"`
-	AcceptedAt      time.Time    `json:"accepted_at"`
+	// SensitiveEnv names the RunSpec.Env entries whose values are secret:
+	// they are masked in everything the task reports.
+	SensitiveEnv []string  `json:"sensitive_env,omitempty"`
+	AcceptedAt   time.Time `json:"accepted_at"`
 }
 
 // Event is one state change or progress note of a task.
 type Event struct {
-	Seq         uint64    `json:"seq"`
-	State       string    `json:"state"`
-	Message     string    `json:"message,omitempty"`
-	ImageDigest string    `json:"image_digest,omitempty"`
-	ContainerID string    `json:"container_id,omitempty"`
-	FailureKind string    `json:"failure_kind,omitempty"`
-	LogBytes    int64     `json:"log_bytes,omitempty"`
-	Final       bool      `json:"final,omitempty"`
-	At          time.Time `json:"at"`
+	Seq         uint64 `json:"seq"`
+	State       string `json:"state"`
+	Message     string `json:"message,omitempty"`
+	ImageDigest string `json:"image_digest,omitempty"`
+	ContainerID string `json:"container_id,omitempty"`
+	FailureKind string `json:"failure_kind,omitempty"`
+	LogBytes    int64  `json:"log_bytes,omitempty"`
+	// ProgressBytes and ProgressTotal are a pull's bytes downloaded so far
+	// and in all (0 when unknown).
+	ProgressBytes int64     `json:"progress_bytes,omitempty"`
+	ProgressTotal int64     `json:"progress_total,omitempty"`
+	Final         bool      `json:"final,omitempty"`
+	At            time.Time `json:"at"`
 }
 
 // progress is what the server has acknowledged, rewritten atomically.

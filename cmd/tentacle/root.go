@@ -128,7 +128,9 @@ func runAgent(ctx context.Context, cfg agent.Config, log *zap.Logger) error {
 		return err
 	}
 	defer cli.Close()
-	a, err := agent.New(cfg, docker.New(cli, cs, log.Named("docker")), log)
+	d := docker.New(cli, cs, log.Named("docker"))
+	d.SetContainerPrefix(cfg.ContainerPrefix)
+	a, err := agent.New(cfg, d, log)
 	if err != nil {
 		return err
 	}

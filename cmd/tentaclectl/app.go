@@ -39,6 +39,8 @@ type appFlags struct {
 	noHealthcheck             bool
 	stopSignal, pull          string
 	logDriver                 string
+	strategy                  string
+	gateTimeout               time.Duration
 }
 
 func (c *cli) newAppCreateCmd() *cobra.Command {
@@ -123,6 +125,9 @@ for releases by tag. docs/RUNSPEC.md describes every field.`,
 	fl.StringVar(&f.logDriver, "log-driver", "", "Docker logging driver, e.g. local or syslog (default: the daemon's)")
 	fl.StringArrayVar(&f.logOpts, "log-opt", nil, "logging driver option KEY=VALUE (repeatable)")
 	fl.StringArrayVar(&f.hosts, "add-host", nil, "add NAME:IP to /etc/hosts (repeatable)")
+	fl.StringVar(&f.strategy, "strategy", "", "how a new release replaces the running container: recreate (default) or start-first")
+	// Not --health-timeout: that is the Docker-style timeout of one check.
+	fl.DurationVar(&f.gateTimeout, "health-gate-timeout", 0, "how long a deployment waits for the HEALTHCHECK's verdict (0: derived from the healthcheck)")
 	rollout.add(cmd, "for deployments that do not set their own")
 	_ = cmd.MarkFlagRequired("image")
 	return cmd
@@ -222,6 +227,7 @@ func (f appFlags) container(rs *spec.RunSpec) error {
 	}
 	rs.WorkingDir, rs.User, rs.RestartMaxRetries = f.workdir, f.user, f.restartRetries
 	rs.StopSignal, rs.PullPolicy, rs.Log.Driver = f.stopSignal, f.pull, f.logDriver
+	rs.Strategy, rs.HealthTimeout = f.strategy, f.gateTimeout
 	for _, s := range f.volumes {
 		v, err := spec.ParseVolume(s)
 		if err != nil {
@@ -282,6 +288,8 @@ func (f appFlags) container(rs *spec.RunSpec) error {
 		{"--pull", "pull_policy", spec.RunSpec{PullPolicy: rs.PullPolicy}},
 		{"--log-driver", "log.driver", spec.RunSpec{Log: spec.LogConfig{Driver: rs.Log.Driver}}},
 		{"--log-opt", "log.options", spec.RunSpec{Log: spec.LogConfig{Options: rs.Log.Options}}},
+		{"--strategy", "strategy", spec.RunSpec{Strategy: rs.Strategy, Ports: rs.Ports}},
+		{"--health-gate-timeout", "health_timeout", spec.RunSpec{HealthTimeout: rs.HealthTimeout, ReadyAfter: rs.ReadyAfter}},
 	}
 	for _, ch := range checks {
 		if err := ch.spec.Validate(); err != nil {

@@ -22,7 +22,8 @@ func TestAppCreateContainerFlags(t *testing.T) {
 		"--health-cmd", "curl -f localhost", "--health-interval", "5s", "--health-timeout", "2s", "--health-retries", "3",
 		"--stop-signal", "SIGINT", "--pull", "always",
 		"--log-driver", "local", "--log-opt", "max-size=10m",
-		"--add-host", "db:10.0.0.5", "--add-host", "v6:::1")
+		"--add-host", "db:10.0.0.5", "--add-host", "v6:::1",
+		"--strategy", "start-first", "--health-gate-timeout", "2m")
 	wantCode(t, r, 0)
 	wantRequest(t, h.fake, &tentaclev1.CreateApplicationRequest{
 		Name: "web", ImageRepository: "docker.io/team/web", Roles: []string{"web", "eu"},
@@ -38,6 +39,7 @@ func TestAppCreateContainerFlags(t *testing.T) {
 			StopSignal:  "SIGINT", PullPolicy: "always",
 			Log:        &tentaclev1.LogConfig{Driver: "local", Options: map[string]string{"max-size": "10m"}},
 			ExtraHosts: []*tentaclev1.ExtraHost{{Hostname: "db", Ip: "10.0.0.5"}, {Hostname: "v6", Ip: "::1"}},
+			Strategy:   "start-first", HealthTimeout: durationpb.New(2 * time.Minute),
 		},
 	})
 }
@@ -78,6 +80,10 @@ func TestAppCreateBadContainerFlags(t *testing.T) {
 		{[]string{"--cpus", "half"}, `--cpus: "half" is not a number of CPUs: use e.g. 0.5 or 2, at most 9 decimals`},
 		{[]string{"--cpus", "0.001"}, `--cpus: "0.001" is below Docker's minimum of 0.01 CPU: use e.g. 0.5, or 0 for no limit`},
 		{[]string{"--no-healthcheck", "--health-cmd", "true"}, `--no-healthcheck: disable is set together with a command, timing or retries: either disable the check or override it`},
+		{[]string{"--strategy", "blue-green"}, `--strategy: "blue-green": use recreate or start-first`},
+		{[]string{"--strategy", "start-first", "--port", "8080:80"}, `--strategy: start-first runs the new container beside the old one, so fixed host port 8080/tcp would clash; publish the port without a host port, or use strategy recreate`},
+		{[]string{"--health-gate-timeout", "5s"}, `--health-gate-timeout: 5s is shorter than ready_after 10s, so the health gate could never pass: raise health_timeout or lower ready_after`},
+		{[]string{"--health-gate-timeout", "3h"}, `--health-gate-timeout: 3h0m0s out of range 0-2h0m0s (0 derives it from the healthcheck)`},
 		{[]string{"--health-retries", "-1"}, `--health-retries: -1 is negative: use 0 for the image's`},
 		{[]string{"--stop-signal", "term"}, `--stop-signal: "term": use a signal name such as SIGTERM or SIGINT, or its number`},
 		{[]string{"--pull", "never"}, `--pull: "never": use always or if-not-present`},

@@ -79,8 +79,8 @@ func (e *fakeEngine) set(failWith error, hold bool) {
 	e.started = make(chan struct{}, 1)
 }
 
-func (e *fakeEngine) Deploy(ctx context.Context, t docker.Task, progress func(docker.Phase, string), _ io.Writer) (docker.Result, error) {
-	progress(docker.PhasePulling, "pulling "+t.Repository+":"+t.Tag)
+func (e *fakeEngine) Deploy(ctx context.Context, t docker.Task, progress func(docker.Progress), _ io.Writer) (docker.Result, error) {
+	progress(docker.Progress{Phase: docker.PhasePulling, Message: "pulling " + t.Repository + ":" + t.Tag})
 	e.mu.Lock()
 	err, hold, started := e.failWith, e.hold, e.started
 	e.mu.Unlock()
@@ -92,7 +92,7 @@ func (e *fakeEngine) Deploy(ctx context.Context, t docker.Task, progress func(do
 		<-ctx.Done()
 		return docker.Result{}, ctx.Err()
 	}
-	progress(docker.PhaseStarting, "starting")
+	progress(docker.Progress{Phase: docker.PhaseStarting, Message: "starting"})
 	return docker.Result{Digest: "sha256:" + strings.Repeat("ab", 32), ContainerID: "c-" + t.ID}, nil
 }
 

@@ -110,9 +110,9 @@ type targetRunner struct {
 	gate chan struct{}
 }
 
-func (r *targetRunner) Deploy(ctx context.Context, t docker.Task, progress func(docker.Phase, string), logs io.Writer) (docker.Result, error) {
+func (r *targetRunner) Deploy(ctx context.Context, t docker.Task, progress func(docker.Progress), logs io.Writer) (docker.Result, error) {
 	r.rec.add(r.name, "start")
-	progress(docker.PhasePulling, "pulling "+t.Repository+":"+t.Tag)
+	progress(docker.Progress{Phase: docker.PhasePulling, Message: "pulling " + t.Repository + ":" + t.Tag})
 	if r.gate != nil {
 		select {
 		case <-r.gate:

@@ -43,7 +43,7 @@ func newFakeRunner() *fakeRunner {
 	return &fakeRunner{calls: map[string]int{}, started: make(chan string, 16)}
 }
 
-func (f *fakeRunner) Deploy(ctx context.Context, t docker.Task, progress func(docker.Phase, string), logs io.Writer) (docker.Result, error) {
+func (f *fakeRunner) Deploy(ctx context.Context, t docker.Task, progress func(docker.Progress), logs io.Writer) (docker.Result, error) {
 	f.mu.Lock()
 	f.calls[t.ID]++
 	hold := f.hold
@@ -52,12 +52,12 @@ func (f *fakeRunner) Deploy(ctx context.Context, t docker.Task, progress func(do
 	case f.started <- t.ID:
 	default:
 	}
-	progress(docker.PhasePulling, "pulling "+t.Repository+":"+t.Tag)
-	progress(docker.PhaseStarting, "starting "+t.Application)
+	progress(docker.Progress{Phase: docker.PhasePulling, Message: "pulling " + t.Repository + ":" + t.Tag})
+	progress(docker.Progress{Phase: docker.PhaseStarting, Message: "starting " + t.Application})
 	for i := 1; i <= 3; i++ {
 		fmt.Fprintf(logs, "line %d %s\n", i, t.Spec.Env[0].Value)
 	}
-	progress(docker.PhaseVerifying, "waiting")
+	progress(docker.Progress{Phase: docker.PhaseVerifying, Message: "waiting"})
 	if hold != nil {
 		select {
 		case <-hold:

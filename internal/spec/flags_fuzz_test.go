@@ -1,6 +1,9 @@
 package spec
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // What a flag parser accepts must also pass the run spec's validation: the
 // server validates the same spec again, and a value the CLI accepted but
@@ -95,4 +98,30 @@ func TestParseMemoryAndCPUsBelowDockersMinimum(t *testing.T) {
 	if n, err := ParseMemory("0"); err != nil || n != 0 {
 		t.Errorf("ParseMemory(0) = %d, %v: 0 means no limit", n, err)
 	}
+}
+
+// FuzzValidateRollout: whatever strategy, port and timings Validate
+// accepts, start-first never comes with a fixed host port (the new and the
+// old container would both bind it) and the health gate can always pass.
+func FuzzValidateRollout(f *testing.F) {
+	f.Add("start-first", "80", int64(0), int64(0))
+	f.Add("start-first", "8080:80", int64(60e9), int64(10e9))
+	f.Add("recreate", "127.0.0.1:53:53/udp", int64(5e9), int64(0))
+	f.Add("", "0:80", int64(-1), int64(3600e9))
+	f.Add("blue-green", "80/udp", int64(7200e9), int64(1))
+	f.Fuzz(func(t *testing.T, strategy, port string, healthTimeout, readyAfter int64) {
+		s := RunSpec{Strategy: strategy, HealthTimeout: time.Duration(healthTimeout), ReadyAfter: time.Duration(readyAfter)}
+		if p, err := ParsePort(port); err == nil {
+			s.Ports = []Port{p}
+		}
+		if s.Validate() != nil {
+			return
+		}
+		if s.Strategy == StrategyStartFirst && len(s.Ports) > 0 && s.Ports[0].HostPort != 0 {
+			t.Fatalf("start-first accepted with fixed host port %d", s.Ports[0].HostPort)
+		}
+		if d := s.WithDefaults(); d.HealthTimeout != 0 && d.HealthTimeout < d.ReadyAfter {
+			t.Fatalf("health_timeout %s accepted below ready_after %s", d.HealthTimeout, d.ReadyAfter)
+		}
+	})
 }

@@ -57,6 +57,12 @@ type RunSpec struct {
 	Log LogConfig `json:"log,omitempty"`
 	// ExtraHosts are added to the container's /etc/hosts.
 	ExtraHosts []ExtraHost `json:"extra_hosts,omitempty"`
+	// Strategy is how a new container replaces the running one:
+	// StrategyRecreate (also "") or StrategyStartFirst.
+	Strategy string `json:"strategy,omitempty"`
+	// HealthTimeout bounds the wait for the HEALTHCHECK's verdict; 0
+	// derives the bound from the healthcheck's timings.
+	HealthTimeout time.Duration `json:"health_timeout,omitempty"`
 }
 
 // Volume mounts Source at Target in the container. A Source without '/' is
@@ -130,6 +136,14 @@ const (
 
 	PullAlways       = "always"
 	PullIfNotPresent = "if-not-present"
+
+	// StrategyRecreate stops the old container before the new one starts;
+	// an empty Strategy means the same.
+	StrategyRecreate = "recreate"
+	// StrategyStartFirst starts the new container beside the old one and
+	// removes the old one only once the new one has passed the health gate.
+	StrategyStartFirst = "start-first"
+	MaxHealthTimeout   = 2 * time.Hour
 
 	// ReservedLabelPrefix starts the labels the agent sets itself.
 	ReservedLabelPrefix = "tentacle."
@@ -244,7 +258,40 @@ func (s RunSpec) Validate() error {
 	errs = append(errs, s.validateNetworks()...)
 	errs = append(errs, s.validateLimits()...)
 	errs = append(errs, s.validateRuntime()...)
+	errs = append(errs, s.validateRollout()...)
 	return errors.Join(errs...)
+}
+
+// validateRollout checks the strategy and the health gate's timeout.
+func (s RunSpec) validateRollout() []error {
+	var errs []error
+	switch s.Strategy {
+	case "", StrategyRecreate:
+	case StrategyStartFirst:
+		for _, p := range s.Ports {
+			if p.HostPort == 0 {
+				continue
+			}
+			proto := p.Protocol
+			if proto == "" {
+				proto = "tcp"
+			}
+			errs = append(errs, fmt.Errorf("strategy: start-first runs the new container beside the old one, so fixed host port %d/%s would clash; publish the port without a host port, or use strategy recreate", p.HostPort, proto))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("strategy: %q: use recreate or start-first", s.Strategy))
+	}
+	ready := s.ReadyAfter
+	if ready == 0 {
+		ready = DefaultReadyAfter
+	}
+	switch {
+	case s.HealthTimeout < 0 || s.HealthTimeout > MaxHealthTimeout:
+		errs = append(errs, fmt.Errorf("health_timeout: %s out of range 0-%s (0 derives it from the healthcheck)", s.HealthTimeout, MaxHealthTimeout))
+	case s.HealthTimeout != 0 && s.HealthTimeout < ready && ready <= MaxReadyAfter:
+		errs = append(errs, fmt.Errorf("health_timeout: %s is shorter than ready_after %s, so the health gate could never pass: raise health_timeout or lower ready_after", s.HealthTimeout, ready))
+	}
+	return errs
 }
 
 // validateProcess checks what the container's process runs as.

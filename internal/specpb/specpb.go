@@ -17,7 +17,10 @@ func ToProto(s spec.RunSpec) *tentaclev1.RunSpec {
 		Entrypoint: s.Entrypoint, WorkingDir: s.WorkingDir, User: s.User,
 		RestartMaxRetries: uint32(max(s.RestartMaxRetries, 0)), Labels: s.Labels,
 		MemoryBytes: s.MemoryBytes, NanoCpus: s.NanoCPUs,
-		StopSignal: s.StopSignal, PullPolicy: s.PullPolicy,
+		StopSignal: s.StopSignal, PullPolicy: s.PullPolicy, Strategy: s.Strategy,
+	}
+	if s.HealthTimeout > 0 {
+		out.HealthTimeout = durationpb.New(s.HealthTimeout)
 	}
 	for _, e := range s.Env {
 		out.Env = append(out.Env, &tentaclev1.EnvVar{Name: e.Name, Value: e.Value})
@@ -62,7 +65,7 @@ func FromProto(p *tentaclev1.RunSpec) spec.RunSpec {
 		Entrypoint: p.GetEntrypoint(), WorkingDir: p.GetWorkingDir(), User: p.GetUser(),
 		RestartMaxRetries: int(p.GetRestartMaxRetries()), Labels: p.GetLabels(),
 		MemoryBytes: p.GetMemoryBytes(), NanoCPUs: p.GetNanoCpus(),
-		StopSignal: p.GetStopSignal(), PullPolicy: p.GetPullPolicy(),
+		StopSignal: p.GetStopSignal(), PullPolicy: p.GetPullPolicy(), Strategy: p.GetStrategy(),
 		Log: spec.LogConfig{Driver: p.GetLog().GetDriver(), Options: p.GetLog().GetOptions()},
 	}
 	for _, e := range p.GetEnv() {
@@ -76,6 +79,9 @@ func FromProto(p *tentaclev1.RunSpec) spec.RunSpec {
 	}
 	if p.GetStopTimeout() != nil {
 		s.StopTimeout = p.GetStopTimeout().AsDuration()
+	}
+	if p.GetHealthTimeout() != nil {
+		s.HealthTimeout = p.GetHealthTimeout().AsDuration()
 	}
 	for _, v := range p.GetVolumes() {
 		s.Volumes = append(s.Volumes, spec.Volume{Source: v.GetSource(), Target: v.GetTarget(), ReadOnly: v.GetReadOnly()})

@@ -30,6 +30,8 @@ type Registry struct {
 
 	mu       sync.Mutex
 	requests []Request
+	stall    chan struct{} // non-nil: blob downloads wait until it is closed
+	stalled  chan string   // told the path of each blob download held back
 }
 
 // Request is one request the registry answered.
@@ -62,6 +64,9 @@ func (r *Registry) authenticate(next http.Handler) http.Handler {
 			r.requests = append(r.requests, Request{Method: req.Method, Path: req.URL.Path, Status: rec.status, Authenticated: ok})
 			r.mu.Unlock()
 		}()
+		if ok && req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/") {
+			r.holdBlob(req)
+		}
 		if !ok {
 			// The registry API's own error shape, so clients report it as
 			// UNAUTHORIZED rather than as an unknown failure.
@@ -83,6 +88,45 @@ type statusRecorder struct {
 func (s *statusRecorder) WriteHeader(code int) {
 	s.status = code
 	s.ResponseWriter.WriteHeader(code)
+}
+
+// StallBlobs makes blob downloads (GET …/blobs/…) wait, as a registry on a
+// dead link would, until release is called or the client gives up. Each
+// download held back sends its path on the returned channel (buffered; a
+// full channel drops the notice). Pushes are not held back. release is
+// also called when the test ends.
+func (r *Registry) StallBlobs(t testing.TB) (stalled <-chan string, release func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	stall := make(chan struct{})
+	r.stall, r.stalled = stall, make(chan string, 16)
+	release = sync.OnceFunc(func() {
+		r.mu.Lock()
+		if r.stall == stall {
+			r.stall = nil
+		}
+		r.mu.Unlock()
+		close(stall)
+	})
+	t.Cleanup(release)
+	return r.stalled, release
+}
+
+func (r *Registry) holdBlob(req *http.Request) {
+	r.mu.Lock()
+	stall, stalled := r.stall, r.stalled
+	r.mu.Unlock()
+	if stall == nil {
+		return
+	}
+	select {
+	case stalled <- req.URL.Path:
+	default:
+	}
+	select {
+	case <-stall:
+	case <-req.Context().Done():
+	}
 }
 
 // Host is "127.0.0.1:PORT", the registry part of an image reference.

@@ -218,3 +218,40 @@ func TestAppStopsOnSIGTERM(t *testing.T) {
 		t.Errorf("output after SIGTERM = %q, want %q", rest, "stopping\n")
 	}
 }
+
+func TestRegistryStallBlobs(t *testing.T) {
+	t.Parallel()
+	reg := StartRegistry(t, "alice", "s3cret")
+	img := Image(t, WithLabel("test", t.Name()))
+	reg.Push(t, "team/web", "1.0", img)
+	cfg, err := img.ConfigName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalled, release := reg.StallBlobs(t)
+
+	req, _ := http.NewRequest(http.MethodGet, "http://"+reg.Host()+"/v2/team/web/blobs/"+cfg.String(), nil)
+	req.SetBasicAuth("alice", "s3cret")
+	done := make(chan int, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- -1
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	if p := <-stalled; !strings.HasSuffix(p, "/blobs/"+cfg.String()) {
+		t.Errorf("stalled path = %s, want the config blob", p)
+	}
+	select {
+	case code := <-done:
+		t.Fatalf("blob download finished (%d) while stalled", code)
+	default:
+	}
+	release()
+	if code := <-done; code != http.StatusOK {
+		t.Errorf("blob download after release: status %d, want 200", code)
+	}
+}
