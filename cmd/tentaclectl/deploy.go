@@ -67,15 +67,17 @@ With -o json, stdout gets one JSON document (the created deployment, or with
 			if release == "" {
 				return badValue("--release is empty: give the release version, see tentaclectl release list --app %s", app)
 			}
-			ro, err := rollout.proto(cmd)
-			if err != nil {
+			if err := rollout.check(); err != nil {
 				return err
 			}
 			req := &tentaclev1.CreateDeploymentRequest{
-				Application: app, ReleaseVersion: release, Environment: env, Force: force,
-				Rollout: ro, MissingOnly: missing,
+				Application: app, ReleaseVersion: release, Environment: env, Force: force, MissingOnly: missing,
 			}
 			resp, conn, err := callKeeping(c, cmd, func(ctx context.Context, admin tentaclev1.AdminServiceClient) (*tentaclev1.CreateDeploymentResponse, error) {
+				var err error
+				if req.Rollout, err = rollout.withBase(ctx, cmd, admin, app); err != nil {
+					return nil, err
+				}
 				return admin.CreateDeployment(ctx, req)
 			})
 			if err != nil {

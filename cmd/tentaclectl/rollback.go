@@ -39,12 +39,15 @@ The rollout flags and --wait work as for deploy: the exit code with --wait is
 			if err := spec.ValidateName("--env", env); err != nil {
 				return badValue("%v", err)
 			}
-			ro, err := rollout.proto(cmd)
-			if err != nil {
+			if err := rollout.check(); err != nil {
 				return err
 			}
-			req := &tentaclev1.RollbackRequest{Application: app, Environment: env, Rollout: ro}
+			req := &tentaclev1.RollbackRequest{Application: app, Environment: env}
 			resp, conn, err := callKeeping(c, cmd, func(ctx context.Context, admin tentaclev1.AdminServiceClient) (*tentaclev1.RollbackResponse, error) {
+				var err error
+				if req.Rollout, err = rollout.withBase(ctx, cmd, admin, app); err != nil {
+					return nil, err
+				}
 				return admin.Rollback(ctx, req)
 			})
 			if err != nil {

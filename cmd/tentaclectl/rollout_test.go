@@ -61,9 +61,6 @@ func TestRolloutFlagsAreSent(t *testing.T) {
 			&tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.4.2", Environment: "prod", Rollout: rolling}},
 		{[]string{"deploy", "--app", "web", "--release", "1.4.2", "--env", "prod", "--missing"},
 			&tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.4.2", Environment: "prod", MissingOnly: true}},
-		// --window 0 given: all at once, overriding the application's waves.
-		{[]string{"deploy", "--app", "web", "--release", "1.4.2", "--env", "prod", "--window", "0"},
-			&tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.4.2", Environment: "prod", Rollout: &tentaclev1.Rollout{}}},
 		{[]string{"app", "create", "web", "--image", "r.io/team/web", "--window", "1", "--on-failure", "halt"},
 			&tentaclev1.CreateApplicationRequest{Name: "web", ImageRepository: "r.io/team/web", Rollout: &tentaclev1.Rollout{Window: 1, FailurePolicy: "halt"},
 				RunSpec: &tentaclev1.RunSpec{ReadyAfter: durationpb.New(10 * time.Second), StopTimeout: durationpb.New(10 * time.Second), RestartPolicy: "unless-stopped"}}},
@@ -143,7 +140,6 @@ func TestRolloutBadInput(t *testing.T) {
 		{append(deploy, "--window", "-1"), "--window -1: use 0 (all targets at once) or a number of targets per wave"},
 		{append(deploy, "--window", "2", "--pause", "-5s"), "--pause -5s: use a duration from 0 to 24h, e.g. 30s"},
 		{append(deploy, "--window", "2", "--pause", "25h"), "--pause 25h0m0s: use a duration from 0 to 24h, e.g. 30s"},
-		{append(deploy, "--pause", "30s"), "--pause 30s needs --window: with all targets in one wave there is nothing to pause between"},
 		{append(deploy, "--on-failure", "retry"), `--on-failure "retry": use halt or continue`},
 		{[]string{"app", "create", "web", "--image", "team/web", "--on-failure", "stop"}, `--on-failure "stop": use halt or continue`},
 		{[]string{"rollback", "web", "--env", "prod", "--window", "-2"}, "--window -2: use 0 (all targets at once) or a number of targets per wave"},
@@ -164,6 +160,58 @@ func TestRolloutBadInput(t *testing.T) {
 	wantRefusals(t, h, usage, "Usage:")
 	if n := h.fake.count(); n != 0 {
 		t.Errorf("server got %d requests for bad input", n)
+	}
+}
+
+// Rollout flags on deploy and rollback are laid over the application's
+// rollout: a flag not given keeps the application's value.
+func TestRolloutFlagsOverTheApplications(t *testing.T) {
+	t.Parallel()
+	app := &tentaclev1.Application{Name: "web", ImageRepository: "r.io/team/web",
+		Rollout: &tentaclev1.Rollout{Window: 2, Pause: durationpb.New(time.Minute), FailurePolicy: "continue"}}
+	tests := []struct {
+		args []string
+		want *tentaclev1.Rollout
+	}{
+		{[]string{"--pause", "1s"}, &tentaclev1.Rollout{Window: 2, Pause: durationpb.New(time.Second), FailurePolicy: "continue"}},
+		{[]string{"--on-failure", "halt"}, &tentaclev1.Rollout{Window: 2, Pause: durationpb.New(time.Minute), FailurePolicy: "halt"}},
+		// --window 0: all at once, the application's pause dropped with its waves.
+		{[]string{"--window", "0"}, &tentaclev1.Rollout{FailurePolicy: "continue"}},
+	}
+	for _, tt := range tests {
+		for _, cmd := range [][]string{{"deploy", "--app", "web", "--release", "1.4.2", "--env", "prod"}, {"rollback", "web", "--env", "prod"}} {
+			h := newHarness(t, &fakeAdmin{apps: []*tentaclev1.Application{app}})
+			wantCode(t, h.run(t, append(cmd, tt.args...)...), 0)
+			h.fake.mu.Lock()
+			last := h.fake.requests[len(h.fake.requests)-1]
+			h.fake.mu.Unlock()
+			var got *tentaclev1.Rollout
+			switch req := last.(type) {
+			case *tentaclev1.CreateDeploymentRequest:
+				got = req.GetRollout()
+			case *tentaclev1.RollbackRequest:
+				got = req.GetRollout()
+			}
+			if !proto.Equal(got, tt.want) {
+				t.Errorf("%s %v sent rollout %v, want %v", cmd[0], tt.args, got, tt.want)
+			}
+		}
+	}
+
+	// An application without waves: a pause alone is refused, and nothing
+	// is deployed.
+	h := newHarness(t, &fakeAdmin{apps: []*tentaclev1.Application{{Name: "web", ImageRepository: "r.io/team/web"}}})
+	r := h.run(t, "deploy", "--app", "web", "--release", "1.4.2", "--env", "prod", "--pause", "30s")
+	wantCode(t, r, 2)
+	if !strings.HasPrefix(r.stderr, "tentaclectl: --pause 30s needs --window: with all targets in one wave there is nothing to pause between") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+	h.fake.mu.Lock()
+	defer h.fake.mu.Unlock()
+	for _, req := range h.fake.requests {
+		if _, ok := req.(*tentaclev1.CreateDeploymentRequest); ok {
+			t.Error("a deployment was created although its rollout was refused")
+		}
 	}
 }
 
