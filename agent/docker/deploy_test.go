@@ -2,7 +2,6 @@ package docker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -304,13 +303,7 @@ func TestDeployCancelRestoresOld(t *testing.T) {
 		}
 	}
 	_, err = f.d.Deploy(ctx, task, progress, io.Discard)
-	if !errors.Is(err, context.Canceled) || KindOf(err) != FailureAgent {
-		t.Fatalf("Deploy error = %v (kind %q), want context.Canceled, kind agent", err, KindOf(err))
-	}
-	if c := f.inspect(f.app); c == nil || c.ID != first.ContainerID || !c.State.Running {
-		t.Errorf("old container not restored after cancel: %+v", c)
-	}
-	f.assertNoLeftovers()
+	f.assertCancelRestored(err, first.ContainerID)
 }
 
 func TestDeployRecoversFromInterruptedSwap(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"regexp"
 	"strings"
 	"sync"
@@ -134,6 +135,20 @@ func (f *fixture) inspect(name string) *container.InspectResponse {
 		f.t.Fatalf("inspect %s: %v", name, err)
 	}
 	return c
+}
+
+// assertCancelRestored checks what a cancelled Deploy leaves: an error
+// that says it was cancelled, the old container running under the app's
+// name, and nothing else.
+func (f *fixture) assertCancelRestored(err error, oldID string) {
+	f.t.Helper()
+	if !errors.Is(err, context.Canceled) || KindOf(err) != FailureAgent {
+		f.t.Fatalf("Deploy error = %v (kind %q), want context.Canceled, kind agent", err, KindOf(err))
+	}
+	if c := f.inspect(f.app); c == nil || c.ID != oldID || !c.State.Running {
+		f.t.Errorf("old container not running after cancel: %+v", c)
+	}
+	f.assertNoLeftovers()
 }
 
 // assertNoLeftovers checks that no temporary container survived.

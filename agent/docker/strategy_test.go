@@ -2,7 +2,6 @@ package docker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -206,13 +205,7 @@ func TestCancelDuringPull(t *testing.T) {
 			task := f.task("2.0", d2)
 			task.Spec.Strategy = strategy
 			_, err, _ = f.run(ctx, task)
-			if !errors.Is(err, context.Canceled) || KindOf(err) != FailureAgent {
-				t.Fatalf("Deploy error = %v (kind %q), want context.Canceled, kind agent", err, KindOf(err))
-			}
-			if c := f.inspect(f.app); c == nil || c.ID != first.ContainerID || !c.State.Running {
-				t.Errorf("old container not running after a cancelled pull: %+v", c)
-			}
-			f.assertNoLeftovers()
+			f.assertCancelRestored(err, first.ContainerID)
 		})
 	}
 }
@@ -240,14 +233,7 @@ func TestCancelDuringGate(t *testing.T) {
 				}
 			}
 			_, err = f.d.Deploy(ctx, task, progress, io.Discard)
-			if !errors.Is(err, context.Canceled) || KindOf(err) != FailureAgent {
-				t.Fatalf("Deploy error = %v (kind %q), want context.Canceled, kind agent", err, KindOf(err))
-			}
-			c := f.inspect(f.app)
-			if c == nil || c.ID != first.ContainerID || !c.State.Running {
-				t.Errorf("old container not restored after cancel: %+v", c)
-			}
-			f.assertNoLeftovers()
+			f.assertCancelRestored(err, first.ContainerID)
 		})
 	}
 }

@@ -53,17 +53,7 @@ func TestEndToEnd(t *testing.T) {
 	creds := fmt.Sprintf("registries:\n  - registry: %s\n    username: e2e-user\n    password: e2e-pass\n", reg.Host())
 	s.agentProc("e2e", "with-creds", creds)
 	nocreds := s.agentProc("e2e-nocreds", "without-creds", "")
-	waitFor(t, "both agents connected", 30*time.Second, func() bool {
-		var ts targetsJSON
-		s.json(&ts, "targets")
-		n := 0
-		for _, tg := range ts.Targets {
-			if tg.Connected {
-				n++
-			}
-		}
-		return n == 2
-	})
+	s.waitConnected(2)
 
 	image := reg.Host() + "/e2e/web"
 	s.ok("app", "create", "e2e-web", "--image", image, "--env", "GREETING=hello-e2e", "--env", "TESTAPP_PRINT_ENV=GREETING",
@@ -251,6 +241,22 @@ func inspect(t *testing.T, docker *client.Client, name string) container.Inspect
 		t.Fatalf("inspect %s: %v", name, err)
 	}
 	return c
+}
+
+// waitConnected waits until n targets hold a session.
+func (s *system) waitConnected(n int) {
+	s.t.Helper()
+	waitFor(s.t, fmt.Sprintf("%d agents connected", n), 30*time.Second, func() bool {
+		var ts targetsJSON
+		s.json(&ts, "targets")
+		connected := 0
+		for _, tg := range ts.Targets {
+			if tg.Connected {
+				connected++
+			}
+		}
+		return connected == n
+	})
 }
 
 // removeContainers removes the app's container and leftovers now and when

@@ -44,17 +44,7 @@ func TestRollingDeploymentOverFourAgents(t *testing.T) {
 		}
 	}
 	slices.Sort(names) // waves take targets in name order
-	waitFor(t, "four agents connected", 30*time.Second, func() bool {
-		var ts targetsJSON
-		s.json(&ts, "targets")
-		n := 0
-		for _, tg := range ts.Targets {
-			if tg.Connected {
-				n++
-			}
-		}
-		return n == 4
-	})
+	s.waitConnected(4)
 	release := func(target string) string {
 		t.Helper()
 		c := inspect(t, docker, prefixes[target]+"roll-web")
