@@ -58,6 +58,8 @@ var failureKinds = map[string]tentaclev1.FailureKind{
 	"halted":               tentaclev1.FailureKind_FAILURE_KIND_HALTED,
 	"unhealthy":            tentaclev1.FailureKind_FAILURE_KIND_UNHEALTHY,
 	"health_timeout":       tentaclev1.FailureKind_FAILURE_KIND_HEALTH_TIMEOUT,
+	"target_unavailable":   tentaclev1.FailureKind_FAILURE_KIND_TARGET_UNAVAILABLE,
+	"interrupted":          tentaclev1.FailureKind_FAILURE_KIND_INTERRUPTED,
 }
 
 func failureKindToProto(k string) tentaclev1.FailureKind { return failureKinds[k] }

@@ -223,6 +223,9 @@ type Deployment struct {
 	// CancelRequestedAt is set by RequestCancelDeployment; the deployment
 	// then ends cancelled once its tasks are terminal.
 	CancelRequestedAt time.Time
+	// DeadlineAt: tasks still queued or assigned then fail with failure
+	// kind "target_unavailable" (FailOverdueTasks). Zero: no deadline.
+	DeadlineAt time.Time
 }
 
 type TaskState string
@@ -409,6 +412,12 @@ type Store interface {
 	// them; when no task is left running the deployment finishes in the
 	// same transaction.
 	HaltDeployment(ctx context.Context, deploymentID, message string) ([]Task, error)
+	// FailOverdueTasks fails every queued or assigned task of a running
+	// deployment whose DeadlineAt is at or before now, with failure kind
+	// "target_unavailable" and a message naming the target and the
+	// deadline; deployments whose last task that was finish in the same
+	// transaction. It returns the tasks it failed.
+	FailOverdueTasks(ctx context.Context, now time.Time) ([]Task, error)
 	// RequestCancelDeployment sets CancelRequestedAt (once) on a running
 	// deployment and returns it; a finished one is returned unchanged.
 	RequestCancelDeployment(ctx context.Context, deploymentID string, at time.Time) (Deployment, error)

@@ -608,8 +608,10 @@ type Deployment struct {
 	Kind string `protobuf:"bytes,11,opt,name=kind,proto3" json:"kind,omitempty"`
 	// Set once a cancel was asked for.
 	CancelRequestedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=cancel_requested_at,json=cancelRequestedAt,proto3" json:"cancel_requested_at,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Tasks not yet accepted by their agent by then fail (target unavailable).
+	DeadlineAt    *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=deadline_at,json=deadlineAt,proto3" json:"deadline_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Deployment) Reset() {
@@ -722,6 +724,13 @@ func (x *Deployment) GetKind() string {
 func (x *Deployment) GetCancelRequestedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CancelRequestedAt
+	}
+	return nil
+}
+
+func (x *Deployment) GetDeadlineAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeadlineAt
 	}
 	return nil
 }
@@ -1842,7 +1851,10 @@ type CreateDeploymentRequest struct {
 	// Overrides the application's rollout when set.
 	Rollout *Rollout `protobuf:"bytes,5,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	// Only targets that do not already run the release successfully.
-	MissingOnly   bool `protobuf:"varint,6,opt,name=missing_only,json=missingOnly,proto3" json:"missing_only,omitempty"`
+	MissingOnly bool `protobuf:"varint,6,opt,name=missing_only,json=missingOnly,proto3" json:"missing_only,omitempty"`
+	// How long tasks may wait for a target without a session before they
+	// fail; unset: the server's default (--deployment-deadline).
+	Deadline      *durationpb.Duration `protobuf:"bytes,7,opt,name=deadline,proto3" json:"deadline,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1917,6 +1929,13 @@ func (x *CreateDeploymentRequest) GetMissingOnly() bool {
 		return x.MissingOnly
 	}
 	return false
+}
+
+func (x *CreateDeploymentRequest) GetDeadline() *durationpb.Duration {
+	if x != nil {
+		return x.Deadline
+	}
+	return nil
 }
 
 type CreateDeploymentResponse struct {
@@ -4421,7 +4440,7 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\brun_spec\x18\a \x01(\v2\x14.tentacle.v1.RunSpecR\arunSpec\x129\n" +
 	"\n" +
 	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x123\n" +
-	"\tvariables\x18\t \x03(\v2\x15.tentacle.v1.VariableR\tvariables\"\x83\x04\n" +
+	"\tvariables\x18\t \x03(\v2\x15.tentacle.v1.VariableR\tvariables\"\xc0\x04\n" +
 	"\n" +
 	"Deployment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
@@ -4440,7 +4459,9 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\arollout\x18\n" +
 	" \x01(\v2\x14.tentacle.v1.RolloutR\arollout\x12\x12\n" +
 	"\x04kind\x18\v \x01(\tR\x04kind\x12J\n" +
-	"\x13cancel_requested_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x11cancelRequestedAt\"\x84\x04\n" +
+	"\x13cancel_requested_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x11cancelRequestedAt\x12;\n" +
+	"\vdeadline_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"deadlineAt\"\x84\x04\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\rdeployment_id\x18\x02 \x01(\tR\fdeploymentId\x12\x1b\n" +
@@ -4532,14 +4553,15 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\x13ListReleasesRequest\x12 \n" +
 	"\vapplication\x18\x01 \x01(\tR\vapplication\"H\n" +
 	"\x14ListReleasesResponse\x120\n" +
-	"\breleases\x18\x01 \x03(\v2\x14.tentacle.v1.ReleaseR\breleases\"\xef\x01\n" +
+	"\breleases\x18\x01 \x03(\v2\x14.tentacle.v1.ReleaseR\breleases\"\xa6\x02\n" +
 	"\x17CreateDeploymentRequest\x12 \n" +
 	"\vapplication\x18\x01 \x01(\tR\vapplication\x12'\n" +
 	"\x0frelease_version\x18\x02 \x01(\tR\x0ereleaseVersion\x12 \n" +
 	"\venvironment\x18\x03 \x01(\tR\venvironment\x12\x14\n" +
 	"\x05force\x18\x04 \x01(\bR\x05force\x12.\n" +
 	"\arollout\x18\x05 \x01(\v2\x14.tentacle.v1.RolloutR\arollout\x12!\n" +
-	"\fmissing_only\x18\x06 \x01(\bR\vmissingOnly\"|\n" +
+	"\fmissing_only\x18\x06 \x01(\bR\vmissingOnly\x125\n" +
+	"\bdeadline\x18\a \x01(\v2\x19.google.protobuf.DurationR\bdeadline\"|\n" +
 	"\x18CreateDeploymentResponse\x127\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\v2\x17.tentacle.v1.DeploymentR\n" +
@@ -4847,128 +4869,130 @@ var file_tentacle_v1_admin_proto_depIdxs = []int32{
 	72,  // 12: tentacle.v1.Deployment.finished_at:type_name -> google.protobuf.Timestamp
 	2,   // 13: tentacle.v1.Deployment.rollout:type_name -> tentacle.v1.Rollout
 	72,  // 14: tentacle.v1.Deployment.cancel_requested_at:type_name -> google.protobuf.Timestamp
-	75,  // 15: tentacle.v1.Task.state:type_name -> tentacle.v1.TaskState
-	76,  // 16: tentacle.v1.Task.failure_kind:type_name -> tentacle.v1.FailureKind
-	72,  // 17: tentacle.v1.Task.created_at:type_name -> google.protobuf.Timestamp
-	72,  // 18: tentacle.v1.Task.updated_at:type_name -> google.protobuf.Timestamp
-	75,  // 19: tentacle.v1.TaskEventRecord.state:type_name -> tentacle.v1.TaskState
-	72,  // 20: tentacle.v1.TaskEventRecord.occurred_at:type_name -> google.protobuf.Timestamp
-	72,  // 21: tentacle.v1.Target.last_seen_at:type_name -> google.protobuf.Timestamp
-	72,  // 22: tentacle.v1.Target.enrolled_at:type_name -> google.protobuf.Timestamp
-	72,  // 23: tentacle.v1.Target.revoked_at:type_name -> google.protobuf.Timestamp
-	72,  // 24: tentacle.v1.Target.alert_at:type_name -> google.protobuf.Timestamp
-	72,  // 25: tentacle.v1.Target.cert_expires_at:type_name -> google.protobuf.Timestamp
-	1,   // 26: tentacle.v1.UpdateEnvironmentResponse.environment:type_name -> tentacle.v1.Environment
-	1,   // 27: tentacle.v1.CreateEnvironmentResponse.environment:type_name -> tentacle.v1.Environment
-	1,   // 28: tentacle.v1.ListEnvironmentsResponse.environments:type_name -> tentacle.v1.Environment
-	74,  // 29: tentacle.v1.CreateApplicationRequest.run_spec:type_name -> tentacle.v1.RunSpec
-	2,   // 30: tentacle.v1.CreateApplicationRequest.rollout:type_name -> tentacle.v1.Rollout
-	5,   // 31: tentacle.v1.CreateApplicationResponse.application:type_name -> tentacle.v1.Application
-	5,   // 32: tentacle.v1.ListApplicationsResponse.applications:type_name -> tentacle.v1.Application
-	6,   // 33: tentacle.v1.CreateReleaseResponse.release:type_name -> tentacle.v1.Release
-	6,   // 34: tentacle.v1.ListReleasesResponse.releases:type_name -> tentacle.v1.Release
-	2,   // 35: tentacle.v1.CreateDeploymentRequest.rollout:type_name -> tentacle.v1.Rollout
-	7,   // 36: tentacle.v1.CreateDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
-	8,   // 37: tentacle.v1.CreateDeploymentResponse.tasks:type_name -> tentacle.v1.Task
-	7,   // 38: tentacle.v1.ListDeploymentsResponse.deployments:type_name -> tentacle.v1.Deployment
-	7,   // 39: tentacle.v1.GetDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
-	8,   // 40: tentacle.v1.GetDeploymentResponse.tasks:type_name -> tentacle.v1.Task
-	7,   // 41: tentacle.v1.WatchDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
-	8,   // 42: tentacle.v1.WatchDeploymentResponse.tasks:type_name -> tentacle.v1.Task
-	9,   // 43: tentacle.v1.WatchDeploymentResponse.events:type_name -> tentacle.v1.TaskEventRecord
-	8,   // 44: tentacle.v1.ListTasksResponse.tasks:type_name -> tentacle.v1.Task
-	10,  // 45: tentacle.v1.ListTargetsResponse.targets:type_name -> tentacle.v1.Target
-	73,  // 46: tentacle.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	72,  // 47: tentacle.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	72,  // 48: tentacle.v1.JoinTokenInfo.expires_at:type_name -> google.protobuf.Timestamp
-	72,  // 49: tentacle.v1.JoinTokenInfo.created_at:type_name -> google.protobuf.Timestamp
-	72,  // 50: tentacle.v1.JoinTokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
-	41,  // 51: tentacle.v1.ListJoinTokensResponse.tokens:type_name -> tentacle.v1.JoinTokenInfo
-	41,  // 52: tentacle.v1.RevokeJoinTokenResponse.token:type_name -> tentacle.v1.JoinTokenInfo
-	10,  // 53: tentacle.v1.RevokeTargetResponse.target:type_name -> tentacle.v1.Target
-	72,  // 54: tentacle.v1.AdminTokenInfo.created_at:type_name -> google.protobuf.Timestamp
-	72,  // 55: tentacle.v1.AdminTokenInfo.expires_at:type_name -> google.protobuf.Timestamp
-	72,  // 56: tentacle.v1.AdminTokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
-	73,  // 57: tentacle.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
-	48,  // 58: tentacle.v1.CreateAdminTokenResponse.info:type_name -> tentacle.v1.AdminTokenInfo
-	48,  // 59: tentacle.v1.ListAdminTokensResponse.tokens:type_name -> tentacle.v1.AdminTokenInfo
-	48,  // 60: tentacle.v1.RevokeAdminTokenResponse.info:type_name -> tentacle.v1.AdminTokenInfo
-	72,  // 61: tentacle.v1.AuditRecord.at:type_name -> google.protobuf.Timestamp
-	72,  // 62: tentacle.v1.ListAuditRecordsRequest.since:type_name -> google.protobuf.Timestamp
-	55,  // 63: tentacle.v1.ListAuditRecordsResponse.records:type_name -> tentacle.v1.AuditRecord
-	4,   // 64: tentacle.v1.SetVariableRequest.variable:type_name -> tentacle.v1.Variable
-	4,   // 65: tentacle.v1.SetVariableResponse.variable:type_name -> tentacle.v1.Variable
-	4,   // 66: tentacle.v1.ListVariablesResponse.variables:type_name -> tentacle.v1.Variable
-	3,   // 67: tentacle.v1.DeleteVariableRequest.scope:type_name -> tentacle.v1.VariableScope
-	7,   // 68: tentacle.v1.CancelDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
-	2,   // 69: tentacle.v1.RollbackRequest.rollout:type_name -> tentacle.v1.Rollout
-	7,   // 70: tentacle.v1.RollbackResponse.deployment:type_name -> tentacle.v1.Deployment
-	8,   // 71: tentacle.v1.RollbackResponse.tasks:type_name -> tentacle.v1.Task
-	70,  // 72: tentacle.v1.GetStatusResponse.applications:type_name -> tentacle.v1.ApplicationStatus
-	7,   // 73: tentacle.v1.ApplicationStatus.latest_deployment:type_name -> tentacle.v1.Deployment
-	71,  // 74: tentacle.v1.ApplicationStatus.targets:type_name -> tentacle.v1.TargetStatus
-	75,  // 75: tentacle.v1.TargetStatus.last_task_state:type_name -> tentacle.v1.TaskState
-	11,  // 76: tentacle.v1.AdminService.CreateEnvironment:input_type -> tentacle.v1.CreateEnvironmentRequest
-	15,  // 77: tentacle.v1.AdminService.ListEnvironments:input_type -> tentacle.v1.ListEnvironmentsRequest
-	17,  // 78: tentacle.v1.AdminService.CreateApplication:input_type -> tentacle.v1.CreateApplicationRequest
-	19,  // 79: tentacle.v1.AdminService.ListApplications:input_type -> tentacle.v1.ListApplicationsRequest
-	21,  // 80: tentacle.v1.AdminService.CreateRelease:input_type -> tentacle.v1.CreateReleaseRequest
-	23,  // 81: tentacle.v1.AdminService.ListReleases:input_type -> tentacle.v1.ListReleasesRequest
-	25,  // 82: tentacle.v1.AdminService.CreateDeployment:input_type -> tentacle.v1.CreateDeploymentRequest
-	27,  // 83: tentacle.v1.AdminService.ListDeployments:input_type -> tentacle.v1.ListDeploymentsRequest
-	29,  // 84: tentacle.v1.AdminService.GetDeployment:input_type -> tentacle.v1.GetDeploymentRequest
-	31,  // 85: tentacle.v1.AdminService.WatchDeployment:input_type -> tentacle.v1.WatchDeploymentRequest
-	33,  // 86: tentacle.v1.AdminService.ListTasks:input_type -> tentacle.v1.ListTasksRequest
-	35,  // 87: tentacle.v1.AdminService.ReadTaskLog:input_type -> tentacle.v1.ReadTaskLogRequest
-	37,  // 88: tentacle.v1.AdminService.ListTargets:input_type -> tentacle.v1.ListTargetsRequest
-	39,  // 89: tentacle.v1.AdminService.CreateJoinToken:input_type -> tentacle.v1.CreateJoinTokenRequest
-	42,  // 90: tentacle.v1.AdminService.ListJoinTokens:input_type -> tentacle.v1.ListJoinTokensRequest
-	44,  // 91: tentacle.v1.AdminService.RevokeJoinToken:input_type -> tentacle.v1.RevokeJoinTokenRequest
-	46,  // 92: tentacle.v1.AdminService.RevokeTarget:input_type -> tentacle.v1.RevokeTargetRequest
-	49,  // 93: tentacle.v1.AdminService.CreateAdminToken:input_type -> tentacle.v1.CreateAdminTokenRequest
-	51,  // 94: tentacle.v1.AdminService.ListAdminTokens:input_type -> tentacle.v1.ListAdminTokensRequest
-	53,  // 95: tentacle.v1.AdminService.RevokeAdminToken:input_type -> tentacle.v1.RevokeAdminTokenRequest
-	56,  // 96: tentacle.v1.AdminService.ListAuditRecords:input_type -> tentacle.v1.ListAuditRecordsRequest
-	12,  // 97: tentacle.v1.AdminService.UpdateEnvironment:input_type -> tentacle.v1.UpdateEnvironmentRequest
-	58,  // 98: tentacle.v1.AdminService.SetVariable:input_type -> tentacle.v1.SetVariableRequest
-	60,  // 99: tentacle.v1.AdminService.ListVariables:input_type -> tentacle.v1.ListVariablesRequest
-	62,  // 100: tentacle.v1.AdminService.DeleteVariable:input_type -> tentacle.v1.DeleteVariableRequest
-	64,  // 101: tentacle.v1.AdminService.CancelDeployment:input_type -> tentacle.v1.CancelDeploymentRequest
-	66,  // 102: tentacle.v1.AdminService.Rollback:input_type -> tentacle.v1.RollbackRequest
-	68,  // 103: tentacle.v1.AdminService.GetStatus:input_type -> tentacle.v1.GetStatusRequest
-	14,  // 104: tentacle.v1.AdminService.CreateEnvironment:output_type -> tentacle.v1.CreateEnvironmentResponse
-	16,  // 105: tentacle.v1.AdminService.ListEnvironments:output_type -> tentacle.v1.ListEnvironmentsResponse
-	18,  // 106: tentacle.v1.AdminService.CreateApplication:output_type -> tentacle.v1.CreateApplicationResponse
-	20,  // 107: tentacle.v1.AdminService.ListApplications:output_type -> tentacle.v1.ListApplicationsResponse
-	22,  // 108: tentacle.v1.AdminService.CreateRelease:output_type -> tentacle.v1.CreateReleaseResponse
-	24,  // 109: tentacle.v1.AdminService.ListReleases:output_type -> tentacle.v1.ListReleasesResponse
-	26,  // 110: tentacle.v1.AdminService.CreateDeployment:output_type -> tentacle.v1.CreateDeploymentResponse
-	28,  // 111: tentacle.v1.AdminService.ListDeployments:output_type -> tentacle.v1.ListDeploymentsResponse
-	30,  // 112: tentacle.v1.AdminService.GetDeployment:output_type -> tentacle.v1.GetDeploymentResponse
-	32,  // 113: tentacle.v1.AdminService.WatchDeployment:output_type -> tentacle.v1.WatchDeploymentResponse
-	34,  // 114: tentacle.v1.AdminService.ListTasks:output_type -> tentacle.v1.ListTasksResponse
-	36,  // 115: tentacle.v1.AdminService.ReadTaskLog:output_type -> tentacle.v1.ReadTaskLogResponse
-	38,  // 116: tentacle.v1.AdminService.ListTargets:output_type -> tentacle.v1.ListTargetsResponse
-	40,  // 117: tentacle.v1.AdminService.CreateJoinToken:output_type -> tentacle.v1.CreateJoinTokenResponse
-	43,  // 118: tentacle.v1.AdminService.ListJoinTokens:output_type -> tentacle.v1.ListJoinTokensResponse
-	45,  // 119: tentacle.v1.AdminService.RevokeJoinToken:output_type -> tentacle.v1.RevokeJoinTokenResponse
-	47,  // 120: tentacle.v1.AdminService.RevokeTarget:output_type -> tentacle.v1.RevokeTargetResponse
-	50,  // 121: tentacle.v1.AdminService.CreateAdminToken:output_type -> tentacle.v1.CreateAdminTokenResponse
-	52,  // 122: tentacle.v1.AdminService.ListAdminTokens:output_type -> tentacle.v1.ListAdminTokensResponse
-	54,  // 123: tentacle.v1.AdminService.RevokeAdminToken:output_type -> tentacle.v1.RevokeAdminTokenResponse
-	57,  // 124: tentacle.v1.AdminService.ListAuditRecords:output_type -> tentacle.v1.ListAuditRecordsResponse
-	13,  // 125: tentacle.v1.AdminService.UpdateEnvironment:output_type -> tentacle.v1.UpdateEnvironmentResponse
-	59,  // 126: tentacle.v1.AdminService.SetVariable:output_type -> tentacle.v1.SetVariableResponse
-	61,  // 127: tentacle.v1.AdminService.ListVariables:output_type -> tentacle.v1.ListVariablesResponse
-	63,  // 128: tentacle.v1.AdminService.DeleteVariable:output_type -> tentacle.v1.DeleteVariableResponse
-	65,  // 129: tentacle.v1.AdminService.CancelDeployment:output_type -> tentacle.v1.CancelDeploymentResponse
-	67,  // 130: tentacle.v1.AdminService.Rollback:output_type -> tentacle.v1.RollbackResponse
-	69,  // 131: tentacle.v1.AdminService.GetStatus:output_type -> tentacle.v1.GetStatusResponse
-	104, // [104:132] is the sub-list for method output_type
-	76,  // [76:104] is the sub-list for method input_type
-	76,  // [76:76] is the sub-list for extension type_name
-	76,  // [76:76] is the sub-list for extension extendee
-	0,   // [0:76] is the sub-list for field type_name
+	72,  // 15: tentacle.v1.Deployment.deadline_at:type_name -> google.protobuf.Timestamp
+	75,  // 16: tentacle.v1.Task.state:type_name -> tentacle.v1.TaskState
+	76,  // 17: tentacle.v1.Task.failure_kind:type_name -> tentacle.v1.FailureKind
+	72,  // 18: tentacle.v1.Task.created_at:type_name -> google.protobuf.Timestamp
+	72,  // 19: tentacle.v1.Task.updated_at:type_name -> google.protobuf.Timestamp
+	75,  // 20: tentacle.v1.TaskEventRecord.state:type_name -> tentacle.v1.TaskState
+	72,  // 21: tentacle.v1.TaskEventRecord.occurred_at:type_name -> google.protobuf.Timestamp
+	72,  // 22: tentacle.v1.Target.last_seen_at:type_name -> google.protobuf.Timestamp
+	72,  // 23: tentacle.v1.Target.enrolled_at:type_name -> google.protobuf.Timestamp
+	72,  // 24: tentacle.v1.Target.revoked_at:type_name -> google.protobuf.Timestamp
+	72,  // 25: tentacle.v1.Target.alert_at:type_name -> google.protobuf.Timestamp
+	72,  // 26: tentacle.v1.Target.cert_expires_at:type_name -> google.protobuf.Timestamp
+	1,   // 27: tentacle.v1.UpdateEnvironmentResponse.environment:type_name -> tentacle.v1.Environment
+	1,   // 28: tentacle.v1.CreateEnvironmentResponse.environment:type_name -> tentacle.v1.Environment
+	1,   // 29: tentacle.v1.ListEnvironmentsResponse.environments:type_name -> tentacle.v1.Environment
+	74,  // 30: tentacle.v1.CreateApplicationRequest.run_spec:type_name -> tentacle.v1.RunSpec
+	2,   // 31: tentacle.v1.CreateApplicationRequest.rollout:type_name -> tentacle.v1.Rollout
+	5,   // 32: tentacle.v1.CreateApplicationResponse.application:type_name -> tentacle.v1.Application
+	5,   // 33: tentacle.v1.ListApplicationsResponse.applications:type_name -> tentacle.v1.Application
+	6,   // 34: tentacle.v1.CreateReleaseResponse.release:type_name -> tentacle.v1.Release
+	6,   // 35: tentacle.v1.ListReleasesResponse.releases:type_name -> tentacle.v1.Release
+	2,   // 36: tentacle.v1.CreateDeploymentRequest.rollout:type_name -> tentacle.v1.Rollout
+	73,  // 37: tentacle.v1.CreateDeploymentRequest.deadline:type_name -> google.protobuf.Duration
+	7,   // 38: tentacle.v1.CreateDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
+	8,   // 39: tentacle.v1.CreateDeploymentResponse.tasks:type_name -> tentacle.v1.Task
+	7,   // 40: tentacle.v1.ListDeploymentsResponse.deployments:type_name -> tentacle.v1.Deployment
+	7,   // 41: tentacle.v1.GetDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
+	8,   // 42: tentacle.v1.GetDeploymentResponse.tasks:type_name -> tentacle.v1.Task
+	7,   // 43: tentacle.v1.WatchDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
+	8,   // 44: tentacle.v1.WatchDeploymentResponse.tasks:type_name -> tentacle.v1.Task
+	9,   // 45: tentacle.v1.WatchDeploymentResponse.events:type_name -> tentacle.v1.TaskEventRecord
+	8,   // 46: tentacle.v1.ListTasksResponse.tasks:type_name -> tentacle.v1.Task
+	10,  // 47: tentacle.v1.ListTargetsResponse.targets:type_name -> tentacle.v1.Target
+	73,  // 48: tentacle.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	72,  // 49: tentacle.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	72,  // 50: tentacle.v1.JoinTokenInfo.expires_at:type_name -> google.protobuf.Timestamp
+	72,  // 51: tentacle.v1.JoinTokenInfo.created_at:type_name -> google.protobuf.Timestamp
+	72,  // 52: tentacle.v1.JoinTokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
+	41,  // 53: tentacle.v1.ListJoinTokensResponse.tokens:type_name -> tentacle.v1.JoinTokenInfo
+	41,  // 54: tentacle.v1.RevokeJoinTokenResponse.token:type_name -> tentacle.v1.JoinTokenInfo
+	10,  // 55: tentacle.v1.RevokeTargetResponse.target:type_name -> tentacle.v1.Target
+	72,  // 56: tentacle.v1.AdminTokenInfo.created_at:type_name -> google.protobuf.Timestamp
+	72,  // 57: tentacle.v1.AdminTokenInfo.expires_at:type_name -> google.protobuf.Timestamp
+	72,  // 58: tentacle.v1.AdminTokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
+	73,  // 59: tentacle.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	48,  // 60: tentacle.v1.CreateAdminTokenResponse.info:type_name -> tentacle.v1.AdminTokenInfo
+	48,  // 61: tentacle.v1.ListAdminTokensResponse.tokens:type_name -> tentacle.v1.AdminTokenInfo
+	48,  // 62: tentacle.v1.RevokeAdminTokenResponse.info:type_name -> tentacle.v1.AdminTokenInfo
+	72,  // 63: tentacle.v1.AuditRecord.at:type_name -> google.protobuf.Timestamp
+	72,  // 64: tentacle.v1.ListAuditRecordsRequest.since:type_name -> google.protobuf.Timestamp
+	55,  // 65: tentacle.v1.ListAuditRecordsResponse.records:type_name -> tentacle.v1.AuditRecord
+	4,   // 66: tentacle.v1.SetVariableRequest.variable:type_name -> tentacle.v1.Variable
+	4,   // 67: tentacle.v1.SetVariableResponse.variable:type_name -> tentacle.v1.Variable
+	4,   // 68: tentacle.v1.ListVariablesResponse.variables:type_name -> tentacle.v1.Variable
+	3,   // 69: tentacle.v1.DeleteVariableRequest.scope:type_name -> tentacle.v1.VariableScope
+	7,   // 70: tentacle.v1.CancelDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
+	2,   // 71: tentacle.v1.RollbackRequest.rollout:type_name -> tentacle.v1.Rollout
+	7,   // 72: tentacle.v1.RollbackResponse.deployment:type_name -> tentacle.v1.Deployment
+	8,   // 73: tentacle.v1.RollbackResponse.tasks:type_name -> tentacle.v1.Task
+	70,  // 74: tentacle.v1.GetStatusResponse.applications:type_name -> tentacle.v1.ApplicationStatus
+	7,   // 75: tentacle.v1.ApplicationStatus.latest_deployment:type_name -> tentacle.v1.Deployment
+	71,  // 76: tentacle.v1.ApplicationStatus.targets:type_name -> tentacle.v1.TargetStatus
+	75,  // 77: tentacle.v1.TargetStatus.last_task_state:type_name -> tentacle.v1.TaskState
+	11,  // 78: tentacle.v1.AdminService.CreateEnvironment:input_type -> tentacle.v1.CreateEnvironmentRequest
+	15,  // 79: tentacle.v1.AdminService.ListEnvironments:input_type -> tentacle.v1.ListEnvironmentsRequest
+	17,  // 80: tentacle.v1.AdminService.CreateApplication:input_type -> tentacle.v1.CreateApplicationRequest
+	19,  // 81: tentacle.v1.AdminService.ListApplications:input_type -> tentacle.v1.ListApplicationsRequest
+	21,  // 82: tentacle.v1.AdminService.CreateRelease:input_type -> tentacle.v1.CreateReleaseRequest
+	23,  // 83: tentacle.v1.AdminService.ListReleases:input_type -> tentacle.v1.ListReleasesRequest
+	25,  // 84: tentacle.v1.AdminService.CreateDeployment:input_type -> tentacle.v1.CreateDeploymentRequest
+	27,  // 85: tentacle.v1.AdminService.ListDeployments:input_type -> tentacle.v1.ListDeploymentsRequest
+	29,  // 86: tentacle.v1.AdminService.GetDeployment:input_type -> tentacle.v1.GetDeploymentRequest
+	31,  // 87: tentacle.v1.AdminService.WatchDeployment:input_type -> tentacle.v1.WatchDeploymentRequest
+	33,  // 88: tentacle.v1.AdminService.ListTasks:input_type -> tentacle.v1.ListTasksRequest
+	35,  // 89: tentacle.v1.AdminService.ReadTaskLog:input_type -> tentacle.v1.ReadTaskLogRequest
+	37,  // 90: tentacle.v1.AdminService.ListTargets:input_type -> tentacle.v1.ListTargetsRequest
+	39,  // 91: tentacle.v1.AdminService.CreateJoinToken:input_type -> tentacle.v1.CreateJoinTokenRequest
+	42,  // 92: tentacle.v1.AdminService.ListJoinTokens:input_type -> tentacle.v1.ListJoinTokensRequest
+	44,  // 93: tentacle.v1.AdminService.RevokeJoinToken:input_type -> tentacle.v1.RevokeJoinTokenRequest
+	46,  // 94: tentacle.v1.AdminService.RevokeTarget:input_type -> tentacle.v1.RevokeTargetRequest
+	49,  // 95: tentacle.v1.AdminService.CreateAdminToken:input_type -> tentacle.v1.CreateAdminTokenRequest
+	51,  // 96: tentacle.v1.AdminService.ListAdminTokens:input_type -> tentacle.v1.ListAdminTokensRequest
+	53,  // 97: tentacle.v1.AdminService.RevokeAdminToken:input_type -> tentacle.v1.RevokeAdminTokenRequest
+	56,  // 98: tentacle.v1.AdminService.ListAuditRecords:input_type -> tentacle.v1.ListAuditRecordsRequest
+	12,  // 99: tentacle.v1.AdminService.UpdateEnvironment:input_type -> tentacle.v1.UpdateEnvironmentRequest
+	58,  // 100: tentacle.v1.AdminService.SetVariable:input_type -> tentacle.v1.SetVariableRequest
+	60,  // 101: tentacle.v1.AdminService.ListVariables:input_type -> tentacle.v1.ListVariablesRequest
+	62,  // 102: tentacle.v1.AdminService.DeleteVariable:input_type -> tentacle.v1.DeleteVariableRequest
+	64,  // 103: tentacle.v1.AdminService.CancelDeployment:input_type -> tentacle.v1.CancelDeploymentRequest
+	66,  // 104: tentacle.v1.AdminService.Rollback:input_type -> tentacle.v1.RollbackRequest
+	68,  // 105: tentacle.v1.AdminService.GetStatus:input_type -> tentacle.v1.GetStatusRequest
+	14,  // 106: tentacle.v1.AdminService.CreateEnvironment:output_type -> tentacle.v1.CreateEnvironmentResponse
+	16,  // 107: tentacle.v1.AdminService.ListEnvironments:output_type -> tentacle.v1.ListEnvironmentsResponse
+	18,  // 108: tentacle.v1.AdminService.CreateApplication:output_type -> tentacle.v1.CreateApplicationResponse
+	20,  // 109: tentacle.v1.AdminService.ListApplications:output_type -> tentacle.v1.ListApplicationsResponse
+	22,  // 110: tentacle.v1.AdminService.CreateRelease:output_type -> tentacle.v1.CreateReleaseResponse
+	24,  // 111: tentacle.v1.AdminService.ListReleases:output_type -> tentacle.v1.ListReleasesResponse
+	26,  // 112: tentacle.v1.AdminService.CreateDeployment:output_type -> tentacle.v1.CreateDeploymentResponse
+	28,  // 113: tentacle.v1.AdminService.ListDeployments:output_type -> tentacle.v1.ListDeploymentsResponse
+	30,  // 114: tentacle.v1.AdminService.GetDeployment:output_type -> tentacle.v1.GetDeploymentResponse
+	32,  // 115: tentacle.v1.AdminService.WatchDeployment:output_type -> tentacle.v1.WatchDeploymentResponse
+	34,  // 116: tentacle.v1.AdminService.ListTasks:output_type -> tentacle.v1.ListTasksResponse
+	36,  // 117: tentacle.v1.AdminService.ReadTaskLog:output_type -> tentacle.v1.ReadTaskLogResponse
+	38,  // 118: tentacle.v1.AdminService.ListTargets:output_type -> tentacle.v1.ListTargetsResponse
+	40,  // 119: tentacle.v1.AdminService.CreateJoinToken:output_type -> tentacle.v1.CreateJoinTokenResponse
+	43,  // 120: tentacle.v1.AdminService.ListJoinTokens:output_type -> tentacle.v1.ListJoinTokensResponse
+	45,  // 121: tentacle.v1.AdminService.RevokeJoinToken:output_type -> tentacle.v1.RevokeJoinTokenResponse
+	47,  // 122: tentacle.v1.AdminService.RevokeTarget:output_type -> tentacle.v1.RevokeTargetResponse
+	50,  // 123: tentacle.v1.AdminService.CreateAdminToken:output_type -> tentacle.v1.CreateAdminTokenResponse
+	52,  // 124: tentacle.v1.AdminService.ListAdminTokens:output_type -> tentacle.v1.ListAdminTokensResponse
+	54,  // 125: tentacle.v1.AdminService.RevokeAdminToken:output_type -> tentacle.v1.RevokeAdminTokenResponse
+	57,  // 126: tentacle.v1.AdminService.ListAuditRecords:output_type -> tentacle.v1.ListAuditRecordsResponse
+	13,  // 127: tentacle.v1.AdminService.UpdateEnvironment:output_type -> tentacle.v1.UpdateEnvironmentResponse
+	59,  // 128: tentacle.v1.AdminService.SetVariable:output_type -> tentacle.v1.SetVariableResponse
+	61,  // 129: tentacle.v1.AdminService.ListVariables:output_type -> tentacle.v1.ListVariablesResponse
+	63,  // 130: tentacle.v1.AdminService.DeleteVariable:output_type -> tentacle.v1.DeleteVariableResponse
+	65,  // 131: tentacle.v1.AdminService.CancelDeployment:output_type -> tentacle.v1.CancelDeploymentResponse
+	67,  // 132: tentacle.v1.AdminService.Rollback:output_type -> tentacle.v1.RollbackResponse
+	69,  // 133: tentacle.v1.AdminService.GetStatus:output_type -> tentacle.v1.GetStatusResponse
+	106, // [106:134] is the sub-list for method output_type
+	78,  // [78:106] is the sub-list for method input_type
+	78,  // [78:78] is the sub-list for extension type_name
+	78,  // [78:78] is the sub-list for extension extendee
+	0,   // [0:78] is the sub-list for field type_name
 }
 
 func init() { file_tentacle_v1_admin_proto_init() }

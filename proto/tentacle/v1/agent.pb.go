@@ -687,6 +687,7 @@ type ConnectResponse struct {
 	//	*ConnectResponse_Assign
 	//	*ConnectResponse_Cancel
 	//	*ConnectResponse_EventAck
+	//	*ConnectResponse_Reconnect
 	Msg           isConnectResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -765,6 +766,15 @@ func (x *ConnectResponse) GetEventAck() *EventAck {
 	return nil
 }
 
+func (x *ConnectResponse) GetReconnect() *Reconnect {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectResponse_Reconnect); ok {
+			return x.Reconnect
+		}
+	}
+	return nil
+}
+
 type isConnectResponse_Msg interface {
 	isConnectResponse_Msg()
 }
@@ -785,6 +795,10 @@ type ConnectResponse_EventAck struct {
 	EventAck *EventAck `protobuf:"bytes,4,opt,name=event_ack,json=eventAck,proto3,oneof"`
 }
 
+type ConnectResponse_Reconnect struct {
+	Reconnect *Reconnect `protobuf:"bytes,5,opt,name=reconnect,proto3,oneof"`
+}
+
 func (*ConnectResponse_Welcome) isConnectResponse_Msg() {}
 
 func (*ConnectResponse_Assign) isConnectResponse_Msg() {}
@@ -792,6 +806,63 @@ func (*ConnectResponse_Assign) isConnectResponse_Msg() {}
 func (*ConnectResponse_Cancel) isConnectResponse_Msg() {}
 
 func (*ConnectResponse_EventAck) isConnectResponse_Msg() {}
+
+func (*ConnectResponse_Reconnect) isConnectResponse_Msg() {}
+
+// Reconnect asks the agent to close the session and dial again after a
+// random delay of up to after (the server is shutting down or shedding
+// load); the agent keeps running its tasks meanwhile.
+type Reconnect struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	After         *durationpb.Duration   `protobuf:"bytes,1,opt,name=after,proto3" json:"after,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Reconnect) Reset() {
+	*x = Reconnect{}
+	mi := &file_tentacle_v1_agent_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Reconnect) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Reconnect) ProtoMessage() {}
+
+func (x *Reconnect) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_agent_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Reconnect.ProtoReflect.Descriptor instead.
+func (*Reconnect) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Reconnect) GetAfter() *durationpb.Duration {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+func (x *Reconnect) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
 
 type Welcome struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -809,7 +880,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[9]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +892,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[9]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +905,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Welcome) GetSessionId() string {
@@ -883,7 +954,7 @@ type Assign struct {
 
 func (x *Assign) Reset() {
 	*x = Assign{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[10]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +966,7 @@ func (x *Assign) String() string {
 func (*Assign) ProtoMessage() {}
 
 func (x *Assign) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[10]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +979,7 @@ func (x *Assign) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assign.ProtoReflect.Descriptor instead.
 func (*Assign) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Assign) GetTask() *TaskAssignment {
@@ -944,7 +1015,7 @@ type TaskAssignment struct {
 
 func (x *TaskAssignment) Reset() {
 	*x = TaskAssignment{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[11]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1027,7 @@ func (x *TaskAssignment) String() string {
 func (*TaskAssignment) ProtoMessage() {}
 
 func (x *TaskAssignment) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[11]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1040,7 @@ func (x *TaskAssignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAssignment.ProtoReflect.Descriptor instead.
 func (*TaskAssignment) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TaskAssignment) GetTaskId() string {
@@ -1052,7 +1123,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[12]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1135,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[12]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1148,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Cancel) GetTaskId() string {
@@ -1106,7 +1177,7 @@ type EventAck struct {
 
 func (x *EventAck) Reset() {
 	*x = EventAck{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[13]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1189,7 @@ func (x *EventAck) String() string {
 func (*EventAck) ProtoMessage() {}
 
 func (x *EventAck) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[13]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1202,7 @@ func (x *EventAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventAck.ProtoReflect.Descriptor instead.
 func (*EventAck) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *EventAck) GetTaskId() string {
@@ -1160,7 +1231,7 @@ type PushLogsRequest struct {
 
 func (x *PushLogsRequest) Reset() {
 	*x = PushLogsRequest{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[14]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1172,7 +1243,7 @@ func (x *PushLogsRequest) String() string {
 func (*PushLogsRequest) ProtoMessage() {}
 
 func (x *PushLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[14]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1185,7 +1256,7 @@ func (x *PushLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushLogsRequest.ProtoReflect.Descriptor instead.
 func (*PushLogsRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PushLogsRequest) GetTaskId() string {
@@ -1220,7 +1291,7 @@ type PushLogsResponse struct {
 
 func (x *PushLogsResponse) Reset() {
 	*x = PushLogsResponse{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[15]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1232,7 +1303,7 @@ func (x *PushLogsResponse) String() string {
 func (*PushLogsResponse) ProtoMessage() {}
 
 func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[15]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1245,7 +1316,7 @@ func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushLogsResponse.ProtoReflect.Descriptor instead.
 func (*PushLogsResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PushLogsResponse) GetTaskId() string {
@@ -1272,7 +1343,7 @@ type RenewCertificateRequest struct {
 
 func (x *RenewCertificateRequest) Reset() {
 	*x = RenewCertificateRequest{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[16]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1284,7 +1355,7 @@ func (x *RenewCertificateRequest) String() string {
 func (*RenewCertificateRequest) ProtoMessage() {}
 
 func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[16]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1297,7 +1368,7 @@ func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RenewCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RenewCertificateRequest) GetCsrPem() []byte {
@@ -1317,7 +1388,7 @@ type RenewCertificateResponse struct {
 
 func (x *RenewCertificateResponse) Reset() {
 	*x = RenewCertificateResponse{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[17]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1329,7 +1400,7 @@ func (x *RenewCertificateResponse) String() string {
 func (*RenewCertificateResponse) ProtoMessage() {}
 
 func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[17]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1342,7 +1413,7 @@ func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RenewCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RenewCertificateResponse) GetCertificatePem() []byte {
@@ -1416,13 +1487,17 @@ const file_tentacle_v1_agent_proto_rawDesc = "" +
 	"\tlog_bytes\x18\t \x01(\x04R\blogBytes\x12%\n" +
 	"\x0eprogress_bytes\x18\n" +
 	" \x01(\x04R\rprogressBytes\x120\n" +
-	"\x14progress_total_bytes\x18\v \x01(\x04R\x12progressTotalBytes\"\xde\x01\n" +
+	"\x14progress_total_bytes\x18\v \x01(\x04R\x12progressTotalBytes\"\x96\x02\n" +
 	"\x0fConnectResponse\x120\n" +
 	"\awelcome\x18\x01 \x01(\v2\x14.tentacle.v1.WelcomeH\x00R\awelcome\x12-\n" +
 	"\x06assign\x18\x02 \x01(\v2\x13.tentacle.v1.AssignH\x00R\x06assign\x12-\n" +
 	"\x06cancel\x18\x03 \x01(\v2\x13.tentacle.v1.CancelH\x00R\x06cancel\x124\n" +
-	"\tevent_ack\x18\x04 \x01(\v2\x15.tentacle.v1.EventAckH\x00R\beventAckB\x05\n" +
-	"\x03msg\"\xdd\x01\n" +
+	"\tevent_ack\x18\x04 \x01(\v2\x15.tentacle.v1.EventAckH\x00R\beventAck\x126\n" +
+	"\treconnect\x18\x05 \x01(\v2\x16.tentacle.v1.ReconnectH\x00R\treconnectB\x05\n" +
+	"\x03msg\"T\n" +
+	"\tReconnect\x12/\n" +
+	"\x05after\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x05after\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xdd\x01\n" +
 	"\aWelcome\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1b\n" +
@@ -1482,7 +1557,7 @@ func file_tentacle_v1_agent_proto_rawDescGZIP() []byte {
 	return file_tentacle_v1_agent_proto_rawDescData
 }
 
-var file_tentacle_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_tentacle_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_tentacle_v1_agent_proto_goTypes = []any{
 	(*EnrollRequest)(nil),            // 0: tentacle.v1.EnrollRequest
 	(*EnrollResponse)(nil),           // 1: tentacle.v1.EnrollResponse
@@ -1493,20 +1568,21 @@ var file_tentacle_v1_agent_proto_goTypes = []any{
 	(*TaskAccepted)(nil),             // 6: tentacle.v1.TaskAccepted
 	(*TaskEvent)(nil),                // 7: tentacle.v1.TaskEvent
 	(*ConnectResponse)(nil),          // 8: tentacle.v1.ConnectResponse
-	(*Welcome)(nil),                  // 9: tentacle.v1.Welcome
-	(*Assign)(nil),                   // 10: tentacle.v1.Assign
-	(*TaskAssignment)(nil),           // 11: tentacle.v1.TaskAssignment
-	(*Cancel)(nil),                   // 12: tentacle.v1.Cancel
-	(*EventAck)(nil),                 // 13: tentacle.v1.EventAck
-	(*PushLogsRequest)(nil),          // 14: tentacle.v1.PushLogsRequest
-	(*PushLogsResponse)(nil),         // 15: tentacle.v1.PushLogsResponse
-	(*RenewCertificateRequest)(nil),  // 16: tentacle.v1.RenewCertificateRequest
-	(*RenewCertificateResponse)(nil), // 17: tentacle.v1.RenewCertificateResponse
-	(*timestamppb.Timestamp)(nil),    // 18: google.protobuf.Timestamp
-	(TaskState)(0),                   // 19: tentacle.v1.TaskState
-	(FailureKind)(0),                 // 20: tentacle.v1.FailureKind
-	(*durationpb.Duration)(nil),      // 21: google.protobuf.Duration
-	(*RunSpec)(nil),                  // 22: tentacle.v1.RunSpec
+	(*Reconnect)(nil),                // 9: tentacle.v1.Reconnect
+	(*Welcome)(nil),                  // 10: tentacle.v1.Welcome
+	(*Assign)(nil),                   // 11: tentacle.v1.Assign
+	(*TaskAssignment)(nil),           // 12: tentacle.v1.TaskAssignment
+	(*Cancel)(nil),                   // 13: tentacle.v1.Cancel
+	(*EventAck)(nil),                 // 14: tentacle.v1.EventAck
+	(*PushLogsRequest)(nil),          // 15: tentacle.v1.PushLogsRequest
+	(*PushLogsResponse)(nil),         // 16: tentacle.v1.PushLogsResponse
+	(*RenewCertificateRequest)(nil),  // 17: tentacle.v1.RenewCertificateRequest
+	(*RenewCertificateResponse)(nil), // 18: tentacle.v1.RenewCertificateResponse
+	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
+	(TaskState)(0),                   // 20: tentacle.v1.TaskState
+	(FailureKind)(0),                 // 21: tentacle.v1.FailureKind
+	(*durationpb.Duration)(nil),      // 22: google.protobuf.Duration
+	(*RunSpec)(nil),                  // 23: tentacle.v1.RunSpec
 }
 var file_tentacle_v1_agent_proto_depIdxs = []int32{
 	3,  // 0: tentacle.v1.ConnectRequest.hello:type_name -> tentacle.v1.Hello
@@ -1514,30 +1590,32 @@ var file_tentacle_v1_agent_proto_depIdxs = []int32{
 	6,  // 2: tentacle.v1.ConnectRequest.task_accepted:type_name -> tentacle.v1.TaskAccepted
 	7,  // 3: tentacle.v1.ConnectRequest.task_event:type_name -> tentacle.v1.TaskEvent
 	4,  // 4: tentacle.v1.Hello.held_tasks:type_name -> tentacle.v1.HeldTask
-	18, // 5: tentacle.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
-	19, // 6: tentacle.v1.TaskEvent.state:type_name -> tentacle.v1.TaskState
-	18, // 7: tentacle.v1.TaskEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	20, // 8: tentacle.v1.TaskEvent.failure_kind:type_name -> tentacle.v1.FailureKind
-	9,  // 9: tentacle.v1.ConnectResponse.welcome:type_name -> tentacle.v1.Welcome
-	10, // 10: tentacle.v1.ConnectResponse.assign:type_name -> tentacle.v1.Assign
-	12, // 11: tentacle.v1.ConnectResponse.cancel:type_name -> tentacle.v1.Cancel
-	13, // 12: tentacle.v1.ConnectResponse.event_ack:type_name -> tentacle.v1.EventAck
-	21, // 13: tentacle.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	11, // 14: tentacle.v1.Assign.task:type_name -> tentacle.v1.TaskAssignment
-	22, // 15: tentacle.v1.TaskAssignment.run_spec:type_name -> tentacle.v1.RunSpec
-	0,  // 16: tentacle.v1.AgentService.Enroll:input_type -> tentacle.v1.EnrollRequest
-	2,  // 17: tentacle.v1.AgentService.Connect:input_type -> tentacle.v1.ConnectRequest
-	14, // 18: tentacle.v1.AgentService.PushLogs:input_type -> tentacle.v1.PushLogsRequest
-	16, // 19: tentacle.v1.AgentService.RenewCertificate:input_type -> tentacle.v1.RenewCertificateRequest
-	1,  // 20: tentacle.v1.AgentService.Enroll:output_type -> tentacle.v1.EnrollResponse
-	8,  // 21: tentacle.v1.AgentService.Connect:output_type -> tentacle.v1.ConnectResponse
-	15, // 22: tentacle.v1.AgentService.PushLogs:output_type -> tentacle.v1.PushLogsResponse
-	17, // 23: tentacle.v1.AgentService.RenewCertificate:output_type -> tentacle.v1.RenewCertificateResponse
-	20, // [20:24] is the sub-list for method output_type
-	16, // [16:20] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	19, // 5: tentacle.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
+	20, // 6: tentacle.v1.TaskEvent.state:type_name -> tentacle.v1.TaskState
+	19, // 7: tentacle.v1.TaskEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	21, // 8: tentacle.v1.TaskEvent.failure_kind:type_name -> tentacle.v1.FailureKind
+	10, // 9: tentacle.v1.ConnectResponse.welcome:type_name -> tentacle.v1.Welcome
+	11, // 10: tentacle.v1.ConnectResponse.assign:type_name -> tentacle.v1.Assign
+	13, // 11: tentacle.v1.ConnectResponse.cancel:type_name -> tentacle.v1.Cancel
+	14, // 12: tentacle.v1.ConnectResponse.event_ack:type_name -> tentacle.v1.EventAck
+	9,  // 13: tentacle.v1.ConnectResponse.reconnect:type_name -> tentacle.v1.Reconnect
+	22, // 14: tentacle.v1.Reconnect.after:type_name -> google.protobuf.Duration
+	22, // 15: tentacle.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	12, // 16: tentacle.v1.Assign.task:type_name -> tentacle.v1.TaskAssignment
+	23, // 17: tentacle.v1.TaskAssignment.run_spec:type_name -> tentacle.v1.RunSpec
+	0,  // 18: tentacle.v1.AgentService.Enroll:input_type -> tentacle.v1.EnrollRequest
+	2,  // 19: tentacle.v1.AgentService.Connect:input_type -> tentacle.v1.ConnectRequest
+	15, // 20: tentacle.v1.AgentService.PushLogs:input_type -> tentacle.v1.PushLogsRequest
+	17, // 21: tentacle.v1.AgentService.RenewCertificate:input_type -> tentacle.v1.RenewCertificateRequest
+	1,  // 22: tentacle.v1.AgentService.Enroll:output_type -> tentacle.v1.EnrollResponse
+	8,  // 23: tentacle.v1.AgentService.Connect:output_type -> tentacle.v1.ConnectResponse
+	16, // 24: tentacle.v1.AgentService.PushLogs:output_type -> tentacle.v1.PushLogsResponse
+	18, // 25: tentacle.v1.AgentService.RenewCertificate:output_type -> tentacle.v1.RenewCertificateResponse
+	22, // [22:26] is the sub-list for method output_type
+	18, // [18:22] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_tentacle_v1_agent_proto_init() }
@@ -1557,6 +1635,7 @@ func file_tentacle_v1_agent_proto_init() {
 		(*ConnectResponse_Assign)(nil),
 		(*ConnectResponse_Cancel)(nil),
 		(*ConnectResponse_EventAck)(nil),
+		(*ConnectResponse_Reconnect)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1564,7 +1643,7 @@ func file_tentacle_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tentacle_v1_agent_proto_rawDesc), len(file_tentacle_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

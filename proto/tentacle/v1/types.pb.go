@@ -125,21 +125,28 @@ const (
 	// The task never ran: the deployment halted after another task failed,
 	// or was cancelled, before this task's wave started.
 	FailureKind_FAILURE_KIND_HALTED FailureKind = 9
+	// The target had no session before the deployment's deadline.
+	FailureKind_FAILURE_KIND_TARGET_UNAVAILABLE FailureKind = 10
+	// The agent restarted while the task ran; it reconciled the host with
+	// Docker and rolled the task back.
+	FailureKind_FAILURE_KIND_INTERRUPTED FailureKind = 11
 )
 
 // Enum value maps for FailureKind.
 var (
 	FailureKind_name = map[int32]string{
-		0: "FAILURE_KIND_UNSPECIFIED",
-		1: "FAILURE_KIND_IMAGE_UNAUTHORIZED",
-		2: "FAILURE_KIND_IMAGE_NOT_FOUND",
-		3: "FAILURE_KIND_REGISTRY_UNREACHABLE",
-		4: "FAILURE_KIND_CONTAINER_EXITED",
-		5: "FAILURE_KIND_DOCKER",
-		6: "FAILURE_KIND_AGENT",
-		7: "FAILURE_KIND_UNHEALTHY",
-		8: "FAILURE_KIND_HEALTH_TIMEOUT",
-		9: "FAILURE_KIND_HALTED",
+		0:  "FAILURE_KIND_UNSPECIFIED",
+		1:  "FAILURE_KIND_IMAGE_UNAUTHORIZED",
+		2:  "FAILURE_KIND_IMAGE_NOT_FOUND",
+		3:  "FAILURE_KIND_REGISTRY_UNREACHABLE",
+		4:  "FAILURE_KIND_CONTAINER_EXITED",
+		5:  "FAILURE_KIND_DOCKER",
+		6:  "FAILURE_KIND_AGENT",
+		7:  "FAILURE_KIND_UNHEALTHY",
+		8:  "FAILURE_KIND_HEALTH_TIMEOUT",
+		9:  "FAILURE_KIND_HALTED",
+		10: "FAILURE_KIND_TARGET_UNAVAILABLE",
+		11: "FAILURE_KIND_INTERRUPTED",
 	}
 	FailureKind_value = map[string]int32{
 		"FAILURE_KIND_UNSPECIFIED":          0,
@@ -152,6 +159,8 @@ var (
 		"FAILURE_KIND_UNHEALTHY":            7,
 		"FAILURE_KIND_HEALTH_TIMEOUT":       8,
 		"FAILURE_KIND_HALTED":               9,
+		"FAILURE_KIND_TARGET_UNAVAILABLE":   10,
+		"FAILURE_KIND_INTERRUPTED":          11,
 	}
 )
 
@@ -926,7 +935,7 @@ const file_tentacle_v1_types_proto_rawDesc = "" +
 	"\x11TASK_STATE_FAILED\x10\b\x12\x18\n" +
 	"\x14TASK_STATE_CANCELLED\x10\t\x12\x16\n" +
 	"\x12TASK_STATE_WAITING\x10\n" +
-	"*\xc3\x02\n" +
+	"*\x86\x03\n" +
 	"\vFailureKind\x12\x1c\n" +
 	"\x18FAILURE_KIND_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fFAILURE_KIND_IMAGE_UNAUTHORIZED\x10\x01\x12 \n" +
@@ -937,7 +946,10 @@ const file_tentacle_v1_types_proto_rawDesc = "" +
 	"\x12FAILURE_KIND_AGENT\x10\x06\x12\x1a\n" +
 	"\x16FAILURE_KIND_UNHEALTHY\x10\a\x12\x1f\n" +
 	"\x1bFAILURE_KIND_HEALTH_TIMEOUT\x10\b\x12\x17\n" +
-	"\x13FAILURE_KIND_HALTED\x10\tBBZ@github.com/tentacle-deploy/tentacle/proto/tentacle/v1;tentaclev1b\x06proto3"
+	"\x13FAILURE_KIND_HALTED\x10\t\x12#\n" +
+	"\x1fFAILURE_KIND_TARGET_UNAVAILABLE\x10\n" +
+	"\x12\x1c\n" +
+	"\x18FAILURE_KIND_INTERRUPTED\x10\vBBZ@github.com/tentacle-deploy/tentacle/proto/tentacle/v1;tentaclev1b\x06proto3"
 
 var (
 	file_tentacle_v1_types_proto_rawDescOnce sync.Once
