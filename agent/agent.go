@@ -82,6 +82,7 @@ func New(cfg Config, runner Runner, log *zap.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	j.SetLogCap(cfg.SpoolCap())
 	a := &Agent{
 		id: id, dataDir: cfg.DataDir, server: server, instance: uuid.NewString(), runner: runner, journal: j,
 		log:      log.With(zap.String("target", id.TargetName)),
