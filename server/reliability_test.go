@@ -305,3 +305,28 @@ func TestDeadlineFailsTasksItsTargetNeverTook(t *testing.T) {
 		})
 	}
 }
+
+// TestUnacknowledgedTaskIsSentAgain: an Assign the agent never
+// acknowledged (lost on its way) is sent again on the same session.
+func TestUnacknowledgedTaskIsSentAgain(t *testing.T) {
+	t.Parallel()
+	s, c, ac, _, cancel := webWithOneAgent(t)
+	ctx := ctxT(t)
+	// A session reads the interval when it starts: the next one resends fast.
+	s.resendAfterNs.Store(int64(300 * time.Millisecond))
+	cancel()
+	until(t, "the first session to end", func() bool { return len(s.sessions.all()) == 0 })
+	stream := connectHolding(t, ac)
+	d, err := c.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.0", Environment: "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := d.GetTasks()[0].GetId()
+	for i := range 2 {
+		if got := recvNext(t, stream).GetAssign().GetTask().GetTaskId(); got != task {
+			t.Fatalf("message %d: Assign of %q, want %s", i+1, got, task)
+		}
+	}
+	stream.Send(&tentaclev1.ConnectRequest{Msg: &tentaclev1.ConnectRequest_TaskAccepted{TaskAccepted: &tentaclev1.TaskAccepted{TaskId: task}}})
+	waitTask(t, c, d.GetDeployment().GetId(), tentaclev1.TaskState_TASK_STATE_ACCEPTED)
+}

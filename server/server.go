@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -81,6 +82,9 @@ type Server struct {
 	// watches) end at once instead of holding up a restart.
 	stopping chan struct{}
 	stopOnce sync.Once
+	// resendAfterNs is how long a session waits for the agent to
+	// acknowledge a task before it sends it again (resendAfter).
+	resendAfterNs atomic.Int64
 	// BootstrapToken is set when this start created the first admin token.
 	BootstrapToken string
 }
@@ -139,6 +143,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, store: st, ca: ca, cas: cas, box: box, sessions: newSessions(), handshakes: newHandshakes(cfg.MaxHandshakes), changes: newChanges(), stopping: make(chan struct{})}
 	s.rollouts = newRollouts(s)
+	s.resendAfterNs.Store(int64(defaultResendAfter))
 	if err := s.bootstrap(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -231,6 +236,12 @@ func (s *Server) shutdown() {
 		s.grpc.Stop()
 	}
 }
+
+// defaultResendAfter: an agent acknowledges a task as soon as it has
+// journaled it, in milliseconds; 30 s without it means the Assign was lost.
+const defaultResendAfter = 30 * time.Second
+
+func (s *Server) resendAfter() time.Duration { return time.Duration(s.resendAfterNs.Load()) }
 
 // refuseNewSessions begins the shutdown: from now on Connect answers
 // Unavailable with a retry hint, and log and watch streams end.
