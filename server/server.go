@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -40,6 +42,16 @@ type Config struct {
 	Hostnames []string
 	// HeartbeatInterval is how often agents send heartbeats (default 10s).
 	HeartbeatInterval time.Duration
+	// AgentTimeout is how long an agent may stay silent before its session
+	// is closed and its target counts as unavailable (default 45s, at
+	// least 3 heartbeat intervals).
+	AgentTimeout time.Duration
+	// MaxHandshakes bounds the sessions in their handshake at once; more
+	// are refused with a retry hint (default 64).
+	MaxHandshakes int
+	// DeploymentDeadline is how long a deployment's tasks may wait for
+	// their targets when the request sets no deadline (default 1h).
+	DeploymentDeadline time.Duration
 	// ClientCertValidity is the lifetime of enrolled agents' certificates.
 	ClientCertValidity time.Duration
 	// Out receives the bootstrap admin token, printed once on first start.
@@ -61,6 +73,7 @@ type Server struct {
 	serverCert *x509.Certificate
 	caPool     *x509.CertPool
 	sessions   *sessions
+	handshakes *handshakes
 	changes    *changes
 	rollouts   *rollouts
 	grpc       *grpc.Server
@@ -68,6 +81,10 @@ type Server struct {
 	// stopping is closed when shutdown begins: long-lived streams (logs,
 	// watches) end at once instead of holding up a restart.
 	stopping chan struct{}
+	stopOnce sync.Once
+	// resendAfterNs is how long a session waits for the agent to
+	// acknowledge a task before it sends it again (resendAfter).
+	resendAfterNs atomic.Int64
 	// BootstrapToken is set when this start created the first admin token.
 	BootstrapToken string
 }
@@ -81,8 +98,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = ":8443"
 	}
-	if cfg.HeartbeatInterval <= 0 {
-		cfg.HeartbeatInterval = 10 * time.Second
+	if err := cfg.applyDefaults(); err != nil {
+		return nil, err
 	}
 	if cfg.ClientCertValidity <= 0 {
 		cfg.ClientCertValidity = 30 * 24 * time.Hour
@@ -124,8 +141,9 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, store: st, ca: ca, cas: cas, box: box, sessions: newSessions(), changes: newChanges(), stopping: make(chan struct{})}
+	s := &Server{cfg: cfg, log: log, store: st, ca: ca, cas: cas, box: box, sessions: newSessions(), handshakes: newHandshakes(cfg.MaxHandshakes), changes: newChanges(), stopping: make(chan struct{})}
 	s.rollouts = newRollouts(s)
+	s.resendAfterNs.Store(int64(defaultResendAfter))
 	if err := s.bootstrap(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -169,29 +187,65 @@ func (s *Server) Store() store.Store { return s.store }
 // period) and closes the store.
 func (s *Server) Serve(ctx context.Context) error {
 	s.rollouts.resume(ctx)
+	deadlines, stopDeadlines := context.WithCancel(context.WithoutCancel(ctx))
+	deadlinesDone := make(chan struct{})
+	go func() { s.failOverdueTasks(deadlines); close(deadlinesDone) }()
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(s.lis) }()
 	s.log.Info("serving", zap.String("addr", s.Addr()), zap.String("ca_hash", s.ca.Hash()))
 	var err error
 	select {
 	case <-ctx.Done():
-		close(s.stopping)
-		stopped := make(chan struct{})
-		go func() { s.grpc.GracefulStop(); close(stopped) }()
-		s.sessions.closeAll()
-		select {
-		case <-stopped:
-		case <-time.After(5 * time.Second):
-			s.grpc.Stop()
-		}
+		s.shutdown()
 	case err = <-errc:
 	}
+	stopDeadlines()
+	<-deadlinesDone
 	s.rollouts.stop()
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}
 	return err
 }
+
+// How long a stopping server gives its agents to take their Reconnect and
+// leave, then every stream to end, before it cuts what is left.
+const (
+	shutdownSessionsGrace = 2 * time.Second
+	shutdownStreamsGrace  = 3 * time.Second
+)
+
+// shutdown stops the server within shutdownSessionsGrace +
+// shutdownStreamsGrace: new sessions are refused with a retry hint, every
+// live session is asked to reconnect later, log and watch streams end (they
+// watch s.stopping), then gRPC stops. GracefulStop alone would wait for
+// the agents' long-lived streams forever.
+func (s *Server) shutdown() {
+	s.refuseNewSessions()
+	s.sessions.reconnectAll(shutdownReconnect)
+	if n := s.sessions.waitEmpty(shutdownSessionsGrace); n > 0 {
+		s.log.Warn("sessions still open after asking their agents to reconnect: closing them", zap.Int("sessions", n))
+	}
+	s.sessions.closeAll()
+	stopped := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(shutdownStreamsGrace):
+		s.log.Warn("streams still open at the end of the shutdown grace: cutting them")
+		s.grpc.Stop()
+	}
+}
+
+// defaultResendAfter: an agent acknowledges a task as soon as it has
+// journaled it, in milliseconds; 30 s without it means the Assign was lost.
+const defaultResendAfter = 30 * time.Second
+
+func (s *Server) resendAfter() time.Duration { return time.Duration(s.resendAfterNs.Load()) }
+
+// refuseNewSessions begins the shutdown: from now on Connect answers
+// Unavailable with a retry hint, and log and watch streams end.
+func (s *Server) refuseNewSessions() { s.stopOnce.Do(func() { close(s.stopping) }) }
 
 // bootstrap creates the first admin token when the store has none and
 // prints it once: it is never stored in clear and cannot be shown again.

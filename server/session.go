@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
@@ -83,17 +84,49 @@ func cancelMsg(taskID, reason string) *tentaclev1.ConnectResponse {
 	return &tentaclev1.ConnectResponse{Msg: &tentaclev1.ConnectResponse_Cancel{Cancel: &tentaclev1.Cancel{TaskId: taskID, Reason: reason}}}
 }
 
-func (ss *sessions) closeAll() {
+// reconnectAll asks every live session's agent to reconnect later with m,
+// and ends the session once m is sent.
+func (ss *sessions) reconnectAll(m *tentaclev1.ConnectResponse) {
+	for _, s := range ss.all() {
+		s.reconnect(m)
+	}
+}
+
+// waitEmpty waits until no session is left, or d has passed; it reports
+// how many are left.
+func (ss *sessions) waitEmpty(d time.Duration) int {
+	deadline := time.Now().Add(d)
+	for {
+		n := len(ss.all())
+		if n == 0 || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (ss *sessions) all() []*session {
 	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	all := make([]*session, 0, len(ss.byTarget))
 	for _, s := range ss.byTarget {
 		all = append(all, s)
 	}
-	ss.mu.Unlock()
-	for _, s := range all {
+	return all
+}
+
+func (ss *sessions) closeAll() {
+	for _, s := range ss.all() {
 		s.close(errShuttingDown)
 	}
 }
+
+// shutdownReconnect is what every session gets when the server stops: the
+// agents spread their return over the next 10 seconds, when the restarted
+// server (or another replica) is likely up.
+var shutdownReconnect = &tentaclev1.ConnectResponse{Msg: &tentaclev1.ConnectResponse_Reconnect{Reconnect: &tentaclev1.Reconnect{
+	After: durationpb.New(10 * time.Second), Reason: "server shutting down",
+}}}
 
 // session is one agent's Connect stream. Only writeLoop sends on the stream.
 type session struct {
@@ -108,7 +141,10 @@ type session struct {
 	lastStored time.Time
 	lastRecv   atomic.Int64 // unix nanoseconds of the last message from the agent
 
-	out   chan *tentaclev1.ConnectResponse
+	out chan *tentaclev1.ConnectResponse
+	// bye is the last message of the session (Reconnect): writeLoop sends
+	// it and ends the session.
+	bye   chan *tentaclev1.ConnectResponse
 	kickc chan struct{}
 	done  chan struct{}
 	once  sync.Once
@@ -120,13 +156,18 @@ type session struct {
 	releases map[string]store.Release
 	// held is the tasks the agent said in Hello it has journaled.
 	held map[string]bool
+
+	// unacked holds when each task sent on this session was last sent,
+	// until the agent acknowledges it (TaskAccepted or any event).
+	unackedMu sync.Mutex
+	unacked   map[string]time.Time
 }
 
 func newSession(s *Server, t store.Target, stream tentaclev1.AgentService_ConnectServer, log *zap.Logger) *session {
 	return &session{
 		id: newID(), s: s, target: t, stream: stream, log: log,
-		out: make(chan *tentaclev1.ConnectResponse, 64), kickc: make(chan struct{}, 1), done: make(chan struct{}),
-		sent: map[string]bool{}, releases: map[string]store.Release{}, held: map[string]bool{},
+		out: make(chan *tentaclev1.ConnectResponse, 64), bye: make(chan *tentaclev1.ConnectResponse, 1), kickc: make(chan struct{}, 1), done: make(chan struct{}),
+		sent: map[string]bool{}, releases: map[string]store.Release{}, held: map[string]bool{}, unacked: map[string]time.Time{},
 	}
 }
 
@@ -154,6 +195,15 @@ func (s *session) send(m *tentaclev1.ConnectResponse) {
 	}
 }
 
+// reconnect sends m as the session's last message, after what is already
+// queued; asked twice, the first one stands.
+func (s *session) reconnect(m *tentaclev1.ConnectResponse) {
+	select {
+	case s.bye <- m:
+	default:
+	}
+}
+
 func (s *session) close(err error) {
 	s.once.Do(func() {
 		s.err = err
@@ -162,10 +212,20 @@ func (s *session) close(err error) {
 }
 
 func (s *session) writeLoop() {
+	resend := time.NewTicker(s.s.resendAfter() / 2)
+	defer resend.Stop()
 	for {
 		select {
 		case <-s.done:
 			return
+		case <-resend.C:
+			if !s.anyAckOverdue() {
+				continue
+			}
+			if err := s.dispatch(); err != nil {
+				s.close(err)
+				return
+			}
 		case m := <-s.out:
 			if err := s.stream.Send(m); err != nil {
 				s.close(fmt.Errorf("send: %w", err))
@@ -176,6 +236,82 @@ func (s *session) writeLoop() {
 				s.close(err)
 				return
 			}
+		case m := <-s.bye:
+			s.flush()
+			if err := s.stream.Send(m); err != nil {
+				s.close(fmt.Errorf("send: %w", err))
+				return
+			}
+			s.close(errShuttingDown)
+			return
+		}
+	}
+}
+
+// awaitAck notes that task id was just sent.
+func (s *session) awaitAck(id string) {
+	s.unackedMu.Lock()
+	defer s.unackedMu.Unlock()
+	s.unacked[id] = time.Now()
+}
+
+// acked notes that the agent acknowledged task id.
+func (s *session) acked(id string) {
+	s.unackedMu.Lock()
+	defer s.unackedMu.Unlock()
+	delete(s.unacked, id)
+}
+
+// ackOverdue reports whether task id was sent on this session and not
+// acknowledged within the resend interval: the Assign may have been lost
+// on its way (the agent journals a task before it acknowledges it, and
+// answers a second Assign of a task it has with its journaled state, so a
+// resend never runs a task twice).
+func (s *session) ackOverdue(id string) bool {
+	s.unackedMu.Lock()
+	defer s.unackedMu.Unlock()
+	at, ok := s.unacked[id]
+	return ok && time.Since(at) >= s.s.resendAfter()
+}
+
+func (s *session) anyAckOverdue() bool {
+	s.unackedMu.Lock()
+	defer s.unackedMu.Unlock()
+	for _, at := range s.unacked {
+		if time.Since(at) >= s.s.resendAfter() {
+			return true
+		}
+	}
+	return false
+}
+
+// forgetAcksBut stops waiting for the acknowledgement of tasks no longer
+// pending (acknowledged on another session, halted, or failed).
+func (s *session) forgetAcksBut(pending []store.Task) {
+	keep := make(map[string]bool, len(pending))
+	for _, t := range pending {
+		keep[t.ID] = true
+	}
+	s.unackedMu.Lock()
+	defer s.unackedMu.Unlock()
+	for id := range s.unacked {
+		if !keep[id] {
+			delete(s.unacked, id)
+		}
+	}
+}
+
+// flush sends what is queued on out (event acks, cancels) without waiting
+// for more.
+func (s *session) flush() {
+	for {
+		select {
+		case m := <-s.out:
+			if err := s.stream.Send(m); err != nil {
+				return
+			}
+		default:
+			return
 		}
 	}
 }
@@ -188,9 +324,10 @@ func (s *session) dispatch() error {
 	if err != nil {
 		return fmt.Errorf("pending tasks: %w", err)
 	}
+	s.forgetAcksBut(tasks)
 	sent := 0
 	for _, t := range tasks {
-		if s.sent[t.ID] {
+		if s.sent[t.ID] && !s.ackOverdue(t.ID) {
 			continue
 		}
 		d, err := s.s.store.GetDeployment(ctx, t.DeploymentID)
@@ -218,13 +355,28 @@ func (s *session) dispatch() error {
 		if err != nil {
 			return err
 		}
+		// Assigned before it is sent: a halt cancels only tasks still
+		// queued, and must not cancel one the agent may be running. If the
+		// task was halted or failed since it was listed, it is not sent.
+		if err := s.s.store.MarkTaskAssigned(ctx, t.ID); err != nil {
+			return fmt.Errorf("mark assigned: %w", err)
+		}
+		now, err := s.s.store.GetTask(ctx, t.ID)
+		if err != nil {
+			return fmt.Errorf("task %s: %w", t.ID, err)
+		}
+		if now.State != store.TaskAssigned {
+			s.sent[t.ID] = true
+			continue
+		}
+		if s.sent[t.ID] {
+			s.log.Warn("task sent again: the agent has not acknowledged it", zap.String("task", t.ID), zap.String("deployment", t.DeploymentID))
+		}
 		if err := s.stream.Send(&tentaclev1.ConnectResponse{Msg: &tentaclev1.ConnectResponse_Assign{Assign: &tentaclev1.Assign{Task: a}}}); err != nil {
 			return fmt.Errorf("send assign: %w", err)
 		}
 		s.sent[t.ID] = true
-		if err := s.s.store.MarkTaskAssigned(ctx, t.ID); err != nil {
-			return fmt.Errorf("mark assigned: %w", err)
-		}
+		s.awaitAck(t.ID)
 		s.log.Info("task assigned", zap.String("task", t.ID), zap.String("deployment", t.DeploymentID))
 		sent++
 	}
@@ -253,9 +405,10 @@ func (s *session) dropCancelled(ctx context.Context, t store.Task) error {
 }
 
 // cancelHeld tells the agent, just connected, to stop the unfinished tasks
-// it holds that the server cancelled (halted while on their way to it) or
-// whose deployment was cancelled while it was away. Pending ones are left
-// to dispatch.
+// it holds that the server cancelled (halted while on their way to it),
+// failed (the deployment's deadline passed before the agent acknowledged
+// them), or whose deployment was cancelled while it was away. Pending ones
+// are left to dispatch.
 func (s *session) cancelHeld(ctx context.Context, held []*tentaclev1.HeldTask) error {
 	for _, h := range held {
 		if h.GetFinished() {
@@ -268,10 +421,12 @@ func (s *session) cancelHeld(ctx context.Context, held []*tentaclev1.HeldTask) e
 		if err != nil {
 			return fmt.Errorf("held task %s: %w", h.GetTaskId(), err)
 		}
-		switch t.State {
-		case store.TaskCancelled:
+		switch {
+		case t.State == store.TaskCancelled, overdueHeld(t):
 			s.send(cancelMsg(t.ID, t.Message))
 			continue
+		}
+		switch t.State {
 		case store.TaskQueued, store.TaskAssigned, store.TaskSucceeded, store.TaskFailed:
 			continue
 		}
@@ -394,6 +549,7 @@ func (s *session) handle(ctx context.Context, m *tentaclev1.ConnectRequest) erro
 		if _, err := s.ownTask(ctx, msg.TaskAccepted.GetTaskId()); err != nil {
 			return err
 		}
+		s.acked(msg.TaskAccepted.GetTaskId())
 		if err := s.s.store.MarkTaskAccepted(ctx, msg.TaskAccepted.GetTaskId()); err != nil {
 			return fmt.Errorf("mark accepted: %w", err)
 		}
@@ -419,6 +575,7 @@ func (s *session) handleEvent(ctx context.Context, e *tentaclev1.TaskEvent) erro
 	if err != nil {
 		return err
 	}
+	s.acked(task.ID)
 	if e.GetSequence() == 0 {
 		return status.Error(codes.InvalidArgument, "task event sequence must start at 1")
 	}
