@@ -93,7 +93,7 @@ func (d *Deployer) Reconcile(ctx context.Context, t Task, progress func(Progress
 			return Result{}, s.rollback(ctx, err)
 		}
 		// rollback returns its cause unchanged when it undid everything.
-		if err := s.rollback(ctx, ErrNotCreated); err != ErrNotCreated { //nolint:errorlint // identity is the point
+		if err := s.rollback(ctx, ErrNotCreated); err != ErrNotCreated {
 			return Result{}, fail(FailureDocker, "restore the previous container of %s: %v", s.name, err)
 		}
 		return Result{}, ErrNotCreated

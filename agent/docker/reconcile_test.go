@@ -115,7 +115,7 @@ func TestReconcileWithoutContainerCreatesNothing(t *testing.T) {
 	old := f.first(d1)
 	task := f.reconcileTask("2.0", d1)
 	res, err := f.d.Reconcile(context.Background(), task, nil, nil)
-	if err != ErrNotCreated { //nolint:errorlint // the exact sentinel is the contract
+	if err != ErrNotCreated {
 		t.Fatalf("Reconcile = %+v, %v; want ErrNotCreated", res, err)
 	}
 	if n := f.taskContainers(task.ID); n != 0 {
