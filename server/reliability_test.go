@@ -330,3 +330,90 @@ func TestUnacknowledgedTaskIsSentAgain(t *testing.T) {
 	stream.Send(&tentaclev1.ConnectRequest{Msg: &tentaclev1.ConnectRequest_TaskAccepted{TaskAccepted: &tentaclev1.TaskAccepted{TaskId: task}}})
 	waitTask(t, c, d.GetDeployment().GetId(), tentaclev1.TaskState_TASK_STATE_ACCEPTED)
 }
+
+// TestReplayedEventsAndLogsAreStoredOnce: an agent that resends events and
+// log chunks after a broken session (it cannot know what arrived) changes
+// nothing the second time: one record per event, the log once, in order.
+func TestReplayedEventsAndLogsAreStoredOnce(t *testing.T) {
+	t.Parallel()
+	s, c, ac, stream, cancel := webWithOneAgent(t)
+	ctx := ctxT(t)
+	d, err := c.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.0", Environment: "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := recvNext(t, stream).GetAssign().GetTask().GetTaskId()
+	report := func(stream tentaclev1.AgentService_ConnectClient, seq uint64, state tentaclev1.TaskState) {
+		t.Helper()
+		stream.Send(&tentaclev1.ConnectRequest{Msg: &tentaclev1.ConnectRequest_TaskEvent{TaskEvent: &tentaclev1.TaskEvent{
+			TaskId: task, Sequence: seq, State: state, Message: state.String()}}})
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ack := m.GetEventAck(); ack.GetTaskId() == task && ack.GetSequence() == seq {
+				return
+			}
+		}
+	}
+	pushLog := func(offset uint64, data string) {
+		t.Helper()
+		logs, err := ac.PushLogs(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs.Send(&tentaclev1.PushLogsRequest{TaskId: task, Offset: offset, Data: []byte(data)})
+		if _, err := logs.Recv(); err != nil {
+			t.Fatal(err)
+		}
+		logs.CloseSend()
+	}
+	stream.Send(&tentaclev1.ConnectRequest{Msg: &tentaclev1.ConnectRequest_TaskAccepted{TaskAccepted: &tentaclev1.TaskAccepted{TaskId: task}}})
+	report(stream, 1, tentaclev1.TaskState_TASK_STATE_PULLING)
+	pushLog(0, "pulling\n")
+	report(stream, 2, tentaclev1.TaskState_TASK_STATE_SUCCEEDED)
+	pushLog(8, "done\n")
+	cancel()
+	until(t, "the session to end", func() bool { return len(s.sessions.all()) == 0 })
+
+	// The agent comes back and resends everything from the start.
+	again := connectHolding(t, ac)
+	report(again, 1, tentaclev1.TaskState_TASK_STATE_PULLING)
+	report(again, 2, tentaclev1.TaskState_TASK_STATE_SUCCEEDED)
+	pushLog(0, "pulling\ndone\n")
+
+	watch, err := c.WatchDeployment(ctx, &tentaclev1.WatchDeploymentRequest{Id: d.GetDeployment().GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	view, err := watch.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := view.GetDeployment().GetState(); st != tentaclev1.DeploymentState_DEPLOYMENT_STATE_SUCCEEDED {
+		t.Errorf("deployment %v, want succeeded", st)
+	}
+	var seqs []uint64
+	for _, e := range view.GetEvents() {
+		seqs = append(seqs, e.GetSequence())
+	}
+	if fmt.Sprint(seqs) != "[1 2]" {
+		t.Errorf("event sequences stored %v, want [1 2]", seqs)
+	}
+	logs, err := c.ReadTaskLog(ctx, &tentaclev1.ReadTaskLogRequest{TaskId: task})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got strings.Builder
+	for {
+		m, err := logs.Recv()
+		if err != nil {
+			break
+		}
+		got.Write(m.GetData())
+	}
+	if got.String() != "pulling\ndone\n" {
+		t.Errorf("stored log %q, want %q", got.String(), "pulling\ndone\n")
+	}
+}
