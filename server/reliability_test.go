@@ -271,18 +271,12 @@ func TestDeadlineFailsTasksItsTargetNeverTook(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s, c, ac, stream, cancel := webWithOneAgent(t)
-			ctx := ctxT(t)
-			d, err := c.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.0",
-				Environment: "prod", Deadline: durationpb.New(2 * time.Second)})
-			if err != nil {
-				t.Fatal(err)
-			}
+			d, task := deployWeb(t, c, stream, durationpb.New(2*time.Second))
 			deadline := d.GetDeployment().GetDeadlineAt().AsTime()
 			if want := d.GetDeployment().GetCreatedAt().AsTime().Add(2 * time.Second); !deadline.Equal(want) {
 				t.Fatalf("deadline_at %s, want created_at + 2s = %s", deadline, want)
 			}
-			task := recvNext(t, stream).GetAssign().GetTask()
-			if task.GetTaskId() == "" {
+			if task == "" {
 				t.Fatal("no Assign")
 			}
 			if !tc.online {
@@ -296,11 +290,11 @@ func TestDeadlineFailsTasksItsTargetNeverTook(t *testing.T) {
 				t.Errorf("task after the deadline: %v %v %q\nwant failed, target unavailable, %q", tk.GetState(), tk.GetFailureKind(), tk.GetMessage(), want)
 			}
 			if !tc.online {
-				stream = connectHolding(t, ac, task.GetTaskId())
+				stream = connectHolding(t, ac, task)
 			}
 			m := recvNext(t, stream)
-			if m.GetCancel().GetTaskId() != task.GetTaskId() || m.GetCancel().GetReason() != want {
-				t.Fatalf("agent holding the overdue task got %v, want Cancel of %s with %q", m, task.GetTaskId(), want)
+			if m.GetCancel().GetTaskId() != task || m.GetCancel().GetReason() != want {
+				t.Fatalf("agent holding the overdue task got %v, want Cancel of %s with %q", m, task, want)
 			}
 		})
 	}
@@ -338,11 +332,7 @@ func TestReplayedEventsAndLogsAreStoredOnce(t *testing.T) {
 	t.Parallel()
 	s, c, ac, stream, cancel := webWithOneAgent(t)
 	ctx := ctxT(t)
-	d, err := c.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.0", Environment: "prod"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	task := recvNext(t, stream).GetAssign().GetTask().GetTaskId()
+	d, task := deployWeb(t, c, stream, nil)
 	report := func(stream tentaclev1.AgentService_ConnectClient, seq uint64, state tentaclev1.TaskState) {
 		t.Helper()
 		stream.Send(&tentaclev1.ConnectRequest{Msg: &tentaclev1.ConnectRequest_TaskEvent{TaskEvent: &tentaclev1.TaskEvent{
