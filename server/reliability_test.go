@@ -407,3 +407,43 @@ func TestReplayedEventsAndLogsAreStoredOnce(t *testing.T) {
 		t.Errorf("stored log %q, want %q", got.String(), "pulling\ndone\n")
 	}
 }
+
+// TestDeploymentDeadlineRejections: a deadline out of range, or one that
+// passes before the rollout's last wave could start, is refused with the
+// field and the fix, and nothing is deployed.
+func TestDeploymentDeadlineRejections(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	c := adminClient(t, s, s.BootstrapToken)
+	ctx := ctxT(t)
+	enrollRaw(t, s, c, "prod")
+	enrollRaw(t, s, c, "prod")
+	c.CreateApplication(ctx, &tentaclev1.CreateApplicationRequest{Name: "web", ImageRepository: "r.example.com/web"})
+	c.CreateRelease(ctx, &tentaclev1.CreateReleaseRequest{Application: "web", ImageTag: "1.0"})
+	for _, tc := range []struct {
+		deadline *durationpb.Duration
+		rollout  *tentaclev1.Rollout
+		code     codes.Code
+		msg      string
+	}{
+		{durationpb.New(500 * time.Millisecond), nil, codes.InvalidArgument,
+			"deadline: 500ms out of range: use 1s to 168h (7 days), or leave it unset for the server's default"},
+		{durationpb.New(200 * time.Hour), nil, codes.InvalidArgument,
+			"deadline: 200h0m0s out of range: use 1s to 168h (7 days), or leave it unset for the server's default"},
+		{durationpb.New(30 * time.Minute), &tentaclev1.Rollout{Window: 1, Pause: durationpb.New(time.Hour)}, codes.FailedPrecondition,
+			"deadline: 30m0s passes before the last of 2 waves can start (1h0m0s pause between waves): pass a --deadline longer than 1h0m0s, or a shorter --pause"},
+		{nil, &tentaclev1.Rollout{Window: 1, Pause: durationpb.New(2 * time.Hour)}, codes.FailedPrecondition,
+			"deadline: 1h0m0s passes before the last of 2 waves can start (2h0m0s pause between waves): pass a --deadline longer than 2h0m0s, or a shorter --pause"},
+	} {
+		_, err := c.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.0", Environment: "prod",
+			Deadline: tc.deadline, Rollout: tc.rollout})
+		wantStatus(t, err, tc.code, tc.msg)
+	}
+	ds, err := c.ListDeployments(ctx, &tentaclev1.ListDeploymentsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(ds.GetDeployments()); n != 0 {
+		t.Errorf("%d deployments after refusals, want 0", n)
+	}
+}
