@@ -182,9 +182,9 @@ func (s *Server) ServerCertificate() *x509.Certificate { return s.serverCert }
 // Store exposes the store to in-process callers (dev mode, tests).
 func (s *Server) Store() store.Store { return s.store }
 
-// Serve resumes the running deployments' rollouts and serves until ctx
-// ends, then stops gracefully (open streams are closed after a short grace
-// period) and closes the store.
+// Serve resumes the running deployments' rollouts, fails tasks past their
+// deployment's deadline as time goes, and serves until ctx ends; then it
+// stops within a few seconds (see shutdown) and closes the store.
 func (s *Server) Serve(ctx context.Context) error {
 	s.rollouts.resume(ctx)
 	deadlines, stopDeadlines := context.WithCancel(context.WithoutCancel(ctx))
