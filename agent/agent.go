@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,10 +28,13 @@ import (
 )
 
 // Runner executes one task against the container engine; agent/docker's
-// Deployer is the real one. Deploy is called at most once per task id and
-// concurrently only for different applications.
+// Deployer is the real one (see docker.Engine for the contract). Deploy is
+// called at most once per task id and concurrently only for different
+// applications; Reconcile only for a task an earlier agent process left
+// unfinished, before any Deploy of it.
 type Runner interface {
 	Deploy(ctx context.Context, t docker.Task, progress func(docker.Progress), logs io.Writer) (docker.Result, error)
+	Reconcile(ctx context.Context, t docker.Task, progress func(docker.Progress), logs io.Writer) (docker.Result, error)
 	EngineVersion(ctx context.Context) (string, error)
 }
 
@@ -78,6 +82,7 @@ func New(cfg Config, runner Runner, log *zap.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	j.SetLogCap(cfg.SpoolCap())
 	a := &Agent{
 		id: id, dataDir: cfg.DataDir, server: server, instance: uuid.NewString(), runner: runner, journal: j,
 		log:      log.With(zap.String("target", id.TargetName)),
@@ -114,12 +119,14 @@ const StopGrace = 15 * time.Second
 // them after it — and reports their outcome before it returns.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.conn.Close()
-	a.failInterrupted()
-	a.accepting.Store(true)
 	// The session outlives ctx: it must carry the final reports.
 	linkCtx, stopLink := context.WithCancel(context.WithoutCancel(ctx))
 	taskCtx, cancelTasks := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelTasks()
+	// Before the first session, so that a redelivered unfinished task is
+	// recognised as held and not started a second time.
+	a.reconcile(taskCtx)
+	a.accepting.Store(true)
 
 	var wg sync.WaitGroup
 	wg.Add(4)
@@ -178,10 +185,15 @@ func (a *Agent) sessionLoop(ctx, taskCtx context.Context) {
 			attempt = 0 // the link was healthy; start backing off afresh
 		}
 		wait := retryDelay(err, attempt)
-		if refused(err) {
+		var rc *reconnectRequest
+		switch {
+		case errors.As(err, &rc):
+			attempt = -1 // the server asked: not a failure to back off from
+			a.log.Info("the server asked the agent to reconnect", zap.String("reason", rc.reason), zap.Duration("in", wait))
+		case refused(err):
 			a.log.Error("the server refuses this agent; retrying slowly (a revoked target must enroll again with a new token)",
 				zap.Error(err), zap.Duration("in", wait))
-		} else {
+		default:
 			a.log.Warn("session ended, reconnecting", zap.Error(err), zap.Duration("in", wait))
 		}
 		if !sleep(ctx, wait) {
@@ -200,12 +212,80 @@ func refused(err error) bool {
 	return c == codes.PermissionDenied || c == codes.Unauthenticated
 }
 
+// retryDelay is how long to wait before the next Connect: what the server
+// asked for (Reconnect, or a handshake refused with a retry hint), else
+// exponential backoff.
 func retryDelay(err error, attempt int) time.Duration {
+	var rc *reconnectRequest
+	var hint *retryHint
+	switch {
+	case errors.As(err, &rc):
+		// Spread over the whole window, so that a server shedding all its
+		// agents at once does not get them back at once.
+		return jitter(min(rc.after, maxRetryHint))
+	case errors.As(err, &hint):
+		// The hint is the least wait; the jitter (up to a quarter more)
+		// keeps the agents it refused in one burst from returning in one.
+		return hint.after + jitter(hint.after/4)
+	}
 	d := backoff(attempt)
 	if refused(err) {
 		return max(d, refusedRetry)
 	}
 	return d
+}
+
+// jitter is a random duration in [0, d].
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(d) + 1))
+}
+
+// reconnectRequest ends a session whose server sent Reconnect.
+type reconnectRequest struct {
+	after  time.Duration
+	reason string
+}
+
+func (r *reconnectRequest) Error() string {
+	return fmt.Sprintf("server asked to reconnect within %s: %s", r.after, r.reason)
+}
+
+// retryAfterKey is the trailer with which a server that refuses a
+// handshake (codes.ResourceExhausted) says how many milliseconds to wait.
+const retryAfterKey = "tentacle-retry-after-ms"
+
+// maxRetryHint bounds a server's retry hint: a misconfigured server must
+// not park its agents for hours.
+const maxRetryHint = 10 * time.Minute
+
+// retryHint is a refused handshake with the server's wait.
+type retryHint struct {
+	after time.Duration
+	err   error
+}
+
+func (h *retryHint) Error() string {
+	return fmt.Sprintf("%v (server asks to retry in %s)", h.err, h.after)
+}
+func (h *retryHint) Unwrap() error { return h.err }
+
+// withRetryHint attaches the server's retry hint to err when the stream
+// ended with codes.ResourceExhausted and the hint's trailer.
+func withRetryHint(stream grpc.ClientStream, err error) error {
+	if status.Code(err) != codes.ResourceExhausted {
+		return err
+	}
+	for _, v := range stream.Trailer().Get(retryAfterKey) {
+		ms, perr := strconv.ParseInt(v, 10, 64)
+		if perr != nil || ms < 0 {
+			continue
+		}
+		return &retryHint{after: min(time.Duration(ms)*time.Millisecond, maxRetryHint), err: err}
+	}
+	return err
 }
 
 // flush waits until the server has acknowledged every journaled event and
@@ -257,20 +337,6 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	case <-t.C:
 		return true
-	}
-}
-
-// failInterrupted reports tasks that were running when the agent stopped:
-// they are not run again (at most once), their outcome is unknown.
-func (a *Agent) failInterrupted() {
-	for _, t := range a.journal.Unfinished() {
-		a.log.Warn("task interrupted by agent restart", zap.String("task", t.TaskID))
-		if _, err := a.journal.Append(t.TaskID, journal.Event{
-			State: stateFailed, FailureKind: string(docker.FailureAgent), Final: true,
-			Message: "agent stopped while the task ran; it was not retried, deploy again",
-		}); err != nil {
-			a.log.Error("journal", zap.Error(err))
-		}
 	}
 }
 
