@@ -1,0 +1,354 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/events"
+)
+
+// TestFaults injects the faults of issue #6 into real deployments: kill -9
+// of the agent or the server while the image is pulled, while the container
+// is created and started, and during the health gate; a silent partition
+// longer than the server's agent timeout. The moment of each fault is
+// random, drawn from a seed that the log names so that a run can be
+// replayed:
+//
+//	TENTACLE_FAULT_SEED=S TENTACLE_FAULT_RUNS=1 go test ./internal/e2e -run 'TestFaults/NAME$'
+//
+// TENTACLE_FAULT_RUNS (default 1) repeats every scenario with the next
+// seeds; `make faults` runs the long suite. After each run the test checks
+// what a user would: the deployment ended, its task's state is what runs on
+// the host, the task created its container once, and the stored log holds
+// every line the container printed, once and in order.
+func TestFaults(t *testing.T) {
+	seed := uint64(time.Now().UnixNano() % 1e9)
+	if v := os.Getenv("TENTACLE_FAULT_SEED"); v != "" {
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("TENTACLE_FAULT_SEED=%q: %v", v, err)
+		}
+	}
+	runs := 1
+	if v := os.Getenv("TENTACLE_FAULT_RUNS"); v != "" {
+		var err error
+		if runs, err = strconv.Atoi(v); err != nil || runs < 1 {
+			t.Fatalf("TENTACLE_FAULT_RUNS=%q: want a positive number", v)
+		}
+	}
+	t.Logf("fault seed %d, %d run(s) per scenario", seed, runs)
+	for _, sc := range faultScenarios() {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			runScenario(t, sc, seed, runs)
+		})
+	}
+}
+
+// faultScenario is one fault at one moment of a deployment.
+type faultScenario struct {
+	name string
+	// moment: "pull" (blob downloads held), "create" (the container was
+	// created), "gate" (it started; the ready period runs), "deploy" (any
+	// time after the deployment was created).
+	moment string
+	inject func(e *faultEnv, r *faultRun)
+}
+
+func faultScenarios() []faultScenario {
+	var list []faultScenario
+	for _, m := range []string{"pull", "create", "gate"} {
+		list = append(list,
+			faultScenario{name: "agent-kill-during-" + m, moment: m, inject: killAgent},
+			faultScenario{name: "server-kill-during-" + m, moment: m, inject: killServer})
+	}
+	return append(list, faultScenario{name: "partition-longer-than-agent-timeout", moment: "deploy", inject: partition})
+}
+
+// faultRun is one repetition of a scenario.
+type faultRun struct {
+	seed         uint64
+	rnd          *rand.Rand
+	releaseBlobs func() // non-nil in the pull moment
+	logf         func(string, ...any)
+}
+
+// between returns a random duration in [lo, hi).
+func (r *faultRun) between(lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(r.rnd.Int64N(int64(hi-lo)))
+}
+
+func (r *faultRun) sleep(lo, hi time.Duration) {
+	d := r.between(lo, hi)
+	r.logf("wait %s", d)
+	time.Sleep(d)
+}
+
+// heal ends the pull stall, if any, after a random delay.
+func (r *faultRun) heal() {
+	if r.releaseBlobs != nil {
+		r.sleep(0, time.Second)
+		r.logf("release blob downloads")
+		r.releaseBlobs()
+	}
+}
+
+func killAgent(e *faultEnv, r *faultRun) {
+	r.logf("kill -9 agent")
+	e.agent.kill()
+	r.heal()
+	r.sleep(0, time.Second)
+	r.logf("start agent")
+	e.agent.start()
+}
+
+func killServer(e *faultEnv, r *faultRun) {
+	r.logf("kill -9 server")
+	e.killServer()
+	r.heal()
+	r.sleep(0, 2*time.Second)
+	r.logf("restart server on %s", e.s.addr)
+	e.restartServer()
+}
+
+// partition stalls the link until the server has dropped the agent's
+// session (it noticed the silence), plus a random while, then heals it.
+func partition(e *faultEnv, r *faultRun) {
+	r.logf("stall the link")
+	e.proxy.Stall()
+	waitFor(e.t, "the server to notice the silent agent", time.Minute, func() bool {
+		var ts targetsJSON
+		e.s.json(&ts, "targets")
+		return len(ts.Targets) == 1 && !ts.Targets[0].Connected
+	})
+	r.logf("server dropped the session")
+	r.sleep(0, 3*time.Second)
+	r.logf("heal the link")
+	e.proxy.Heal()
+}
+
+// faultFigures add up a scenario's runs for the summary.
+type faultFigures struct {
+	runs, lostLines, duplicateLines, duplicateExecutions, failedRuns int
+	outcomes                                                         map[string]int
+}
+
+var faultReport sync.Mutex
+
+func runScenario(t *testing.T, sc faultScenario, seed uint64, runs int) {
+	h := fnv.New32a()
+	h.Write([]byte(sc.name))
+	app := fmt.Sprintf("flt-%x-%d", h.Sum32(), seed%1e6)
+	e := newFaultEnv(t, app, "")
+	// The release that runs before every fault.
+	dep, task := e.deploy(e.release())
+	if st := e.waitTerminal(dep, 2*time.Minute); st != "DEPLOYMENT_STATE_SUCCEEDED" {
+		t.Fatalf("first deployment, without faults: %s (%+v)", st, e.task(dep))
+	}
+	e.prevTask = task
+
+	fig := faultFigures{outcomes: map[string]int{}}
+	for i := range runs {
+		s := seed + uint64(i)
+		r := &faultRun{seed: s, rnd: rand.New(rand.NewPCG(s, uint64(h.Sum32())))}
+		r.logf = func(format string, args ...any) {
+			t.Logf("%s seed %d: %s", sc.name, s, fmt.Sprintf(format, args...))
+		}
+		res := e.run(sc, r)
+		fig.runs++
+		fig.lostLines += res.lostLines
+		fig.duplicateLines += res.duplicateLines
+		fig.duplicateExecutions += res.duplicateExecutions
+		fig.outcomes[res.outcome]++
+		if len(res.problems) > 0 {
+			fig.failedRuns++
+			t.Errorf("%s, seed %d (replay: TENTACLE_FAULT_SEED=%d TENTACLE_FAULT_RUNS=1 go test ./internal/e2e -run 'TestFaults/%s$'):\n  %s",
+				sc.name, s, s, sc.name, strings.Join(res.problems, "\n  "))
+		}
+	}
+	summary := fmt.Sprintf("%s runs=%d lost_lines=%d duplicate_lines=%d duplicate_executions=%d failed_runs=%d outcomes=%v seed=%d",
+		sc.name, fig.runs, fig.lostLines, fig.duplicateLines, fig.duplicateExecutions, fig.failedRuns, fig.outcomes, seed)
+	t.Log("fault summary: " + summary)
+	if path := os.Getenv("TENTACLE_FAULT_REPORT"); path != "" {
+		faultReport.Lock()
+		defer faultReport.Unlock()
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		fmt.Fprintln(f, summary)
+	}
+}
+
+// runResult is what one run measured.
+type runResult struct {
+	outcome                                        string
+	lostLines, duplicateLines, duplicateExecutions int
+	problems                                       []string
+}
+
+// run deploys a new release, injects the scenario's fault at its moment
+// and checks what the deployment left.
+func (e *faultEnv) run(sc faultScenario, r *faultRun) runResult {
+	e.t.Helper()
+	e.s.waitConnected(1)
+	version := e.release()
+	var stalled <-chan string
+	if sc.moment == "pull" {
+		stalled, r.releaseBlobs = e.reg.StallBlobs(e.t)
+	}
+	dep, task := e.deploy(version)
+	r.logf("deployment %s, task %s, release %s", dep, task, version)
+	switch sc.moment {
+	case "pull":
+		select {
+		case p := <-stalled:
+			r.logf("blob download held: %s", p)
+		case <-time.After(time.Minute):
+			e.t.Fatalf("no blob download within a minute of deployment %s", dep)
+		}
+		r.sleep(0, 500*time.Millisecond)
+	case "create":
+		if !e.docks.waitEvent(task, events.ActionCreate, time.Minute) {
+			e.t.Fatalf("task %s created no container within a minute", task)
+		}
+		r.sleep(0, 150*time.Millisecond)
+	case "gate":
+		if !e.docks.waitEvent(task, events.ActionStart, time.Minute) {
+			e.t.Fatalf("task %s started no container within a minute", task)
+		}
+		r.sleep(0, e.readyAfter*2/3)
+	case "deploy":
+		r.sleep(0, 2*time.Second)
+	}
+	sc.inject(e, r)
+	return e.check(dep, task, r)
+}
+
+// check waits for the deployment to finish and compares what the server
+// says with what Docker did.
+func (e *faultEnv) check(dep, taskID string, r *faultRun) runResult {
+	t := e.t
+	var res runResult
+	problem := func(format string, args ...any) { res.problems = append(res.problems, fmt.Sprintf(format, args...)) }
+	state := e.waitTerminal(dep, 3*time.Minute)
+	tk := e.task(dep)
+	res.outcome = strings.TrimPrefix(tk.State, "TASK_STATE_")
+	if tk.FailureKind != "" && tk.FailureKind != "FAILURE_KIND_UNSPECIFIED" {
+		res.outcome += "/" + strings.TrimPrefix(tk.FailureKind, "FAILURE_KIND_")
+	}
+	r.logf("deployment %s, task %s: %s", state, tk.State, tk.Message)
+	succeeded := tk.State == "TASK_STATE_SUCCEEDED"
+	if succeeded != (state == "DEPLOYMENT_STATE_SUCCEEDED") {
+		problem("deployment %s but its only task %s", state, tk.State)
+	}
+
+	// The task's state is what runs on the host.
+	running := ""
+	c, err := e.docker.ContainerInspect(context.Background(), e.app)
+	switch {
+	case err == nil && c.State.Running:
+		running = c.Config.Labels["tentacle.task"]
+	case err != nil && !cerrdefs.IsNotFound(err):
+		t.Fatalf("inspect %s: %v", e.app, err)
+	}
+	own := containersOf(t, e.docker, taskID)
+	if succeeded {
+		if running != taskID {
+			problem("task succeeded, but the container running as %s belongs to task %q", e.app, running)
+		}
+		if len(own) != 1 {
+			problem("task succeeded with %d containers labelled with it, want 1", len(own))
+		}
+	} else {
+		if running != e.prevTask {
+			problem("task %s (%s), but the container running as %s belongs to task %q, not to the previous release's task %s",
+				tk.State, tk.Message, e.app, running, e.prevTask)
+		}
+		if len(own) != 0 {
+			problem("task %s left %d containers labelled with it", tk.State, len(own))
+		}
+	}
+
+	// Each task created its container once: a second create is a second
+	// execution.
+	creates := e.docks.createCount(taskID)
+	if creates > 1 {
+		res.duplicateExecutions = creates - 1
+		problem("task created %d containers (Docker create events), want at most 1", creates)
+	}
+	if succeeded && creates != 1 {
+		problem("task succeeded with %d create events, want 1", creates)
+	}
+
+	e.checkLog(tk, succeeded, &res, problem)
+
+	// The next run's baseline is what really runs now.
+	e.prevTask = running
+	return res
+}
+
+// checkLog compares the stored task log with what the task's containers
+// printed according to Docker.
+func (e *faultEnv) checkLog(tk taskJSON, succeeded bool, res *runResult, problem func(string, ...any)) {
+	// A container of a failed task should have been stopped; when it was
+	// not, the state check above has said so, and its output so far counts.
+	var printed []int
+	settle(30*time.Second, func() bool {
+		var stopped bool
+		printed, stopped = e.docks.printed(tk.ID)
+		if succeeded {
+			return len(printed) >= e.lines
+		}
+		return stopped
+	})
+	// Logs travel on their own stream and may trail the final state.
+	var stored []int
+	var gaps []string
+	settle(20*time.Second, func() bool {
+		stored, gaps = logLines(e.s.ok("logs", tk.ID))
+		return len(stored) >= len(printed)
+	})
+	seen := map[int]int{}
+	for _, n := range stored {
+		seen[n]++
+		if seen[n] == 2 {
+			res.duplicateLines++
+		}
+	}
+	for _, n := range printed {
+		if seen[n] == 0 {
+			res.lostLines++
+		}
+	}
+	if res.lostLines > 0 || res.duplicateLines > 0 || !slices.Equal(stored, printed) {
+		problem("stored log has lines %v, the container printed %v (%d lost, %d duplicated)", stored, printed, res.lostLines, res.duplicateLines)
+	}
+	if len(gaps) > 0 {
+		problem("stored log has gap markers though no cap was hit: %q", gaps)
+	}
+}
+
+// settle polls cond until it holds or d passes; what did not settle is
+// for the caller's checks to report.
+func settle(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return true
+}
