@@ -201,13 +201,11 @@ func recordDocker(t *testing.T, docker *client.Client, app string) *dockerRecord
 	r := &dockerRecord{creates: map[string]int{}, starts: map[string][]string{}, output: map[string]*containerLogs{}, wake: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	msgs, errs := docker.Events(ctx, events.ListOptions{Filters: filters.NewArgs(
-		filters.Arg("type", string(events.ContainerEventType)), filters.Arg("label", "tentacle.app="+app))})
-	// The subscription is live once the engine answers; an event sent
-	// before that would be missed, so wait for the first response.
-	ready := make(chan struct{})
+	// Since replays what happened from before the call on, so no event
+	// falls between subscribing and the stream being live.
+	msgs, errs := docker.Events(ctx, events.ListOptions{Since: strconv.FormatInt(time.Now().Unix()-1, 10),
+		Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)), filters.Arg("label", "tentacle.app="+app))})
 	go func() {
-		close(ready)
 		for {
 			select {
 			case m := <-msgs:
@@ -220,7 +218,6 @@ func recordDocker(t *testing.T, docker *client.Client, app string) *dockerRecord
 			}
 		}
 	}()
-	<-ready
 	return r
 }
 
