@@ -37,7 +37,8 @@ type faultEnv struct {
 	app    string
 	docks  *dockerRecord
 	// lines and readyAfter shape the test application: it prints lines
-	// numbered lines 50ms apart, well within readyAfter.
+	// numbered lines faultLineInterval apart (2s), within readyAfter, so
+	// that a fault in the health gate lands while it prints.
 	lines      int
 	readyAfter time.Duration
 	releases   int
@@ -55,7 +56,7 @@ type faultAgent struct {
 	proc *proc
 }
 
-const faultLineInterval = 50 * time.Millisecond
+const faultLineInterval = 100 * time.Millisecond
 
 // newFaultEnv starts the system for one scenario. agentConfig is added to
 // the agent's config file (e.g. a spool cap).
@@ -66,6 +67,8 @@ func newFaultEnv(t *testing.T, app, agentConfig string, serverArgs ...string) *f
 	e.reg = testimage.StartRegistry(t, "fault-user", "fault-pass")
 	buildBinaries(t)
 	e.s = &system{t: t, dataDir: t.TempDir(), home: t.TempDir()}
+	// A short agent timeout (3 heartbeats) keeps the partition short.
+	serverArgs = append([]string{"--agent-timeout", "6s"}, serverArgs...)
 	e.s.serve("127.0.0.1:0", serverArgs...)
 	e.serverArgs = serverArgs
 	proxy, err := faultproxy.Start(e.s.addr)
