@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,11 +37,13 @@ type faultEnv struct {
 	agent  *faultAgent
 	app    string
 	docks  *dockerRecord
-	// lines and readyAfter shape the test application: it prints lines
-	// numbered lines faultLineInterval apart (2s), within readyAfter, so
-	// that a fault in the health gate lands while it prints.
+	// lines, interval and readyAfter shape the test application: by
+	// default it prints 20 numbered lines 100ms apart, within readyAfter,
+	// so that a fault in the health gate lands while it prints.
 	lines      int
+	interval   time.Duration
 	readyAfter time.Duration
+	message    string // TESTAPP_MESSAGE, ending every line
 	releases   int
 	serverArgs []string
 	// prevTask is the task whose container should run when a deployment
@@ -56,14 +59,15 @@ type faultAgent struct {
 	proc *proc
 }
 
-const faultLineInterval = 100 * time.Millisecond
-
-// newFaultEnv starts the system for one scenario. agentConfig is added to
-// the agent's config file (e.g. a spool cap).
-func newFaultEnv(t *testing.T, app, agentConfig string, serverArgs ...string) *faultEnv {
+// newFaultEnv starts the system for one scenario, with the scenario's
+// additions to the agent's config and the application's environment.
+func newFaultEnv(t *testing.T, app string, sc faultScenario, serverArgs ...string) *faultEnv {
 	t.Helper()
 	docker := requireDocker(t)
-	e := &faultEnv{t: t, docker: docker, app: app, lines: 20, readyAfter: 3 * time.Second}
+	e := &faultEnv{t: t, docker: docker, app: app, lines: 20, interval: 100 * time.Millisecond, readyAfter: 3 * time.Second}
+	if sc.lines > 0 {
+		e.lines, e.interval = sc.lines, sc.interval
+	}
 	e.reg = testimage.StartRegistry(t, "fault-user", "fault-pass")
 	buildBinaries(t)
 	e.s = &system{t: t, dataDir: t.TempDir(), home: t.TempDir()}
@@ -82,12 +86,19 @@ func newFaultEnv(t *testing.T, app, agentConfig string, serverArgs ...string) *f
 
 	e.s.ok("env", "create", "faults")
 	creds := fmt.Sprintf("registries:\n  - registry: %s\n    username: fault-user\n    password: fault-pass\n", e.reg.Host())
-	e.agent = e.enrollAgent(creds + agentConfig)
+	e.agent = e.enrollAgent(creds + sc.agentConfig)
 	e.agent.start()
 	e.s.waitConnected(1)
-	e.s.ok("app", "create", app, "--image", e.reg.Host()+"/fault/"+app,
-		"--env", "TESTAPP_LINES="+strconv.Itoa(e.lines), "--env", "TESTAPP_INTERVAL="+faultLineInterval.String(),
-		"--ready-after", e.readyAfter.String(), "--stop-timeout", "5s")
+	args := []string{"app", "create", app, "--image", e.reg.Host() + "/fault/" + app,
+		"--env", "TESTAPP_LINES=" + strconv.Itoa(e.lines), "--env", "TESTAPP_INTERVAL=" + e.interval.String(),
+		"--ready-after", e.readyAfter.String(), "--stop-timeout", "5s"}
+	for _, kv := range sc.appEnv {
+		args = append(args, "--env", kv)
+		if m, ok := strings.CutPrefix(kv, "TESTAPP_MESSAGE="); ok {
+			e.message = m
+		}
+	}
+	e.s.ok(args...)
 	return e
 }
 
@@ -315,14 +326,18 @@ func containersOf(t *testing.T, docker *client.Client, task string) []container.
 	return list
 }
 
+// spoolMarkerRE is the line the agent puts where it dropped output at its
+// log spool cap.
+var spoolMarkerRE = regexp.MustCompile(`^tentacle: \d+ bytes of output dropped here: `)
+
 // logLines is the numbered lines in a stored task log, in order, and the
 // log's gap markers.
 func logLines(log string) (lines []int, gaps []string) {
 	for _, l := range strings.Split(log, "\n") {
-		if m := lineRE.FindStringSubmatch(l + " "); m != nil && strings.HasPrefix(l, "line ") {
+		if m := lineRE.FindStringSubmatch(l + " "); m != nil {
 			n, _ := strconv.Atoi(m[1])
 			lines = append(lines, n)
-		} else if strings.Contains(strings.ToLower(l), "gap") || strings.Contains(strings.ToLower(l), "dropped") {
+		} else if spoolMarkerRE.MatchString(l) {
 			gaps = append(gaps, l)
 		}
 	}

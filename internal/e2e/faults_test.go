@@ -63,6 +63,17 @@ type faultScenario struct {
 	// time after the deployment was created).
 	moment string
 	inject func(e *faultEnv, r *faultRun)
+	// agentConfig is added to the agent's config file, appEnv to the
+	// application's environment.
+	agentConfig string
+	appEnv      []string
+	// lines and interval, when set, replace the test application's 20
+	// lines 100ms apart.
+	lines    int
+	interval time.Duration
+	// capped: the scenario fills the agent's log spool past its cap on
+	// purpose; the stored log must then mark the gap.
+	capped bool
 }
 
 func faultScenarios() []faultScenario {
@@ -72,12 +83,19 @@ func faultScenarios() []faultScenario {
 			faultScenario{name: "agent-kill-during-" + m, moment: m, inject: killAgent},
 			faultScenario{name: "server-kill-during-" + m, moment: m, inject: killServer})
 	}
-	return append(list, faultScenario{name: "partition-longer-than-agent-timeout", moment: "deploy", inject: partition})
+	return append(list,
+		faultScenario{name: "partition-longer-than-agent-timeout", moment: "deploy", inject: partition},
+		// 800 lines of 8 KB (6.4 MB) while the server is away overflow
+		// the least cap, 4 MiB.
+		faultScenario{name: "log-spool-cap-while-server-away", moment: "create", inject: serverAway,
+			agentConfig: "log_spool_cap: 4MiB\n", appEnv: []string{"TESTAPP_MESSAGE=" + strings.Repeat("x", 8000)},
+			lines: 800, interval: 2 * time.Millisecond, capped: true})
 }
 
 // faultRun is one repetition of a scenario.
 type faultRun struct {
 	seed         uint64
+	task         string
 	rnd          *rand.Rand
 	releaseBlobs func() // non-nil in the pull moment
 	logf         func(string, ...any)
@@ -137,9 +155,25 @@ func partition(e *faultEnv, r *faultRun) {
 	e.proxy.Heal()
 }
 
+// serverAway cuts the link while the container prints, so that its
+// output piles up in the agent's spool, and heals it once the container
+// has printed everything and the gate has had time to end.
+func serverAway(e *faultEnv, r *faultRun) {
+	r.logf("cut the link")
+	e.proxy.Cut()
+	settle(time.Minute, func() bool {
+		lines, _ := e.docks.printed(r.task)
+		return len(lines) >= e.lines
+	})
+	r.sleep(0, e.readyAfter)
+	r.logf("heal the link")
+	e.proxy.Heal()
+}
+
 // faultFigures add up a scenario's runs for the summary.
 type faultFigures struct {
 	runs, lostLines, duplicateLines, duplicateExecutions, failedRuns int
+	markedLines                                                      int
 	outcomes                                                         map[string]int
 }
 
@@ -149,7 +183,7 @@ func runScenario(t *testing.T, sc faultScenario, seed uint64, runs int) {
 	h := fnv.New32a()
 	h.Write([]byte(sc.name))
 	app := fmt.Sprintf("flt-%x-%d", h.Sum32(), seed%1e6)
-	e := newFaultEnv(t, app, "")
+	e := newFaultEnv(t, app, sc)
 	// The release that runs before every fault.
 	dep, task := e.deploy(e.release())
 	if st := e.waitTerminal(dep, 2*time.Minute); st != "DEPLOYMENT_STATE_SUCCEEDED" {
@@ -169,6 +203,7 @@ func runScenario(t *testing.T, sc faultScenario, seed uint64, runs int) {
 		fig.lostLines += res.lostLines
 		fig.duplicateLines += res.duplicateLines
 		fig.duplicateExecutions += res.duplicateExecutions
+		fig.markedLines += res.markedLines
 		fig.outcomes[res.outcome]++
 		if len(res.problems) > 0 {
 			fig.failedRuns++
@@ -176,8 +211,8 @@ func runScenario(t *testing.T, sc faultScenario, seed uint64, runs int) {
 				sc.name, s, s, sc.name, strings.Join(res.problems, "\n  "))
 		}
 	}
-	summary := fmt.Sprintf("%s runs=%d lost_lines=%d duplicate_lines=%d duplicate_executions=%d failed_runs=%d outcomes=%v seed=%d",
-		sc.name, fig.runs, fig.lostLines, fig.duplicateLines, fig.duplicateExecutions, fig.failedRuns, fig.outcomes, seed)
+	summary := fmt.Sprintf("%s runs=%d lost_lines=%d duplicate_lines=%d duplicate_executions=%d failed_runs=%d marked_lines=%d outcomes=%v seed=%d",
+		sc.name, fig.runs, fig.lostLines, fig.duplicateLines, fig.duplicateExecutions, fig.failedRuns, fig.markedLines, fig.outcomes, seed)
 	t.Log("fault summary: " + summary)
 	if path := os.Getenv("TENTACLE_FAULT_REPORT"); path != "" {
 		faultReport.Lock()
@@ -195,7 +230,9 @@ func runScenario(t *testing.T, sc faultScenario, seed uint64, runs int) {
 type runResult struct {
 	outcome                                        string
 	lostLines, duplicateLines, duplicateExecutions int
-	problems                                       []string
+	// markedLines were dropped at a cap hit on purpose, with a marker.
+	markedLines int
+	problems    []string
 }
 
 // run deploys a new release, injects the scenario's fault at its moment
@@ -209,6 +246,7 @@ func (e *faultEnv) run(sc faultScenario, r *faultRun) runResult {
 		stalled, r.releaseBlobs = e.reg.StallBlobs(e.t)
 	}
 	dep, task := e.deploy(version)
+	r.task = task
 	r.logf("deployment %s, task %s, release %s", dep, task, version)
 	switch sc.moment {
 	case "pull":
@@ -233,12 +271,12 @@ func (e *faultEnv) run(sc faultScenario, r *faultRun) runResult {
 		r.sleep(0, 2*time.Second)
 	}
 	sc.inject(e, r)
-	return e.check(dep, task, r)
+	return e.check(dep, task, sc.capped, r)
 }
 
 // check waits for the deployment to finish and compares what the server
 // says with what Docker did.
-func (e *faultEnv) check(dep, taskID string, r *faultRun) runResult {
+func (e *faultEnv) check(dep, taskID string, capped bool, r *faultRun) runResult {
 	t := e.t
 	var res runResult
 	problem := func(format string, args ...any) { res.problems = append(res.problems, fmt.Sprintf(format, args...)) }
@@ -292,7 +330,7 @@ func (e *faultEnv) check(dep, taskID string, r *faultRun) runResult {
 		problem("task succeeded with %d create events, want 1", creates)
 	}
 
-	e.checkLog(tk, succeeded, &res, problem)
+	e.checkLog(tk, succeeded, capped, &res, problem)
 
 	// The next run's baseline is what really runs now.
 	e.prevTask = running
@@ -300,8 +338,9 @@ func (e *faultEnv) check(dep, taskID string, r *faultRun) runResult {
 }
 
 // checkLog compares the stored task log with what the task's containers
-// printed according to Docker.
-func (e *faultEnv) checkLog(tk taskJSON, succeeded bool, res *runResult, problem func(string, ...any)) {
+// printed according to Docker. Lines dropped at a spool cap hit on purpose
+// (capped) must be marked; any other line missing is lost.
+func (e *faultEnv) checkLog(tk taskJSON, succeeded, capped bool, res *runResult, problem func(string, ...any)) {
 	// A container of a failed task should have been stopped; when it was
 	// not, the state check above has said so, and its output so far counts.
 	var printed []int
@@ -313,12 +352,13 @@ func (e *faultEnv) checkLog(tk taskJSON, succeeded bool, res *runResult, problem
 		}
 		return stopped
 	})
-	// Logs travel on their own stream and may trail the final state.
+	// Logs travel on their own stream, in order, and may trail the final
+	// state: the last line printed arriving means the rest has.
 	var stored []int
 	var gaps []string
 	settle(20*time.Second, func() bool {
 		stored, gaps = logLines(e.s.ok("logs", tk.ID))
-		return len(stored) >= len(printed)
+		return len(stored) >= len(printed) || (len(stored) > 0 && stored[len(stored)-1] == printed[len(printed)-1])
 	})
 	seen := map[int]int{}
 	for _, n := range stored {
@@ -327,17 +367,57 @@ func (e *faultEnv) checkLog(tk taskJSON, succeeded bool, res *runResult, problem
 			res.duplicateLines++
 		}
 	}
+	missing := 0
 	for _, n := range printed {
 		if seen[n] == 0 {
-			res.lostLines++
+			missing++
 		}
 	}
-	if res.lostLines > 0 || res.duplicateLines > 0 || !slices.Equal(stored, printed) {
-		problem("stored log has lines %v, the container printed %v (%d lost, %d duplicated)", stored, printed, res.lostLines, res.duplicateLines)
+	if !capped {
+		res.lostLines = missing
+		if missing > 0 || res.duplicateLines > 0 || !slices.Equal(stored, printed) {
+			problem("stored log has lines %v, the container printed %v (%d lost, %d duplicated)", stored, printed, missing, res.duplicateLines)
+		}
+		if len(gaps) > 0 {
+			problem("stored log has gap markers though no cap was hit: %q", gaps)
+		}
+		return
 	}
-	if len(gaps) > 0 {
-		problem("stored log has gap markers though no cap was hit: %q", gaps)
+	res.markedLines = missing
+	switch {
+	case missing == 0:
+		problem("the spool cap was never hit: the stored log has every line %v; the scenario tested nothing", stored)
+	case len(gaps) == 0:
+		res.lostLines = missing
+		problem("stored log has lines %v of %v and no gap marker: %d lines dropped silently", stored, printed, missing)
+	case res.duplicateLines > 0 || !slices.IsSorted(stored) || !isSubsequence(stored, printed):
+		problem("stored log has lines %v, the container printed %v: duplicated or out of order around the gap", stored, printed)
+	case len(gaps) > 1:
+		problem("one outage left %d gap markers, want 1: %q", len(gaps), gaps)
+	default:
+		// The marker counts the bytes it replaces: the missing lines.
+		want := 0
+		for _, n := range printed {
+			if seen[n] == 0 {
+				want += len(fmt.Sprintf("line %d %s\n", n, e.message))
+			}
+		}
+		if !strings.HasPrefix(gaps[0], fmt.Sprintf("tentacle: %d bytes ", want)) {
+			problem("gap marker %q; the %d lines missing hold %d bytes", gaps[0], missing, want)
+		}
 	}
+}
+
+// isSubsequence reports whether every element of sub appears in seq, in
+// the same order.
+func isSubsequence(sub, seq []int) bool {
+	i := 0
+	for _, n := range seq {
+		if i < len(sub) && sub[i] == n {
+			i++
+		}
+	}
+	return i == len(sub)
 }
 
 // settle polls cond until it holds or d passes; what did not settle is
