@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
@@ -81,6 +82,7 @@ func newFaultEnv(t *testing.T, app string, sc faultScenario, serverArgs ...strin
 	}
 	t.Cleanup(func() { proxy.Close() })
 	e.proxy = proxy
+	t.Cleanup(func() { removeImages(docker, app) }) // after the containers: cleanups run last first
 	removeContainers(t, docker, app)
 	e.docks = recordDocker(t, docker, app)
 
@@ -100,6 +102,17 @@ func newFaultEnv(t *testing.T, app string, sc faultScenario, serverArgs ...strin
 	}
 	e.s.ok(args...)
 	return e
+}
+
+// removeImages removes the images the scenario pushed and the agent
+// pulled: a new one per run.
+func removeImages(docker *client.Client, app string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	list, _ := docker.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("label", "fault.app="+app))})
+	for _, img := range list {
+		docker.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true})
+	}
 }
 
 // enrollAgent enrolls directly with the server, then points the agent's

@@ -182,7 +182,9 @@ var faultReport sync.Mutex
 func runScenario(t *testing.T, sc faultScenario, seed uint64, runs int) {
 	h := fnv.New32a()
 	h.Write([]byte(sc.name))
-	app := fmt.Sprintf("flt-%x-%d", h.Sum32(), seed%1e6)
+	// Unique per process, not per seed: a replay must pull fresh images
+	// and must not meet the containers of another test process.
+	app := fmt.Sprintf("flt-%x-%d", h.Sum32(), time.Now().UnixNano()%1e9)
 	e := newFaultEnv(t, app, sc)
 	// The release that runs before every fault.
 	dep, task := e.deploy(e.release())
@@ -330,7 +332,7 @@ func (e *faultEnv) check(dep, taskID string, capped bool, r *faultRun) runResult
 		problem("task succeeded with %d create events, want 1", creates)
 	}
 
-	e.checkLog(tk, succeeded, capped, &res, problem)
+	e.checkLog(tk, succeeded, capped, &res, r.logf, problem)
 
 	// The next run's baseline is what really runs now.
 	e.prevTask = running
@@ -340,7 +342,7 @@ func (e *faultEnv) check(dep, taskID string, capped bool, r *faultRun) runResult
 // checkLog compares the stored task log with what the task's containers
 // printed according to Docker. Lines dropped at a spool cap hit on purpose
 // (capped) must be marked; any other line missing is lost.
-func (e *faultEnv) checkLog(tk taskJSON, succeeded, capped bool, res *runResult, problem func(string, ...any)) {
+func (e *faultEnv) checkLog(tk taskJSON, succeeded, capped bool, res *runResult, logf, problem func(string, ...any)) {
 	// A container of a failed task should have been stopped; when it was
 	// not, the state check above has said so, and its output so far counts.
 	var printed []int
@@ -353,10 +355,17 @@ func (e *faultEnv) checkLog(tk taskJSON, succeeded, capped bool, res *runResult,
 		return stopped
 	})
 	// Logs travel on their own stream, in order, and may trail the final
-	// state: the last line printed arriving means the rest has.
+	// state: the last line printed arriving means the rest has. Past the
+	// agent's longest backoff (30s) a missing line is lost, not late.
 	var stored []int
 	var gaps []string
-	settle(20*time.Second, func() bool {
+	began := time.Now()
+	defer func() {
+		if d := time.Since(began); d > 5*time.Second {
+			logf("the stored log was complete only %s after the deployment ended", d.Round(time.Second))
+		}
+	}()
+	settle(45*time.Second, func() bool {
 		stored, gaps = logLines(e.s.ok("logs", tk.ID))
 		return len(stored) >= len(printed) || (len(stored) > 0 && stored[len(stored)-1] == printed[len(printed)-1])
 	})
