@@ -29,7 +29,7 @@ func (a *Agent) pushLogsLoop(ctx context.Context) {
 			// outage, not one more failure of the last one.
 			attempt = 0
 		}
-		wait := backoff(attempt)
+		wait := retryDelay(err, attempt) // honours the server's retry hint
 		a.log.Debug("log stream ended, reconnecting", zap.Error(err), zap.Duration("in", wait))
 		if !sleep(ctx, wait) {
 			return
@@ -107,7 +107,7 @@ func (a *Agent) pushLogs(ctx context.Context) (acked bool, err error) {
 			if errors.Is(err, context.Canceled) {
 				return gotAck.Load(), nil
 			}
-			return gotAck.Load(), wrap("log stream", err)
+			return gotAck.Load(), withRetryHint(stream, wrap("log stream", err))
 		case <-wake:
 		case <-ackc:
 		}
