@@ -12,13 +12,23 @@ PROTOC_GEN_GO_GRPC := $(BIN)/protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/tentacle-deploy/tentacle/internal/version.Version=$(VERSION)
 
-.PHONY: build test lint proto check run tools fuzz clean
+.PHONY: build test lint proto check run tools fuzz clean faults
 
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 test:
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# Fault injection (docs/RELIABILITY.md): every TestFaults scenario
+# FAULT_RUNS times with random timing; TENTACLE_FAULT_SEED=S replays a seed.
+# One line of figures per scenario goes to bin/faults-report.txt.
+FAULT_RUNS ?= 10
+faults:
+	@mkdir -p $(BIN) && rm -f $(BIN)/faults-report.txt
+	TENTACLE_REQUIRE_DOCKER=1 TENTACLE_FAULT_RUNS=$(FAULT_RUNS) TENTACLE_FAULT_REPORT=$(BIN)/faults-report.txt \
+		$(GO) test -race -count=1 -timeout 60m -run '^TestFaults$$' ./internal/e2e; \
+		status=$$?; cat $(BIN)/faults-report.txt 2>/dev/null; exit $$status
 
 # Runs the server with a temporary data dir and a local agent.
 run:

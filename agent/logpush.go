@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -19,11 +20,13 @@ const logChunk = 64 << 10
 // last acknowledged offset.
 func (a *Agent) pushLogsLoop(ctx context.Context) {
 	for attempt := 0; ; attempt++ {
-		err := a.pushLogs(ctx)
+		acked, err := a.pushLogs(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		if err == nil {
+		if err == nil || acked {
+			// The server stored logs on this stream: its end is a new
+			// outage, not one more failure of the last one.
 			attempt = 0
 		}
 		wait := retryDelay(err, attempt) // honours the server's retry hint
@@ -34,7 +37,9 @@ func (a *Agent) pushLogsLoop(ctx context.Context) {
 	}
 }
 
-func (a *Agent) pushLogs(ctx context.Context) error {
+// pushLogs runs one stream; acked says whether the server acknowledged
+// anything on it.
+func (a *Agent) pushLogs(ctx context.Context) (acked bool, err error) {
 	// Open the stream only when there is something to send.
 	for {
 		wake := a.journal.Wait() // before the check, so no write is missed
@@ -43,7 +48,7 @@ func (a *Agent) pushLogs(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		case <-wake:
 		}
 	}
@@ -51,13 +56,14 @@ func (a *Agent) pushLogs(ctx context.Context) error {
 	defer cancel()
 	stream, err := a.client.PushLogs(sctx)
 	if err != nil {
-		return wrap("open log stream", err)
+		return false, wrap("open log stream", err)
 	}
 	// sent is where each task's next chunk starts on this stream. Chunks go
 	// in order on one stream, so the server never sees a gap; a new stream
 	// restarts from what the server acknowledged.
 	sent := map[string]uint64{}
-	acked := make(chan struct{}, 1)
+	ackc := make(chan struct{}, 1)
+	var gotAck atomic.Bool
 	errc := make(chan error, 1)
 	go func() {
 		for {
@@ -69,8 +75,9 @@ func (a *Agent) pushLogs(ctx context.Context) error {
 			if err := a.journal.AckLog(resp.GetTaskId(), resp.GetStoredOffset()); err != nil {
 				a.log.Error("journal log ack", zap.Error(err))
 			}
+			gotAck.Store(true)
 			select {
-			case acked <- struct{}{}:
+			case ackc <- struct{}{}:
 			default:
 			}
 		}
@@ -87,7 +94,7 @@ func (a *Agent) pushLogs(ctx context.Context) error {
 					break
 				}
 				if err := stream.Send(&tentaclev1.PushLogsRequest{TaskId: st.TaskID, Offset: pos, Data: data}); err != nil {
-					return wrap("send log", err)
+					return gotAck.Load(), wrap("send log", err)
 				}
 				pos += uint64(len(data))
 			}
@@ -95,14 +102,14 @@ func (a *Agent) pushLogs(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return gotAck.Load(), ctx.Err()
 		case err := <-errc:
 			if errors.Is(err, context.Canceled) {
-				return nil
+				return gotAck.Load(), nil
 			}
-			return withRetryHint(stream, wrap("log stream", err))
+			return gotAck.Load(), withRetryHint(stream, wrap("log stream", err))
 		case <-wake:
-		case <-acked:
+		case <-ackc:
 		}
 	}
 }

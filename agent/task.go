@@ -133,6 +133,7 @@ func (a *Agent) execute(ctx context.Context, as journal.Assignment, resume bool)
 	var res docker.Result
 	var err error
 	if resume {
+		task.Spooled = a.spooledOutput(as.TaskID, logs, log)
 		fmt.Fprintf(logs, "tentacle: the agent restarted during this task: checking what it left on the host\n")
 		res, err = a.resume(ctx, as.TaskID, task, progress, logs)
 	} else {
@@ -179,6 +180,29 @@ func (a *Agent) resume(ctx context.Context, taskID string, task docker.Task, pro
 	}
 	fmt.Fprintf(logs, "tentacle: the task had not created its container yet: running it now\n")
 	return a.runner.Deploy(ctx, task, progress, logs)
+}
+
+// agentLinePrefix starts every line the agent itself writes to a task log.
+const agentLinePrefix = "tentacle: "
+
+// spooledOutput says how much of the container's output the task log
+// already holds, so that a resumed gate replays only the rest (nil when
+// the log was rewritten at the spool cap and cannot be counted). A last
+// line cut short by the crash is ended first: its rest follows on a line
+// of its own, and no byte is lost or repeated.
+func (a *Agent) spooledOutput(taskID string, logs io.Writer, log *zap.Logger) *docker.OutputPosition {
+	lines, partial, ok, err := a.journal.SpooledLines(taskID, agentLinePrefix)
+	if err != nil {
+		log.Warn("count the spooled log", zap.Error(err))
+		return nil
+	}
+	if !ok {
+		return nil
+	}
+	if partial > 0 {
+		fmt.Fprintln(logs)
+	}
+	return &docker.OutputPosition{Lines: lines, Partial: partial}
 }
 
 // sensitiveValues are the values of the env vars the server marked

@@ -35,6 +35,19 @@ type Task struct {
 	Tag            string
 	Digest         string // "sha256:…", or "" to pull by tag
 	Spec           spec.RunSpec
+	// Spooled is how much of the container's output an earlier agent
+	// process had already written to the task log, for Reconcile: the
+	// resumed gate replays the container's log past it, so that no line is
+	// lost or written twice. nil: unknown (the output printed while no
+	// agent ran is then left out, with a line in the log saying so).
+	Spooled *OutputPosition
+}
+
+// OutputPosition is a place in a container's output: Lines complete lines,
+// then Partial bytes of the next one.
+type OutputPosition struct {
+	Lines   int64
+	Partial int
 }
 
 // Phase is a step of Deploy reported through its progress callback.

@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -28,15 +29,21 @@ func (d *Deployer) verify(ctx context.Context, t Task, id, app string, start boo
 	rs := t.runSpec()
 	ready := rs.ReadyAfter
 
-	// Attached before the start, the stream holds the output from its very
-	// first byte, whatever log driver the engine uses.
-	att, err := d.api.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
-	if err != nil {
-		return fail(FailureDocker, "attach to container %s: %w", app, err)
-	}
 	tail := newLogTail(tailLines, tailLineBytes)
 	// The tail first: MultiWriter stops at the first writer that fails.
-	out := copyOutput(att, io.MultiWriter(tail, logs))
+	var out *output
+	if !start {
+		out = d.replayOutput(ctx, t, id, app, tail, logs)
+	}
+	if out == nil {
+		// Attached before the start, the stream holds the output from its
+		// very first byte, whatever log driver the engine uses.
+		att, err := d.api.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+		if err != nil {
+			return fail(FailureDocker, "attach to container %s: %w", app, err)
+		}
+		out = copyOutput(att, io.MultiWriter(tail, logs))
+	}
 	defer out.stop(0) // only for early returns; the gate stops it with a drain
 
 	// Registered before the start too, so that an immediate exit is seen.
@@ -234,19 +241,30 @@ func lastCheck(h *container.Health) string {
 	return fmt.Sprintf(": last check exited with %d: %s", last.ExitCode, out)
 }
 
-// output copies a container's attached stream into logs.
+// output copies a container's output stream into logs.
 type output struct {
-	att  types.HijackedResponse
 	done chan struct{}
+	// cut makes the copy end after at most drain more time; end releases
+	// the stream.
+	cut func(drain time.Duration)
+	end func()
 }
 
 func copyOutput(att types.HijackedResponse, logs io.Writer) *output {
-	o := &output{att: att, done: make(chan struct{})}
+	return copyStream(att.Reader, logs, func(drain time.Duration) {
+		if err := att.Conn.SetReadDeadline(time.Now().Add(drain)); err != nil {
+			att.Close()
+		}
+	}, att.Close)
+}
+
+func copyStream(r io.Reader, logs io.Writer, cut func(time.Duration), end func()) *output {
+	o := &output{done: make(chan struct{}), cut: cut, end: end}
 	go func() {
 		defer close(o.done)
 		// The stream is multiplexed (no TTY): stdout and stderr frames both
 		// go to logs, in the order the engine sent them.
-		_, _ = stdcopy.StdCopy(logs, logs, att.Reader)
+		_, _ = stdcopy.StdCopy(logs, logs, r)
 	}()
 	return o
 }
@@ -257,10 +275,63 @@ func (o *output) stop(drain time.Duration) {
 	select {
 	case <-o.done:
 	default:
-		if err := o.att.Conn.SetReadDeadline(time.Now().Add(drain)); err != nil {
-			o.att.Close()
-		}
+		o.cut(drain)
 		<-o.done
 	}
-	o.att.Close()
+	o.end()
+}
+
+// replayOutput follows the container's log from its first line, passing
+// on only what t.Spooled says the task log lacks: the output an agent
+// that was killed had not spooled, what the container printed while no
+// agent ran, and what it prints from now on. nil when the log cannot be
+// replayed (position unknown, or a log driver the engine cannot read
+// back): the caller attaches instead, and the task log says what it lacks.
+func (d *Deployer) replayOutput(ctx context.Context, t Task, id, app string, tail, logs io.Writer) *output {
+	if t.Spooled == nil {
+		fmt.Fprintf(logs, "tentacle: what %s printed while the agent was not running is not in this log (docker logs %s has it)\n", app, app)
+		return nil
+	}
+	rc, err := d.api.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
+	if err != nil {
+		fmt.Fprintf(logs, "tentacle: what %s printed while the agent was not running is not in this log: reading it back failed: %v\n", app, err)
+		return nil
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	go func() { <-rctx.Done(); rc.Close() }()
+	skip := &skipWriter{w: logs, lines: t.Spooled.Lines, partial: t.Spooled.Partial}
+	return copyStream(rc, io.MultiWriter(tail, skip), func(drain time.Duration) {
+		time.AfterFunc(drain, cancel)
+	}, cancel)
+}
+
+// skipWriter drops the first lines complete lines and partial bytes of
+// the next, and passes everything after them on.
+type skipWriter struct {
+	w       io.Writer
+	lines   int64
+	partial int
+}
+
+func (s *skipWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for s.lines > 0 && len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			return n, nil
+		}
+		p = p[i+1:]
+		s.lines--
+	}
+	if s.partial > 0 && len(p) > 0 {
+		k := min(s.partial, len(p))
+		p, s.partial = p[k:], s.partial-k
+	}
+	if len(p) == 0 {
+		return n, nil
+	}
+	if _, err := s.w.Write(p); err != nil {
+		return 0, err
+	}
+	return n, nil
 }

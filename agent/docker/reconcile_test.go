@@ -272,3 +272,44 @@ func TestReconcileWaitsForTheEngine(t *testing.T) {
 		t.Fatalf("Reconcile without an engine = %v, want ErrEngineUnreachable after the ctx ended", err)
 	}
 }
+
+// A resumed gate replays the container's log past what the task log
+// already holds: the lines printed while no agent ran come once, in order,
+// and the ones spooled before the crash do not come again.
+func TestReconcileReplaysWhatTheTaskLogLacks(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	d1 := f.push("1.0")
+	task := f.reconcileTask("1.0", d1, env("TESTAPP_LINES", "20"), env("TESTAPP_MESSAGE", "r"))
+	task.Spec.ReadyAfter = 2 * time.Second
+	id := f.crashedStart(task, d1, f.app)
+	// The earlier agent spooled five lines and the start of the sixth.
+	task.Spooled = &OutputPosition{Lines: 5, Partial: 3}
+
+	rec := &recorder{}
+	if _, err := f.d.Reconcile(context.Background(), task, rec.progress, &rec.logs); err != nil {
+		t.Fatalf("Reconcile: %v", err)
+	}
+	f.assertRuns(id, "after the resumed gate")
+	var want strings.Builder
+	want.WriteString("e 6 r\n")
+	for i := 7; i <= 20; i++ {
+		fmt.Fprintf(&want, "line %d r\n", i)
+	}
+	if got := rec.logs.String(); got != want.String() {
+		t.Errorf("task log after the resume:\n%s\nwant:\n%s", got, want.String())
+	}
+}
+
+func TestSkipWriter(t *testing.T) {
+	var out strings.Builder
+	w := &skipWriter{w: &out, lines: 2, partial: 4}
+	for _, part := range []string{"one\ntw", "o\nthr", "ee\nfour\n"} {
+		if n, err := w.Write([]byte(part)); err != nil || n != len(part) {
+			t.Fatalf("Write(%q) = %d, %v", part, n, err)
+		}
+	}
+	if out.String() != "e\nfour\n" {
+		t.Errorf("got %q, want %q", out.String(), "e\nfour\n")
+	}
+}

@@ -2,6 +2,7 @@ package journal
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -205,5 +206,28 @@ func TestPruneRemovesOnlyFinishedAcknowledgedOldTasks(t *testing.T) {
 	}
 	if strings.Join(held, ",") != "done-new,running,unacked-old" {
 		t.Fatalf("after prune and reopen the journal holds %v", held)
+	}
+}
+
+// SpooledLines counts the program's lines in the log, not the agent's own,
+// and says how much of an unfinished last line is there; after a reopen
+// (an agent restart) too.
+func TestSpooledLinesCountsTheProgramsOutput(t *testing.T) {
+	dir := t.TempDir()
+	j, _ := Open(dir)
+	j.Accept(assignment("t1"))
+	w := j.LogWriter("t1")
+	io.WriteString(w, "tentacle: pulling\nline 1\nline 2\ntentacle: starting\nline 3\nli")
+	j2, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, partial, ok, err := j2.SpooledLines("t1", "tentacle: ")
+	if err != nil || !ok || lines != 3 || partial != 2 {
+		t.Fatalf("SpooledLines = %d, %d, %v, %v; want 3, 2, true", lines, partial, ok, err)
+	}
+	j2.Accept(assignment("t2"))
+	if lines, partial, ok, err := j2.SpooledLines("t2", "tentacle: "); err != nil || !ok || lines != 0 || partial != 0 {
+		t.Fatalf("empty log: %d, %d, %v, %v", lines, partial, ok, err)
 	}
 }

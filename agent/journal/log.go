@@ -1,6 +1,8 @@
 package journal
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -135,6 +137,63 @@ func (j *Journal) ReadLog(taskID string, off uint64, max int) ([]byte, error) {
 		return nil, fmt.Errorf("journal: task %s: log bytes before offset %d were acknowledged by the server and are no longer spooled", taskID, t.logBase)
 	}
 	return readAt(j.logPath(t), off-t.logBase, max)
+}
+
+// SpooledLines counts what the task's log holds of a program's output: its
+// complete lines that do not start with skipPrefix (the agent's own lines),
+// and the length of a last line not yet ended by a newline (0 when the log
+// ends with one). ok is false when the start of the log is no longer
+// spooled (it was rewritten at the cap), so nothing can be counted.
+func (j *Journal) SpooledLines(taskID, skipPrefix string) (lines int64, partial int, ok bool, err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	t, known := j.tasks[taskID]
+	if !known {
+		return 0, 0, false, fmt.Errorf("journal: unknown task %s", taskID)
+	}
+	if t.logBase != 0 || t.logRebased {
+		return 0, 0, false, nil
+	}
+	f, err := os.Open(j.logPath(t))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, 0, true, nil
+	}
+	if err != nil {
+		return 0, 0, false, err
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	for {
+		line, err := r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// A long line: read on until its end, counting it once.
+			n := len(line)
+			for err == bufio.ErrBufferFull {
+				line, err = r.ReadSlice('\n')
+				n += len(line)
+			}
+			if err == io.EOF {
+				return lines, n, true, nil
+			}
+			if err != nil {
+				return 0, 0, false, err
+			}
+			lines++
+			continue
+		}
+		if err == io.EOF {
+			if len(line) > 0 && !bytes.HasPrefix(line, []byte(skipPrefix)) {
+				partial = len(line)
+			}
+			return lines, partial, true, nil
+		}
+		if err != nil {
+			return 0, 0, false, err
+		}
+		if !bytes.HasPrefix(line, []byte(skipPrefix)) {
+			lines++
+		}
+	}
 }
 
 func readAt(path string, off uint64, max int) ([]byte, error) {

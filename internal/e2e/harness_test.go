@@ -124,8 +124,19 @@ func startSystem(t *testing.T) *system {
 	t.Helper()
 	buildBinaries(t)
 	s := &system{t: t, dataDir: t.TempDir(), home: t.TempDir()}
-	s.server = start(t, "tentacle-server", "serve", "--data-dir", s.dataDir, "--listen", "127.0.0.1:0", "--log-format", "json", "--heartbeat", "2s")
-	waitFor(t, "server address and bootstrap token", 30*time.Second, func() bool {
+	s.serve("127.0.0.1:0")
+	return s
+}
+
+// serve starts `tentacle-server serve` on listen with the system's data
+// dir (again, after a restart) and waits until it says it is serving. The
+// bootstrap token is printed only on the first start.
+func (s *system) serve(listen string, extra ...string) {
+	s.t.Helper()
+	args := append([]string{"serve", "--data-dir", s.dataDir, "--listen", listen, "--log-format", "json", "--heartbeat", "2s"}, extra...)
+	s.server = start(s.t, "tentacle-server", args...)
+	s.addr = ""
+	waitFor(s.t, "server address and bootstrap token", 30*time.Second, func() bool {
 		sc := bufio.NewScanner(strings.NewReader(s.server.out.String()))
 		for sc.Scan() {
 			line := sc.Text()
@@ -139,7 +150,6 @@ func startSystem(t *testing.T) *system {
 		}
 		return s.addr != "" && s.token != ""
 	})
-	return s
 }
 
 // ctl runs tentaclectl against the system and returns stdout, stderr and
