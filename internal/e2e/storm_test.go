@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -71,7 +72,8 @@ func TestReconnectStorm(t *testing.T) {
 	stopped := time.Now()
 	c.stop()
 	down := time.Now()
-	c2 := startClusterLogged(t, server.Config{DataDir: dataDir, Listen: c.addr}, serverLog.logger(t, "server2"))
+	restartLog := newLogCounter()
+	c2 := startClusterLogged(t, server.Config{DataDir: dataDir, Listen: c.addr}, restartLog.logger(t, "server"))
 	serving := time.Now()
 	waitConnected(t, c2, n, patience)
 	back := time.Now()
@@ -81,7 +83,13 @@ func TestReconnectStorm(t *testing.T) {
 	if live, running := f.Live(), f.Running(); live != n || running != n {
 		t.Fatalf("after the restart %d agents have a session and %d still run; want %d of each (none gave up)", live, running, n)
 	}
-	t.Logf("server log: %s", serverLog)
+	refusals, early := restartLog.earlyReturns()
+	t.Logf("the restarted server refused %d handshakes with a retry hint; %d agents came back before their hint passed", refusals, early)
+	if early > 0 {
+		t.Errorf("%d of %d refused agents dialled again before the retry hint passed", early, refusals)
+	}
+	t.Logf("log of the first server: %s", serverLog)
+	t.Logf("log of the restarted server: %s", restartLog)
 	t.Logf("agent log: %s", agentLog)
 
 	id := c2.deploy("storm", "web", "1.0")
@@ -172,18 +180,35 @@ func peakRSS() string {
 // logCounter counts log entries by message, and by message and gRPC code
 // when an entry carries an error with one: how a test sees how often the
 // server refused a handshake or an agent backed off, without keeping every
-// entry of a thousand agents in memory.
+// entry of a thousand agents in memory. It also keeps, per target, when the
+// server let a session in or refused it and the retry hint it gave.
 type logCounter struct {
-	mu sync.Mutex
-	n  map[string]int
+	mu       sync.Mutex
+	n        map[string]int
+	sessions map[string][]sessionEntry // target id → admissions and refusals, in order
 }
 
-func newLogCounter() *logCounter { return &logCounter{n: map[string]int{}} }
+type sessionEntry struct {
+	at         time.Time
+	refused    bool
+	retryAfter time.Duration
+}
+
+// The server's log messages for a session let in and one refused by the
+// handshake limiter.
+const (
+	msgConnected = "agent connected"
+	msgRefused   = "session refused: too many handshakes"
+)
+
+func newLogCounter() *logCounter {
+	return &logCounter{n: map[string]int{}, sessions: map[string][]sessionEntry{}}
+}
 
 // logger counts every entry and passes warnings and errors to the test log.
 func (lc *logCounter) logger(t *testing.T, name string) *zap.Logger {
 	shown := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Core()
-	return zap.New(zapcore.NewTee(shown, countingCore{lc})).Named(name)
+	return zap.New(zapcore.NewTee(shown, countingCore{lc: lc})).Named(name)
 }
 
 // count is the number of entries with message msg, and with gRPC code
@@ -195,6 +220,28 @@ func (lc *logCounter) count(msg string, code codes.Code) int {
 		return lc.n[msg]
 	}
 	return lc.n[msg+" ["+code.String()+"]"]
+}
+
+// earlyReturns counts the refusals with a retry hint after which the same
+// target came back (refused again or let in) before the hint had passed:
+// an agent that ignored it. Each entry is logged after the agent dialled,
+// and the refusal before the agent read the hint, so an agent that waits
+// as told is never counted.
+func (lc *logCounter) earlyReturns() (refusals, early int) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	for _, entries := range lc.sessions {
+		for i, e := range entries {
+			if !e.refused || e.retryAfter <= 0 {
+				continue
+			}
+			refusals++
+			if i+1 < len(entries) && entries[i+1].at.Sub(e.at) < e.retryAfter {
+				early++
+			}
+		}
+	}
+	return refusals, early
 }
 
 func (lc *logCounter) String() string {
@@ -212,11 +259,17 @@ func (lc *logCounter) String() string {
 	return b.String()
 }
 
-type countingCore struct{ lc *logCounter }
+type countingCore struct {
+	lc     *logCounter
+	fields []zapcore.Field
+}
 
-func (countingCore) Enabled(zapcore.Level) bool           { return true }
-func (cc countingCore) With([]zapcore.Field) zapcore.Core { return cc }
-func (countingCore) Sync() error                          { return nil }
+func (countingCore) Enabled(zapcore.Level) bool { return true }
+func (countingCore) Sync() error                { return nil }
+
+func (cc countingCore) With(fields []zapcore.Field) zapcore.Core {
+	return countingCore{lc: cc.lc, fields: append(slices.Clip(cc.fields), fields...)}
+}
 
 func (cc countingCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
 	return ce.AddCore(e, cc)
@@ -226,12 +279,24 @@ func (cc countingCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	cc.lc.mu.Lock()
 	defer cc.lc.mu.Unlock()
 	cc.lc.n[e.Message]++
-	for _, f := range fields {
-		if err, ok := f.Interface.(error); ok && f.Type == zapcore.ErrorType {
-			if code := status.Code(err); code != codes.OK && code != codes.Unknown {
-				cc.lc.n[e.Message+" ["+code.String()+"]"]++
+	var target string
+	var retryAfter time.Duration
+	for _, f := range append(slices.Clip(cc.fields), fields...) {
+		switch {
+		case f.Type == zapcore.ErrorType:
+			if err, ok := f.Interface.(error); ok {
+				if code := status.Code(err); code != codes.OK && code != codes.Unknown {
+					cc.lc.n[e.Message+" ["+code.String()+"]"]++
+				}
 			}
+		case f.Key == "target_id" && f.Type == zapcore.StringType:
+			target = f.String
+		case f.Key == "retry_after" && f.Type == zapcore.DurationType:
+			retryAfter = time.Duration(f.Integer)
 		}
+	}
+	if target != "" && (e.Message == msgConnected || e.Message == msgRefused) {
+		cc.lc.sessions[target] = append(cc.lc.sessions[target], sessionEntry{at: e.Time, refused: e.Message == msgRefused, retryAfter: retryAfter})
 	}
 	return nil
 }
