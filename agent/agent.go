@@ -27,10 +27,13 @@ import (
 )
 
 // Runner executes one task against the container engine; agent/docker's
-// Deployer is the real one. Deploy is called at most once per task id and
-// concurrently only for different applications.
+// Deployer is the real one (see docker.Engine for the contract). Deploy is
+// called at most once per task id and concurrently only for different
+// applications; Reconcile only for a task an earlier agent process left
+// unfinished, before any Deploy of it.
 type Runner interface {
 	Deploy(ctx context.Context, t docker.Task, progress func(docker.Progress), logs io.Writer) (docker.Result, error)
+	Reconcile(ctx context.Context, t docker.Task, progress func(docker.Progress), logs io.Writer) (docker.Result, error)
 	EngineVersion(ctx context.Context) (string, error)
 }
 
@@ -116,12 +119,14 @@ const StopGrace = 15 * time.Second
 // them after it — and reports their outcome before it returns.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.conn.Close()
-	a.failInterrupted()
-	a.accepting.Store(true)
 	// The session outlives ctx: it must carry the final reports.
 	linkCtx, stopLink := context.WithCancel(context.WithoutCancel(ctx))
 	taskCtx, cancelTasks := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelTasks()
+	// Before the first session, so that a redelivered unfinished task is
+	// recognised as held and not started a second time.
+	a.reconcile(taskCtx)
+	a.accepting.Store(true)
 
 	var wg sync.WaitGroup
 	wg.Add(4)
@@ -263,20 +268,6 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	case <-t.C:
 		return true
-	}
-}
-
-// failInterrupted reports tasks that were running when the agent stopped:
-// they are not run again (at most once), their outcome is unknown.
-func (a *Agent) failInterrupted() {
-	for _, t := range a.journal.Unfinished() {
-		a.log.Warn("task interrupted by agent restart", zap.String("task", t.TaskID))
-		if _, err := a.journal.Append(t.TaskID, journal.Event{
-			State: stateFailed, FailureKind: string(docker.FailureAgent), Final: true,
-			Message: "agent stopped while the task ran; it was not retried, deploy again",
-		}); err != nil {
-			a.log.Error("journal", zap.Error(err))
-		}
 	}
 }
 

@@ -35,6 +35,10 @@ func (leakyRunner) Deploy(_ context.Context, t docker.Task, progress func(docker
 
 func (leakyRunner) EngineVersion(context.Context) (string, error) { return "test", nil }
 
+func (leakyRunner) Reconcile(context.Context, docker.Task, func(docker.Progress), io.Writer) (docker.Result, error) {
+	return docker.Result{}, docker.ErrNotCreated
+}
+
 // assertMasked checks a finished task's spooled log and events.
 func assertMasked(t *testing.T, j *journal.Journal, taskID string, wantLog ...string) journal.Event {
 	t.Helper()
@@ -71,7 +75,7 @@ func TestSensitiveEnvIsMasked(t *testing.T) {
 	if _, err := a.journal.Accept(as); err != nil {
 		t.Fatal(err)
 	}
-	a.execute(context.Background(), as)
+	a.execute(context.Background(), as, false)
 	final := assertMasked(t, a.journal, "t1",
 		"password="+mask.Replacement+" and visible=plain-value\n",
 		// A prefix of the secret at the very end is not the secret: it is
@@ -113,7 +117,7 @@ func TestSensitiveEnvIsMaskedInContainerOutput(t *testing.T) {
 	if _, err := a.journal.Accept(as); err != nil {
 		t.Fatal(err)
 	}
-	a.execute(context.Background(), as)
+	a.execute(context.Background(), as, false)
 	final := assertMasked(t, a.journal, "t1", "env DB_PASSWORD="+mask.Replacement+"\n")
 	if final.FailureKind != string(docker.FailureContainerExited) || !strings.Contains(final.Message, "env DB_PASSWORD="+mask.Replacement) {
 		t.Errorf("final event = %+v, want container_exited quoting the masked output", final)

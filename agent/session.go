@@ -179,6 +179,7 @@ var protoFailures = map[string]tentaclev1.FailureKind{
 	"registry_unreachable": tentaclev1.FailureKind_FAILURE_KIND_REGISTRY_UNREACHABLE, "container_exited": tentaclev1.FailureKind_FAILURE_KIND_CONTAINER_EXITED,
 	"docker": tentaclev1.FailureKind_FAILURE_KIND_DOCKER, "agent": tentaclev1.FailureKind_FAILURE_KIND_AGENT,
 	"unhealthy": tentaclev1.FailureKind_FAILURE_KIND_UNHEALTHY, "health_timeout": tentaclev1.FailureKind_FAILURE_KIND_HEALTH_TIMEOUT,
+	"interrupted": tentaclev1.FailureKind_FAILURE_KIND_INTERRUPTED, "target_unavailable": tentaclev1.FailureKind_FAILURE_KIND_TARGET_UNAVAILABLE,
 }
 
 func eventToProto(taskID string, e journal.Event) *tentaclev1.TaskEvent {

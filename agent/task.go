@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"go.uber.org/zap"
@@ -27,38 +28,68 @@ const (
 // start runs a newly accepted task in the background. Tasks of one
 // application run one after another; different applications in parallel.
 func (a *Agent) start(ctx context.Context, taskID string) {
-	as, ok := a.journal.Assignment(taskID)
-	if !ok {
-		return
+	if as, ok := a.journal.Assignment(taskID); ok {
+		a.startAll(ctx, []journal.Assignment{as}, false)
 	}
-	ctx, cancel := context.WithCancel(ctx)
+}
+
+// reconcile settles, in the background, the tasks an earlier process of
+// the agent accepted and did not finish: each application's in the order
+// they were accepted, under the application's lock.
+func (a *Agent) reconcile(ctx context.Context) {
+	byApp := map[string][]journal.Assignment{}
+	var apps []string
+	for _, as := range a.journal.Unfinished() {
+		if byApp[as.Application] == nil {
+			apps = append(apps, as.Application)
+		}
+		byApp[as.Application] = append(byApp[as.Application], as)
+	}
+	for _, app := range apps {
+		a.log.Warn("the agent restarted with unfinished tasks: reconciling them with what runs on the host",
+			zap.String("app", app), zap.Int("tasks", len(byApp[app])))
+		a.startAll(ctx, byApp[app], true)
+	}
+}
+
+// startAll runs tasks of one application, in order, in the background,
+// each cancellable by the server from now on.
+func (a *Agent) startAll(ctx context.Context, tasks []journal.Assignment, resume bool) {
+	ctxs := make([]context.Context, len(tasks))
 	a.mu.Lock()
-	lock := a.appLocks[as.Application]
+	lock := a.appLocks[tasks[0].Application]
 	if lock == nil {
 		lock = &sync.Mutex{}
-		a.appLocks[as.Application] = lock
+		a.appLocks[tasks[0].Application] = lock
 	}
-	a.cancels[taskID] = cancel
+	for i, as := range tasks {
+		var cancel context.CancelFunc
+		ctxs[i], cancel = context.WithCancel(ctx)
+		a.cancels[as.TaskID] = cancel
+	}
 	a.mu.Unlock()
 	a.tasks.Add(1)
 	go func() {
 		defer a.tasks.Done()
-		defer func() {
-			a.mu.Lock()
-			delete(a.cancels, taskID)
-			a.mu.Unlock()
-			cancel()
-		}()
 		lock.Lock()
 		defer lock.Unlock()
-		a.execute(ctx, as)
+		for i, as := range tasks {
+			a.execute(ctxs[i], as, resume)
+			a.mu.Lock()
+			cancel := a.cancels[as.TaskID]
+			delete(a.cancels, as.TaskID)
+			a.mu.Unlock()
+			cancel()
+		}
 	}()
 }
 
 // execute runs one task and journals its events; the session sends them.
 // The values of the task's sensitive env vars are masked in everything it
-// journals (log and event messages) and in the agent's own log.
-func (a *Agent) execute(ctx context.Context, as journal.Assignment) {
+// journals (log and event messages) and in the agent's own log. With
+// resume, the task was left unfinished by an earlier agent process: it is
+// reconciled with what runs on the host (see resume).
+func (a *Agent) execute(ctx context.Context, as journal.Assignment, resume bool) {
 	log := a.log.With(zap.String("task", as.TaskID), zap.String("deployment", as.DeploymentID), zap.String("app", as.Application))
 	masker := mask.New(sensitiveValues(as))
 	// One masking stream for the container's output and the agent's own
@@ -99,7 +130,14 @@ func (a *Agent) execute(ctx context.Context, as journal.Assignment) {
 		}
 		emit(journal.Event{State: string(p.Phase), Message: p.Message, ProgressBytes: p.Bytes, ProgressTotal: p.Total})
 	}
-	res, err := a.runner.Deploy(ctx, task, progress, logs)
+	var res docker.Result
+	var err error
+	if resume {
+		fmt.Fprintf(logs, "tentacle: the agent restarted during this task: checking what it left on the host\n")
+		res, err = a.resume(ctx, as.TaskID, task, progress, logs)
+	} else {
+		res, err = a.runner.Deploy(ctx, task, progress, logs)
+	}
 	if err != nil {
 		kind := docker.KindOf(err)
 		state := stateFailed
@@ -115,6 +153,26 @@ func (a *Agent) execute(ctx context.Context, as journal.Assignment) {
 	fmt.Fprintf(logs, "tentacle: succeeded: %s runs %s@%s\n", as.Application, as.ImageRepository, res.Digest)
 	log.Info("task succeeded", zap.String("digest", res.Digest), zap.String("container", res.ContainerID))
 	emit(journal.Event{State: stateSucceeded, Message: "running " + res.Digest, ImageDigest: res.Digest, ContainerID: res.ContainerID, Final: true})
+}
+
+// resume settles a task an earlier agent process left unfinished. Docker
+// is the judge of what happened (docker.Engine.Reconcile); when no
+// container of the task exists, the journal is: a task whose events never
+// got past pulling had not created its container and runs now; one that
+// had (the "starting" event comes before the create) is not run again.
+func (a *Agent) resume(ctx context.Context, taskID string, task docker.Task, progress func(docker.Progress), logs io.Writer) (docker.Result, error) {
+	res, err := a.runner.Reconcile(ctx, task, progress, logs)
+	if !errors.Is(err, docker.ErrNotCreated) {
+		return res, err
+	}
+	for _, e := range a.journal.EventsAfter(taskID, 0) {
+		if e.State != statePulling {
+			return res, &docker.Failure{Kind: docker.FailureInterrupted, Err: errors.New(
+				"the agent restarted during the task and its new container is gone (rolled back): the previous container, if any, runs; deploy again")}
+		}
+	}
+	fmt.Fprintf(logs, "tentacle: the task had not created its container yet: running it now\n")
+	return a.runner.Deploy(ctx, task, progress, logs)
 }
 
 // sensitiveValues are the values of the env vars the server marked

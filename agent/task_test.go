@@ -63,6 +63,11 @@ func (r *holdingRunner) Deploy(ctx context.Context, t docker.Task, progress func
 
 func (r *holdingRunner) EngineVersion(context.Context) (string, error) { return "test", nil }
 
+// Reconcile finds nothing: the holding runner creates no containers.
+func (r *holdingRunner) Reconcile(context.Context, docker.Task, func(docker.Progress), io.Writer) (docker.Result, error) {
+	return docker.Result{}, docker.ErrNotCreated
+}
+
 const testDigest = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
 
 // testAgent is an Agent with a journal and a runner, and no server: the

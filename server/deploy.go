@@ -25,8 +25,11 @@ type newDeployment struct {
 	env     store.Environment
 	targets []store.Target
 	rollout store.Rollout
-	kind    string
-	by      string
+	// deadline is how long tasks may wait for their targets; 0: the
+	// server's default.
+	deadline time.Duration
+	kind     string
+	by       string
 }
 
 // createDeployment writes the deployment and one task per target in one
@@ -45,7 +48,7 @@ func (s *Server) createDeployment(ctx context.Context, n newDeployment) (store.D
 	d := store.Deployment{
 		ID: newID(), ReleaseID: n.release.ID, Application: n.release.Application, ReleaseVersion: n.release.Version,
 		Environment: n.env.Name, State: store.DeploymentRunning, CreatedBy: n.by, CreatedAt: now,
-		Rollout: n.rollout, Kind: n.kind,
+		Rollout: n.rollout, Kind: n.kind, DeadlineAt: s.deadlineAt(now, n.deadline),
 	}
 	tasks := make([]store.Task, 0, len(targets))
 	for i, t := range targets {
@@ -78,6 +81,10 @@ func (a *admin) CreateDeployment(ctx context.Context, req *tentaclev1.CreateDepl
 		}
 	}
 	override, err := rolloutFromProto("rollout", req.GetRollout())
+	if err != nil {
+		return nil, invalid(err)
+	}
+	deadline, err := deadlineFromProto("deadline", req.GetDeadline())
 	if err != nil {
 		return nil, invalid(err)
 	}
@@ -114,8 +121,11 @@ func (a *admin) CreateDeployment(ctx context.Context, req *tentaclev1.CreateDepl
 	if req.GetRollout() != nil {
 		rollout = override
 	}
+	if err := a.s.checkDeadlineFitsRollout(deadline, rollout, len(targets)); err != nil {
+		return nil, err
+	}
 	d, tasks, err := a.s.createDeployment(ctx, newDeployment{release: rel, env: env, targets: targets, rollout: rollout,
-		kind: kind, by: principalFrom(ctx).Name})
+		deadline: deadline, kind: kind, by: principalFrom(ctx).Name})
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -106,6 +107,19 @@ func (g *gateway) Connect(stream tentaclev1.AgentService_ConnectServer) error {
 	ctx := stream.Context()
 	t := targetFrom(ctx)
 	log := g.s.log.With(zap.String("target", t.Name), zap.String("target_id", t.ID))
+	select {
+	case <-g.s.stopping:
+		return refuseSession(stream, g.s.handshakes.retryAfter(time.Now()), codes.Unavailable, "server shutting down")
+	default:
+	}
+	if !g.s.handshakes.enter() {
+		after := g.s.handshakes.retryAfter(time.Now())
+		log.Debug("session refused: too many handshakes", zap.Duration("retry_after", after))
+		return refuseSession(stream, after, codes.ResourceExhausted,
+			fmt.Sprintf("server busy: %d agents are connecting at once (tentacle-server serve --max-handshakes)", g.s.cfg.MaxHandshakes))
+	}
+	leave := sync.OnceFunc(g.s.handshakes.leave)
+	defer leave()
 
 	first, err := recvWithin(stream, 15*time.Second)
 	if err != nil {
@@ -158,8 +172,16 @@ func (g *gateway) Connect(stream tentaclev1.AgentService_ConnectServer) error {
 	if err := sess.cancelHeld(ctx, hello.GetHeldTasks()); err != nil {
 		log.Error("cancel held tasks", zap.Error(err))
 	}
+	leave()
+	// A shutdown that began after the check above missed this session
+	// when it told every session to reconnect.
+	select {
+	case <-g.s.stopping:
+		sess.reconnect(shutdownReconnect)
+	default:
+	}
 
-	err = sess.readLoop(ctx, 3*g.s.cfg.HeartbeatInterval)
+	err = sess.readLoop(ctx, g.s.cfg.AgentTimeout)
 	sess.close(err)
 	select {
 	case <-written:

@@ -40,6 +40,16 @@ type Config struct {
 	Hostnames []string
 	// HeartbeatInterval is how often agents send heartbeats (default 10s).
 	HeartbeatInterval time.Duration
+	// AgentTimeout is how long an agent may stay silent before its session
+	// is closed and its target counts as unavailable (default 45s, at
+	// least 3 heartbeat intervals).
+	AgentTimeout time.Duration
+	// MaxHandshakes bounds the sessions in their handshake at once; more
+	// are refused with a retry hint (default 64).
+	MaxHandshakes int
+	// DeploymentDeadline is how long a deployment's tasks may wait for
+	// their targets when the request sets no deadline (default 1h).
+	DeploymentDeadline time.Duration
 	// ClientCertValidity is the lifetime of enrolled agents' certificates.
 	ClientCertValidity time.Duration
 	// Out receives the bootstrap admin token, printed once on first start.
@@ -61,6 +71,7 @@ type Server struct {
 	serverCert *x509.Certificate
 	caPool     *x509.CertPool
 	sessions   *sessions
+	handshakes *handshakes
 	changes    *changes
 	rollouts   *rollouts
 	grpc       *grpc.Server
@@ -81,8 +92,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = ":8443"
 	}
-	if cfg.HeartbeatInterval <= 0 {
-		cfg.HeartbeatInterval = 10 * time.Second
+	if err := cfg.applyDefaults(); err != nil {
+		return nil, err
 	}
 	if cfg.ClientCertValidity <= 0 {
 		cfg.ClientCertValidity = 30 * 24 * time.Hour
@@ -124,7 +135,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, store: st, ca: ca, cas: cas, box: box, sessions: newSessions(), changes: newChanges(), stopping: make(chan struct{})}
+	s := &Server{cfg: cfg, log: log, store: st, ca: ca, cas: cas, box: box, sessions: newSessions(), handshakes: newHandshakes(cfg.MaxHandshakes), changes: newChanges(), stopping: make(chan struct{})}
 	s.rollouts = newRollouts(s)
 	if err := s.bootstrap(ctx); err != nil {
 		st.Close()
@@ -169,28 +180,54 @@ func (s *Server) Store() store.Store { return s.store }
 // period) and closes the store.
 func (s *Server) Serve(ctx context.Context) error {
 	s.rollouts.resume(ctx)
+	deadlines, stopDeadlines := context.WithCancel(context.WithoutCancel(ctx))
+	deadlinesDone := make(chan struct{})
+	go func() { s.failOverdueTasks(deadlines); close(deadlinesDone) }()
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(s.lis) }()
 	s.log.Info("serving", zap.String("addr", s.Addr()), zap.String("ca_hash", s.ca.Hash()))
 	var err error
 	select {
 	case <-ctx.Done():
-		close(s.stopping)
-		stopped := make(chan struct{})
-		go func() { s.grpc.GracefulStop(); close(stopped) }()
-		s.sessions.closeAll()
-		select {
-		case <-stopped:
-		case <-time.After(5 * time.Second):
-			s.grpc.Stop()
-		}
+		s.shutdown()
 	case err = <-errc:
 	}
+	stopDeadlines()
+	<-deadlinesDone
 	s.rollouts.stop()
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// How long a stopping server gives its agents to take their Reconnect and
+// leave, then every stream to end, before it cuts what is left.
+const (
+	shutdownSessionsGrace = 2 * time.Second
+	shutdownStreamsGrace  = 3 * time.Second
+)
+
+// shutdown stops the server within shutdownSessionsGrace +
+// shutdownStreamsGrace: new sessions are refused with a retry hint, every
+// live session is asked to reconnect later, log and watch streams end (they
+// watch s.stopping), then gRPC stops. GracefulStop alone would wait for
+// the agents' long-lived streams forever.
+func (s *Server) shutdown() {
+	close(s.stopping)
+	s.sessions.reconnectAll(shutdownReconnect)
+	if n := s.sessions.waitEmpty(shutdownSessionsGrace); n > 0 {
+		s.log.Warn("sessions still open after asking their agents to reconnect: closing them", zap.Int("sessions", n))
+	}
+	s.sessions.closeAll()
+	stopped := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(shutdownStreamsGrace):
+		s.log.Warn("streams still open at the end of the shutdown grace: cutting them")
+		s.grpc.Stop()
+	}
 }
 
 // bootstrap creates the first admin token when the store has none and

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
@@ -83,17 +84,49 @@ func cancelMsg(taskID, reason string) *tentaclev1.ConnectResponse {
 	return &tentaclev1.ConnectResponse{Msg: &tentaclev1.ConnectResponse_Cancel{Cancel: &tentaclev1.Cancel{TaskId: taskID, Reason: reason}}}
 }
 
-func (ss *sessions) closeAll() {
+// reconnectAll asks every live session's agent to reconnect later with m,
+// and ends the session once m is sent.
+func (ss *sessions) reconnectAll(m *tentaclev1.ConnectResponse) {
+	for _, s := range ss.all() {
+		s.reconnect(m)
+	}
+}
+
+// waitEmpty waits until no session is left, or d has passed; it reports
+// how many are left.
+func (ss *sessions) waitEmpty(d time.Duration) int {
+	deadline := time.Now().Add(d)
+	for {
+		n := len(ss.all())
+		if n == 0 || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (ss *sessions) all() []*session {
 	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	all := make([]*session, 0, len(ss.byTarget))
 	for _, s := range ss.byTarget {
 		all = append(all, s)
 	}
-	ss.mu.Unlock()
-	for _, s := range all {
+	return all
+}
+
+func (ss *sessions) closeAll() {
+	for _, s := range ss.all() {
 		s.close(errShuttingDown)
 	}
 }
+
+// shutdownReconnect is what every session gets when the server stops: the
+// agents spread their return over the next 10 seconds, when the restarted
+// server (or another replica) is likely up.
+var shutdownReconnect = &tentaclev1.ConnectResponse{Msg: &tentaclev1.ConnectResponse_Reconnect{Reconnect: &tentaclev1.Reconnect{
+	After: durationpb.New(10 * time.Second), Reason: "server shutting down",
+}}}
 
 // session is one agent's Connect stream. Only writeLoop sends on the stream.
 type session struct {
@@ -108,7 +141,10 @@ type session struct {
 	lastStored time.Time
 	lastRecv   atomic.Int64 // unix nanoseconds of the last message from the agent
 
-	out   chan *tentaclev1.ConnectResponse
+	out chan *tentaclev1.ConnectResponse
+	// bye is the last message of the session (Reconnect): writeLoop sends
+	// it and ends the session.
+	bye   chan *tentaclev1.ConnectResponse
 	kickc chan struct{}
 	done  chan struct{}
 	once  sync.Once
@@ -125,7 +161,7 @@ type session struct {
 func newSession(s *Server, t store.Target, stream tentaclev1.AgentService_ConnectServer, log *zap.Logger) *session {
 	return &session{
 		id: newID(), s: s, target: t, stream: stream, log: log,
-		out: make(chan *tentaclev1.ConnectResponse, 64), kickc: make(chan struct{}, 1), done: make(chan struct{}),
+		out: make(chan *tentaclev1.ConnectResponse, 64), bye: make(chan *tentaclev1.ConnectResponse, 1), kickc: make(chan struct{}, 1), done: make(chan struct{}),
 		sent: map[string]bool{}, releases: map[string]store.Release{}, held: map[string]bool{},
 	}
 }
@@ -154,6 +190,15 @@ func (s *session) send(m *tentaclev1.ConnectResponse) {
 	}
 }
 
+// reconnect sends m as the session's last message, after what is already
+// queued; asked twice, the first one stands.
+func (s *session) reconnect(m *tentaclev1.ConnectResponse) {
+	select {
+	case s.bye <- m:
+	default:
+	}
+}
+
 func (s *session) close(err error) {
 	s.once.Do(func() {
 		s.err = err
@@ -176,6 +221,29 @@ func (s *session) writeLoop() {
 				s.close(err)
 				return
 			}
+		case m := <-s.bye:
+			s.flush()
+			if err := s.stream.Send(m); err != nil {
+				s.close(fmt.Errorf("send: %w", err))
+				return
+			}
+			s.close(errShuttingDown)
+			return
+		}
+	}
+}
+
+// flush sends what is queued on out (event acks, cancels) without waiting
+// for more.
+func (s *session) flush() {
+	for {
+		select {
+		case m := <-s.out:
+			if err := s.stream.Send(m); err != nil {
+				return
+			}
+		default:
+			return
 		}
 	}
 }
@@ -253,9 +321,10 @@ func (s *session) dropCancelled(ctx context.Context, t store.Task) error {
 }
 
 // cancelHeld tells the agent, just connected, to stop the unfinished tasks
-// it holds that the server cancelled (halted while on their way to it) or
-// whose deployment was cancelled while it was away. Pending ones are left
-// to dispatch.
+// it holds that the server cancelled (halted while on their way to it),
+// failed (the deployment's deadline passed before the agent acknowledged
+// them), or whose deployment was cancelled while it was away. Pending ones
+// are left to dispatch.
 func (s *session) cancelHeld(ctx context.Context, held []*tentaclev1.HeldTask) error {
 	for _, h := range held {
 		if h.GetFinished() {
@@ -268,10 +337,12 @@ func (s *session) cancelHeld(ctx context.Context, held []*tentaclev1.HeldTask) e
 		if err != nil {
 			return fmt.Errorf("held task %s: %w", h.GetTaskId(), err)
 		}
-		switch t.State {
-		case store.TaskCancelled:
+		switch {
+		case t.State == store.TaskCancelled, overdueHeld(t):
 			s.send(cancelMsg(t.ID, t.Message))
 			continue
+		}
+		switch t.State {
 		case store.TaskQueued, store.TaskAssigned, store.TaskSucceeded, store.TaskFailed:
 			continue
 		}

@@ -81,6 +81,11 @@ const (
 	FailureHealthTimeout FailureKind = "health_timeout"
 	FailureDocker        FailureKind = "docker"
 	FailureAgent         FailureKind = "agent"
+	// The agent restarted while the task ran and rolled it back (Reconcile).
+	FailureInterrupted FailureKind = "interrupted"
+	// The server's kind for a target that did not run the task in time;
+	// the agent never reports it.
+	FailureTargetUnavailable FailureKind = "target_unavailable"
 )
 
 // Failure is every error Deploy returns: a kind for scripts and alerting
@@ -119,7 +124,10 @@ type CredentialSource interface {
 // Engine is what the agent's session needs from Docker; *Deployer
 // implements it, session tests use a fake.
 //
-// Call order: EngineVersion at any time (for Hello); Deploy once per task.
+// Call order: EngineVersion at any time (for Hello); Deploy once per task,
+// or, for a task the agent was running when it stopped, Reconcile first
+// (and Deploy only when it answers ErrNotCreated and the task had not
+// reached the create step).
 //
 // Concurrency: safe for concurrent use. Deploys of different applications
 // run in parallel; a Deploy of an application waits (watching its ctx)
@@ -142,6 +150,12 @@ type Engine interface {
 	// goroutine; logs is written from another one, never concurrently
 	// and never after Deploy has returned.
 	Deploy(ctx context.Context, t Task, progress func(Progress), logs io.Writer) (Result, error)
+	// Reconcile settles a task an earlier agent process left unfinished,
+	// from its labelled containers, without creating one: it resumes the
+	// health gate of a container that took the application's name, or rolls
+	// the swap back (a *Failure of kind interrupted); ErrNotCreated when no
+	// container of the task exists. progress and logs as for Deploy.
+	Reconcile(ctx context.Context, t Task, progress func(Progress), logs io.Writer) (Result, error)
 	// EngineVersion is the Docker engine's version, e.g. "20.10.24".
 	EngineVersion(ctx context.Context) (string, error)
 }
@@ -228,17 +242,12 @@ func (d *Deployer) EngineVersion(ctx context.Context) (string, error) {
 //
 // "<app>" stands for the container prefix followed by the application.
 func (d *Deployer) Deploy(ctx context.Context, t Task, progress func(Progress), logs io.Writer) (Result, error) {
-	if progress == nil {
-		progress = func(Progress) {}
-	}
-	if logs == nil {
-		logs = io.Discard
-	}
+	progress, logs = orDiscard(progress, logs)
 	repo, err := t.validate()
 	if err != nil {
 		return Result{}, &Failure{Kind: FailureAgent, Err: err}
 	}
-	log := d.log.With(zap.String("task", t.ID), zap.String("deployment", t.DeploymentID), zap.String("app", t.Application))
+	log := d.taskLog(t)
 
 	unlock, err := d.lockApp(ctx, t.Application)
 	if err != nil {
@@ -257,6 +266,21 @@ func (d *Deployer) Deploy(ctx context.Context, t Task, progress func(Progress), 
 	}
 	log.Info("deployed", zap.String("digest", digest), zap.String("container", id))
 	return Result{Digest: digest, ContainerID: id}, nil
+}
+
+// orDiscard stands in for a nil progress callback or logs writer.
+func orDiscard(progress func(Progress), logs io.Writer) (func(Progress), io.Writer) {
+	if progress == nil {
+		progress = func(Progress) {}
+	}
+	if logs == nil {
+		logs = io.Discard
+	}
+	return progress, logs
+}
+
+func (d *Deployer) taskLog(t Task) *zap.Logger {
+	return d.log.With(zap.String("task", t.ID), zap.String("deployment", t.DeploymentID), zap.String("app", t.Application))
 }
 
 // validate re-checks what the server should already have rejected: the

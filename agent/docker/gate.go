@@ -18,6 +18,13 @@ import (
 // after ReadyAfter. When the container fails the gate, the error ends with
 // its last lines of output.
 func (d *Deployer) startAndVerify(ctx context.Context, t Task, id, app string, progress func(Progress), logs io.Writer) error {
+	return d.verify(ctx, t, id, app, true, progress, logs)
+}
+
+// verify is startAndVerify; with start false it holds the gate of a
+// container that already runs (Reconcile), counting the time it has run
+// towards ReadyAfter and the health limit. Output is streamed from now on.
+func (d *Deployer) verify(ctx context.Context, t Task, id, app string, start bool, progress func(Progress), logs io.Writer) error {
 	rs := t.runSpec()
 	ready := rs.ReadyAfter
 
@@ -37,13 +44,28 @@ func (d *Deployer) startAndVerify(ctx context.Context, t Task, id, app string, p
 	defer cancelWait()
 	exitC, waitErrC := d.api.ContainerWait(waitCtx, id, container.WaitConditionNextExit)
 
-	progress(Progress{Phase: PhaseStarting, Message: "starting container " + app})
-	if err := d.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-		return fail(FailureDocker, "start container %s: %w", app, err)
+	if start {
+		progress(Progress{Phase: PhaseStarting, Message: "starting container " + app})
+		if err := d.api.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+			return fail(FailureDocker, "start container %s: %w", app, err)
+		}
 	}
 	c, err := d.api.ContainerInspect(ctx, id)
 	if err != nil {
 		return fail(FailureDocker, "inspect container %s: %w", app, err)
+	}
+	var ran time.Duration // how long it has run already
+	if !start {
+		if c.State == nil || !c.State.Running {
+			code := 0
+			if c.State != nil {
+				code = c.State.ExitCode
+			}
+			return fail(FailureContainerExited, "container %s exited with code %d while the agent was not running", app, code)
+		}
+		if at, err := time.Parse(time.RFC3339Nano, c.State.StartedAt); err == nil {
+			ran = max(0, time.Since(at))
+		}
 	}
 
 	g := gate{d: d, app: app, id: id, exitC: exitC, waitErrC: waitErrC}
@@ -53,9 +75,22 @@ func (d *Deployer) startAndVerify(ctx context.Context, t Task, id, app string, p
 		if rs.HealthTimeout > 0 {
 			limit = rs.HealthTimeout
 		}
-		progress(Progress{Phase: PhaseVerifying, Message: fmt.Sprintf("waiting up to %s for %s to report healthy", limit, app)})
-		gateErr = g.healthy(ctx, limit)
+		limit = max(0, limit-ran)
+		var h *container.Health
+		if c.State != nil {
+			h = c.State.Health
+		}
+		switch {
+		case !start && h != nil && h.Status == container.Healthy:
+			progress(Progress{Phase: PhaseVerifying, Message: app + " reports healthy"})
+		case !start && h != nil && h.Status == container.Unhealthy:
+			gateErr = fail(FailureUnhealthy, "container %s became unhealthy%s", app, lastCheck(h))
+		default:
+			progress(Progress{Phase: PhaseVerifying, Message: fmt.Sprintf("waiting up to %s for %s to report healthy", limit, app)})
+			gateErr = g.healthy(ctx, limit)
+		}
 	} else {
+		ready = max(0, ready-ran)
 		progress(Progress{Phase: PhaseVerifying, Message: fmt.Sprintf("waiting %s for %s to keep running", ready, app)})
 		gateErr = g.keepsRunning(ctx, ready)
 	}

@@ -64,6 +64,9 @@ func (d *Deployer) replace(ctx context.Context, t Task, imageRef string, progres
 	if err := s.findOld(ctx); err != nil {
 		return "", err
 	}
+	// Journaled by the agent before the container exists: after a crash,
+	// a task that got this far is never deployed a second time (Reconcile).
+	progress(Progress{Phase: PhaseStarting, Message: "creating container " + s.name + suffixNext})
 	if err := s.create(ctx, t, imageRef); err != nil {
 		return "", s.rollback(ctx, err)
 	}

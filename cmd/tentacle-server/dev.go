@@ -58,7 +58,10 @@ func runDev(ctx context.Context, f *serveFlags, out io.Writer, log *zap.Logger) 
 		}
 		f.dataDir = dir
 	}
-	cfg := f.config()
+	cfg, err := f.config()
+	if err != nil {
+		return err
+	}
 	cfg.Out = io.Discard // dev prints its own token below
 	srv, err := server.New(ctx, cfg, log.Named("server"))
 	if err != nil {

@@ -40,23 +40,48 @@ func newRootCommand() *cobra.Command {
 func (g *globals) logger() (*zap.Logger, error) { return logging.New(g.log, nil) }
 
 type serveFlags struct {
-	dataDir   string
-	listen    string
-	hostnames []string
-	heartbeat time.Duration
-	certTTL   time.Duration
+	dataDir       string
+	listen        string
+	hostnames     []string
+	heartbeat     time.Duration
+	agentTimeout  time.Duration
+	maxHandshakes int
+	deadline      time.Duration
+	certTTL       time.Duration
 }
 
 func (f *serveFlags) register(cmd *cobra.Command, listenDefault string) {
 	cmd.Flags().StringVar(&f.dataDir, "data-dir", f.dataDir, "directory for the store, the CA and the server certificate")
 	cmd.Flags().StringVar(&f.listen, "listen", listenDefault, "gRPC address for agents and admins")
 	cmd.Flags().StringSliceVar(&f.hostnames, "hostname", nil, "extra DNS name or IP agents use to reach the server, for its certificate (repeatable)")
-	cmd.Flags().DurationVar(&f.heartbeat, "heartbeat", 10*time.Second, "how often agents send heartbeats; a silent agent is dropped after 3 intervals")
+	cmd.Flags().DurationVar(&f.heartbeat, "heartbeat", 10*time.Second, "how often agents send heartbeats (at most a third of --agent-timeout)")
+	cmd.Flags().DurationVar(&f.agentTimeout, "agent-timeout", 45*time.Second,
+		"how long an agent may stay silent before its session is closed and its target shows as not connected (at least 3 × --heartbeat)")
+	cmd.Flags().IntVar(&f.maxHandshakes, "max-handshakes", 64,
+		"agents let into their session handshake at once; more are asked to retry in a few seconds (a reconnect storm after a restart)")
+	cmd.Flags().DurationVar(&f.deadline, "deployment-deadline", time.Hour,
+		"how long a deployment's tasks wait for their targets unless tentaclectl deploy --deadline says otherwise; then they fail (1m to 168h)")
 	cmd.Flags().DurationVar(&f.certTTL, "client-cert-validity", 30*24*time.Hour, "lifetime of agents' client certificates")
 }
 
-func (f *serveFlags) config() server.Config {
-	return server.Config{DataDir: f.dataDir, Listen: f.listen, Hostnames: f.hostnames, HeartbeatInterval: f.heartbeat, ClientCertValidity: f.certTTL}
+// config builds the server's configuration; server.New checks the values
+// against each other. Zero means "the default" to server.New, so the flags
+// refuse it here, where a zero can only have been typed.
+func (f *serveFlags) config() (server.Config, error) {
+	if f.heartbeat == 0 {
+		return server.Config{}, fmt.Errorf("--heartbeat: 0 would never heartbeat: use a positive interval such as 10s")
+	}
+	if f.agentTimeout == 0 {
+		return server.Config{}, fmt.Errorf("--agent-timeout: 0 would drop every agent: use at least 3 × --heartbeat, such as 45s")
+	}
+	if f.maxHandshakes == 0 {
+		return server.Config{}, fmt.Errorf("--max-handshakes: 0 would refuse every agent: use at least 1, such as 64")
+	}
+	if f.deadline == 0 {
+		return server.Config{}, fmt.Errorf("--deployment-deadline: 0 would fail every task at once: use 1m to 168h, such as 1h")
+	}
+	return server.Config{DataDir: f.dataDir, Listen: f.listen, Hostnames: f.hostnames, HeartbeatInterval: f.heartbeat,
+		AgentTimeout: f.agentTimeout, MaxHandshakes: f.maxHandshakes, DeploymentDeadline: f.deadline, ClientCertValidity: f.certTTL}, nil
 }
 
 func serveCommand(g *globals) *cobra.Command {
@@ -77,7 +102,10 @@ once: keep it, it cannot be shown again.`,
 				return err
 			}
 			defer log.Sync()
-			cfg := f.config()
+			cfg, err := f.config()
+			if err != nil {
+				return err
+			}
 			cfg.Out = cmd.OutOrStdout()
 			s, err := server.New(cmd.Context(), cfg, log)
 			if err != nil {

@@ -98,6 +98,10 @@ func (e *fakeEngine) Deploy(ctx context.Context, t docker.Task, progress func(do
 
 func (e *fakeEngine) EngineVersion(context.Context) (string, error) { return "28.0.0-fake", nil }
 
+func (e *fakeEngine) Reconcile(context.Context, docker.Task, func(docker.Progress), io.Writer) (docker.Result, error) {
+	return docker.Result{}, docker.ErrNotCreated
+}
+
 // runningAgent is an enrolled agent running until stop or the test's end.
 type runningAgent struct {
 	name string

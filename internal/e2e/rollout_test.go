@@ -130,6 +130,10 @@ func (r *targetRunner) Deploy(ctx context.Context, t docker.Task, progress func(
 
 func (r *targetRunner) EngineVersion(context.Context) (string, error) { return "fake-engine", nil }
 
+func (r *targetRunner) Reconcile(context.Context, docker.Task, func(docker.Progress), io.Writer) (docker.Result, error) {
+	return docker.Result{}, docker.ErrNotCreated
+}
+
 // fleetMember is an enrolled agent, not yet running.
 type fleetMember struct {
 	name   string

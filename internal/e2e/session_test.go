@@ -70,6 +70,11 @@ func (f *fakeRunner) Deploy(ctx context.Context, t docker.Task, progress func(do
 
 func (f *fakeRunner) EngineVersion(context.Context) (string, error) { return "fake-engine", nil }
 
+// Reconcile finds nothing: the fake creates no containers.
+func (f *fakeRunner) Reconcile(context.Context, docker.Task, func(docker.Progress), io.Writer) (docker.Result, error) {
+	return docker.Result{}, docker.ErrNotCreated
+}
+
 func (f *fakeRunner) callCount(id string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

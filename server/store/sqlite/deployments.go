@@ -44,10 +44,10 @@ func (s *Store) CreateDeployment(ctx context.Context, d store.Deployment, tasks 
 			return fmt.Errorf("environment %q: %w", d.Environment, store.ErrNotFound)
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO deployments
-			(id, release_id, environment, state, created_by, created_at, finished_at, rollout, kind, cancel_requested_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			(id, release_id, environment, state, created_by, created_at, finished_at, rollout, kind, cancel_requested_at, deadline_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			d.ID, d.ReleaseID, d.Environment, d.State, d.CreatedBy, created, dbTime(d.FinishedAt),
-			rollout, d.Kind, dbTime(d.CancelRequestedAt))
+			rollout, d.Kind, dbTime(d.CancelRequestedAt), dbTime(d.DeadlineAt))
 		if isUnique(err) {
 			return fmt.Errorf("deployment %q: %w", d.ID, store.ErrConflict)
 		}
@@ -98,13 +98,13 @@ func insertTask(ctx context.Context, tx *sql.Tx, deploymentID string, deployment
 }
 
 const deploymentSelect = `SELECT d.id, d.release_id, r.application, r.version, d.environment, d.state,
-	d.created_by, d.created_at, d.finished_at, d.rollout, d.kind, d.cancel_requested_at
+	d.created_by, d.created_at, d.finished_at, d.rollout, d.kind, d.cancel_requested_at, d.deadline_at
 	FROM deployments d JOIN releases r ON r.id = d.release_id`
 
 func scanDeployment(sc scanner) (store.Deployment, error) {
 	var d store.Deployment
 	err := sc.Scan(&d.ID, &d.ReleaseID, &d.Application, &d.ReleaseVersion, &d.Environment, &d.State,
-		&d.CreatedBy, timeCol{&d.CreatedAt}, timeCol{&d.FinishedAt}, jsonCol{&d.Rollout}, &d.Kind, timeCol{&d.CancelRequestedAt})
+		&d.CreatedBy, timeCol{&d.CreatedAt}, timeCol{&d.FinishedAt}, jsonCol{&d.Rollout}, &d.Kind, timeCol{&d.CancelRequestedAt}, timeCol{&d.DeadlineAt})
 	return d, err
 }
 

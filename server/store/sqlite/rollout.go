@@ -106,3 +106,52 @@ func tasksByID(ctx context.Context, q querier, ids []string) ([]store.Task, erro
 	}
 	return out, nil
 }
+
+// FailOverdueTasks fails waiting tasks too: a later wave that has not
+// started by the deadline could only start past it. The failed tasks'
+// logs are complete as they are (empty, unless an agent sent some).
+func (s *Store) FailOverdueTasks(ctx context.Context, now time.Time) ([]store.Task, error) {
+	type overdue struct {
+		id, deploymentID, target string
+		state                    store.TaskState
+		deadline                 time.Time
+	}
+	var failed []store.Task
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		due, err := listRows(ctx, tx, func(sc scanner) (overdue, error) {
+			var o overdue
+			return o, sc.Scan(&o.id, &o.deploymentID, &o.target, &o.state, timeCol{&o.deadline})
+		}, `SELECT t.id, d.id, g.name, t.state, d.deadline_at
+			FROM deployments d JOIN tasks t ON t.deployment_id = d.id JOIN targets g ON g.id = t.target_id
+			WHERE d.state = 'running' AND d.deadline_at IS NOT NULL AND d.deadline_at <= ?
+				AND t.state IN ('waiting', 'queued', 'assigned')
+			ORDER BY d.created_at, d.rowid, g.name, t.id`, now.UnixMicro())
+		if err != nil {
+			return fmt.Errorf("overdue tasks: %w", err)
+		}
+		stamp := time.Now().UnixMicro()
+		ids := make([]string, 0, len(due))
+		deployments := map[string]bool{}
+		for _, o := range due {
+			deadline := o.deadline.UTC().Format(time.RFC3339)
+			msg := fmt.Sprintf("target %s had no session before the deployment's deadline (%s)", o.target, deadline)
+			if o.state == store.TaskWaiting {
+				msg = fmt.Sprintf("the deployment's deadline (%s) passed before the wave of target %s started", deadline, o.target)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE tasks SET state = 'failed', message = ?, failure_kind = 'target_unavailable',
+				final_log_bytes = log_size, updated_at = ? WHERE id = ?`, msg, stamp, o.id); err != nil {
+				return fmt.Errorf("fail overdue task %q: %w", o.id, err)
+			}
+			ids = append(ids, o.id)
+			deployments[o.deploymentID] = true
+		}
+		for id := range deployments {
+			if err := finishDeployment(ctx, tx, id, stamp); err != nil {
+				return err
+			}
+		}
+		failed, err = tasksByID(ctx, tx, ids)
+		return err
+	})
+	return failed, err
+}

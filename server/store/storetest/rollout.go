@@ -21,6 +21,9 @@ var rolloutTests = []namedTest{
 	{"ListRunningDeployments", testListRunningDeployments},
 	{"TaskProgress", testTaskProgress},
 	{"ReleaseSucceededInRequiredTargets", testReleaseSucceededInRequiredTargets},
+	{"DeploymentDeadline", testDeploymentDeadline},
+	{"FailOverdueTasks", testFailOverdueTasks},
+	{"FailOverdueTasksFinishesDeployment", testFailOverdueTasksFinishesDeployment},
 }
 
 func testEnvironmentSettings(t *testing.T, s store.Store) {
@@ -283,4 +286,84 @@ func testReleaseSucceededInRequiredTargets(t *testing.T, s store.Store) {
 	if !succeeded() {
 		t.Fatal("two distinct targets succeeded (in a failed deployment), want promotable")
 	}
+}
+
+// withDeadline creates deployment id over the fixture's targets in waves
+// of window (0: one wave), with the given deadline (zero: none).
+func (f *fixture) withDeadline(t *testing.T, id string, window int, deadline time.Time) {
+	t.Helper()
+	d := store.Deployment{ID: id, ReleaseID: f.release.ID, Environment: "prod", CreatedAt: t0, DeadlineAt: deadline,
+		Rollout: store.Rollout{Window: window, FailurePolicy: store.FailureContinue}}
+	var tasks []store.Task
+	for i, tg := range f.targets {
+		wave, state := 1, store.TaskQueued
+		if window > 0 && i >= window {
+			wave, state = i/window+1, store.TaskWaiting
+		}
+		tasks = append(tasks, store.Task{ID: taskID(id, tg), TargetID: tg.ID, State: state, Wave: wave})
+	}
+	must(t, f.s.CreateDeployment(f.ctx, d, tasks))
+}
+
+func testDeploymentDeadline(t *testing.T, s store.Store) {
+	f := newFixture(t, s, 1)
+	f.withDeadline(t, "dep-1", 0, at(time.Hour))
+	wantEqual(t, "deadline", f.deployment(t, "dep-1").DeadlineAt, at(time.Hour))
+	f.deploy(t, "dep-2", t0, f.targets[0])
+	wantEqual(t, "no deadline", f.deployment(t, "dep-2").DeadlineAt, time.Time{})
+}
+
+func testFailOverdueTasks(t *testing.T, s store.Store) {
+	f := newFixture(t, s, 4)
+	f.withDeadline(t, "dep-1", 2, at(time.Hour))
+	f.event(t, taskID("dep-1", f.targets[0]), 1, store.TaskPulling) // accepted and running: left alone
+	must(t, s.MarkTaskAssigned(f.ctx, taskID("dep-1", f.targets[1])))
+	f.withDeadline(t, "dep-later", 0, at(2*time.Hour))
+	f.deploy(t, "dep-none", t0, f.targets[0])
+
+	failed, err := s.FailOverdueTasks(f.ctx, at(time.Hour-time.Microsecond))
+	must(t, err)
+	wantEqual(t, "failed before the deadline", len(failed), 0)
+
+	failed, err = s.FailOverdueTasks(f.ctx, at(time.Hour))
+	must(t, err)
+	deadline := at(time.Hour).Format(time.RFC3339)
+	wantEqual(t, "failed at the deadline", ids(failed, func(tk store.Task) string {
+		return tk.TargetName + ":" + string(tk.State) + ":" + tk.FailureKind + ":" + tk.Message
+	}), []string{
+		"host-01:failed:target_unavailable:target host-01 had no session before the deployment's deadline (" + deadline + ")",
+		"host-02:failed:target_unavailable:the deployment's deadline (" + deadline + ") passed before the wave of target host-02 started",
+		"host-03:failed:target_unavailable:the deployment's deadline (" + deadline + ") passed before the wave of target host-03 started",
+	})
+	wantEqual(t, "failed task's final log bytes", f.task(t, taskID("dep-1", f.targets[1])).FinalLogBytes, int64(0))
+	// The running task is left to finish, and the deployment with it.
+	wantEqual(t, "state while a task runs", f.deployment(t, "dep-1").State, store.DeploymentRunning)
+	f.event(t, taskID("dep-1", f.targets[0]), 2, store.TaskSucceeded)
+	wantEqual(t, "state after the running task", f.deployment(t, "dep-1").State, store.DeploymentFailed)
+	// Deployments with a later deadline, or none, keep their tasks.
+	wantEqual(t, "later deadline", f.states(t, "dep-later")["host-00"], store.TaskQueued)
+	wantEqual(t, "no deadline", f.states(t, "dep-none")["host-00"], store.TaskQueued)
+	// Nothing is failed twice.
+	failed, err = s.FailOverdueTasks(f.ctx, at(time.Hour+time.Minute))
+	must(t, err)
+	wantEqual(t, "failed again", len(failed), 0)
+}
+
+func testFailOverdueTasksFinishesDeployment(t *testing.T, s store.Store) {
+	f := newFixture(t, s, 2)
+	f.withDeadline(t, "dep-1", 0, at(time.Hour))
+	failed, err := s.FailOverdueTasks(f.ctx, at(3*time.Hour))
+	must(t, err)
+	wantEqual(t, "failed", len(failed), 2)
+	d := f.deployment(t, "dep-1")
+	if d.State != store.DeploymentFailed || d.FinishedAt.IsZero() {
+		t.Errorf("deployment whose every task was overdue: %+v, want failed and finished", d)
+	}
+	// A task that ended before the deadline is not touched by a late call.
+	f.withDeadline(t, "dep-2", 0, at(time.Hour))
+	f.event(t, taskID("dep-2", f.targets[0]), 1, store.TaskSucceeded)
+	f.event(t, taskID("dep-2", f.targets[1]), 1, store.TaskCancelled)
+	failed, err = s.FailOverdueTasks(f.ctx, at(3*time.Hour))
+	must(t, err)
+	wantEqual(t, "failed among ended tasks", len(failed), 0)
 }
