@@ -37,6 +37,22 @@ func stormAgents(t *testing.T) int {
 	return n
 }
 
+// stormHandshakes is the restarted server's handshake limit: 1 by default,
+// so that even 200 agents meet the limiter and its refusals and the agents'
+// answer to them are checked; TENTACLE_STORM_MAX_HANDSHAKES=0 measures with
+// the server's default limit instead.
+func stormHandshakes(t *testing.T) (limit int, tight bool) {
+	v := os.Getenv("TENTACLE_STORM_MAX_HANDSHAKES")
+	if v == "" {
+		return 1, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		t.Fatalf("TENTACLE_STORM_MAX_HANDSHAKES=%q: want 0 (the server's default) or more", v)
+	}
+	return n, false
+}
+
 // TestReconnectStorm restarts the server under a fleet of agents (real
 // enrollment, mTLS and agent sessions; a simulated engine) and checks that
 // every session comes back, none of the agents gave up, and a deployment
@@ -45,6 +61,7 @@ func stormAgents(t *testing.T) int {
 func TestReconnectStorm(t *testing.T) {
 	t.Parallel()
 	n := stormAgents(t)
+	limit, tight := stormHandshakes(t)
 	// Generous: a loaded CI machine under the race detector is slow, and
 	// nothing here measures speed.
 	patience := max(3*time.Minute, time.Duration(n)*300*time.Millisecond)
@@ -73,7 +90,7 @@ func TestReconnectStorm(t *testing.T) {
 	c.stop()
 	down := time.Now()
 	restartLog := newLogCounter()
-	c2 := startClusterLogged(t, server.Config{DataDir: dataDir, Listen: c.addr}, restartLog.logger(t, "server"))
+	c2 := startClusterLogged(t, server.Config{DataDir: dataDir, Listen: c.addr, MaxHandshakes: limit}, restartLog.logger(t, "server"))
 	serving := time.Now()
 	waitConnected(t, c2, n, patience)
 	back := time.Now()
@@ -84,7 +101,11 @@ func TestReconnectStorm(t *testing.T) {
 		t.Fatalf("after the restart %d agents have a session and %d still run; want %d of each (none gave up)", live, running, n)
 	}
 	refusals, early := restartLog.earlyReturns()
-	t.Logf("the restarted server refused %d handshakes with a retry hint; %d agents came back before their hint passed", refusals, early)
+	t.Logf("the restarted server (handshake limit %d, 0: its default) refused %d handshakes with a retry hint; the agents saw %d refusals",
+		limit, refusals, agentLog.count(msgAgentRetry, codes.ResourceExhausted))
+	if tight && refusals == 0 {
+		t.Errorf("with a handshake limit of %d, %d agents reconnecting met no refusal", limit, n)
+	}
 	if early > 0 {
 		t.Errorf("%d of %d refused agents dialled again before the retry hint passed", early, refusals)
 	}
@@ -199,6 +220,8 @@ type sessionEntry struct {
 const (
 	msgConnected = "agent connected"
 	msgRefused   = "session refused: too many handshakes"
+	// The agent's, when a session ends or is refused.
+	msgAgentRetry = "session ended, reconnecting"
 )
 
 func newLogCounter() *logCounter {

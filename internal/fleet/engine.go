@@ -37,6 +37,12 @@ func (e *Engine) Deploy(_ context.Context, t docker.Task, progress func(docker.P
 	return docker.Result{Digest: Digest, ContainerID: "sim-" + t.ID}, nil
 }
 
+// Reconcile finds no container of the task: the simulated engine keeps
+// none, so a task an earlier agent process left unfinished never ran here.
+func (e *Engine) Reconcile(context.Context, docker.Task, func(docker.Progress), io.Writer) (docker.Result, error) {
+	return docker.Result{}, docker.ErrNotCreated
+}
+
 // EngineVersion names the simulated engine.
 func (e *Engine) EngineVersion(context.Context) (string, error) { return "simulated", nil }
 
