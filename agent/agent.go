@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,6 +84,7 @@ func New(cfg Config, runner Runner, log *zap.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	j.SetLogCap(cfg.SpoolCap())
 	a := &Agent{
 		id: id, dataDir: cfg.DataDir, server: server, instance: uuid.NewString(), runner: runner, journal: j,
 		log:      log.With(zap.String("target", id.TargetName)),
@@ -189,10 +191,15 @@ func (a *Agent) sessionLoop(ctx, taskCtx context.Context) {
 			attempt = 0 // the link was healthy; start backing off afresh
 		}
 		wait := retryDelay(err, attempt)
-		if refused(err) {
+		var rc *reconnectRequest
+		switch {
+		case errors.As(err, &rc):
+			attempt = -1 // the server asked: not a failure to back off from
+			a.log.Info("the server asked the agent to reconnect", zap.String("reason", rc.reason), zap.Duration("in", wait))
+		case refused(err):
 			a.log.Error("the server refuses this agent; retrying slowly (a revoked target must enroll again with a new token)",
 				zap.Error(err), zap.Duration("in", wait))
-		} else {
+		default:
 			a.log.Warn("session ended, reconnecting", zap.Error(err), zap.Duration("in", wait))
 		}
 		if !sleep(ctx, wait) {
@@ -211,12 +218,80 @@ func refused(err error) bool {
 	return c == codes.PermissionDenied || c == codes.Unauthenticated
 }
 
+// retryDelay is how long to wait before the next Connect: what the server
+// asked for (Reconnect, or a handshake refused with a retry hint), else
+// exponential backoff.
 func retryDelay(err error, attempt int) time.Duration {
+	var rc *reconnectRequest
+	var hint *retryHint
+	switch {
+	case errors.As(err, &rc):
+		// Spread over the whole window, so that a server shedding all its
+		// agents at once does not get them back at once.
+		return jitter(min(rc.after, maxRetryHint))
+	case errors.As(err, &hint):
+		// The hint is the least wait; the jitter (up to a quarter more)
+		// keeps the agents it refused in one burst from returning in one.
+		return hint.after + jitter(hint.after/4)
+	}
 	d := backoff(attempt)
 	if refused(err) {
 		return max(d, refusedRetry)
 	}
 	return d
+}
+
+// jitter is a random duration in [0, d].
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(d) + 1))
+}
+
+// reconnectRequest ends a session whose server sent Reconnect.
+type reconnectRequest struct {
+	after  time.Duration
+	reason string
+}
+
+func (r *reconnectRequest) Error() string {
+	return fmt.Sprintf("server asked to reconnect within %s: %s", r.after, r.reason)
+}
+
+// retryAfterKey is the trailer with which a server that refuses a
+// handshake (codes.ResourceExhausted) says how many milliseconds to wait.
+const retryAfterKey = "tentacle-retry-after-ms"
+
+// maxRetryHint bounds a server's retry hint: a misconfigured server must
+// not park its agents for hours.
+const maxRetryHint = 10 * time.Minute
+
+// retryHint is a refused handshake with the server's wait.
+type retryHint struct {
+	after time.Duration
+	err   error
+}
+
+func (h *retryHint) Error() string {
+	return fmt.Sprintf("%v (server asks to retry in %s)", h.err, h.after)
+}
+func (h *retryHint) Unwrap() error { return h.err }
+
+// withRetryHint attaches the server's retry hint to err when the stream
+// ended with codes.ResourceExhausted and the hint's trailer.
+func withRetryHint(stream grpc.ClientStream, err error) error {
+	if status.Code(err) != codes.ResourceExhausted {
+		return err
+	}
+	for _, v := range stream.Trailer().Get(retryAfterKey) {
+		ms, perr := strconv.ParseInt(v, 10, 64)
+		if perr != nil || ms < 0 {
+			continue
+		}
+		return &retryHint{after: min(time.Duration(ms)*time.Millisecond, maxRetryHint), err: err}
+	}
+	return err
 }
 
 // flush waits until the server has acknowledged every journaled event and

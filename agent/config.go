@@ -44,8 +44,29 @@ type Config struct {
 	DockerHost string `yaml:"docker_host"`
 	// ContainerPrefix goes before the name of every container the agent
 	// creates, so that several agents can share one Docker engine.
-	ContainerPrefix string          `yaml:"container_prefix"`
-	Log             logging.Options `yaml:"log"`
+	ContainerPrefix string `yaml:"container_prefix"`
+	// LogSpoolCap bounds each task's log bytes the server has not
+	// acknowledged: "64MiB" (the default when empty), or bytes with an
+	// optional KiB, MiB or GiB suffix. See SpoolCap.
+	LogSpoolCap string          `yaml:"log_spool_cap"`
+	Log         logging.Options `yaml:"log"`
+}
+
+// DefaultLogSpoolCap is log_spool_cap's default.
+const DefaultLogSpoolCap = 64 << 20
+
+// minLogSpoolCap leaves room above the bytes that may be in flight to the
+// server (journal.LogInFlight), which the cap never drops.
+const minLogSpoolCap = 4 << 20
+
+// SpoolCap is LogSpoolCap in bytes, DefaultLogSpoolCap when it is empty or
+// invalid (ParseConfig and ApplyEnv reject an invalid one).
+func (c Config) SpoolCap() uint64 {
+	n, msg := parseSpoolCap(c.LogSpoolCap)
+	if msg != "" || n == 0 {
+		return DefaultLogSpoolCap
+	}
+	return n
 }
 
 // DefaultConfigPath is where install and run look without --config.
@@ -437,6 +458,9 @@ func problems(cfg Config) []problem {
 	if msg := checkContainerPrefix(cfg.ContainerPrefix); msg != "" {
 		out = append(out, problem{"container_prefix", msg})
 	}
+	if msg := checkLogSpoolCap(cfg.LogSpoolCap); msg != "" {
+		out = append(out, problem{"log_spool_cap", msg})
+	}
 	if msg := checkLogFormat(cfg.Log.Format); msg != "" {
 		out = append(out, problem{"log.format", msg})
 	}
@@ -506,6 +530,27 @@ func checkContainerPrefix(s string) string {
 	}
 	return fmt.Sprintf("%q: use up to 64 letters, digits, '_', '.' or '-', starting with a letter or digit, e.g. agent1-", s)
 }
+
+var spoolCapRE = regexp.MustCompile(`^([0-9]{1,10}) ?(|B|KiB|MiB|GiB)$`)
+
+// parseSpoolCap reads "67108864", "64MiB" or "64 MiB"; 0 for "".
+func parseSpoolCap(s string) (uint64, string) {
+	if s == "" {
+		return 0, ""
+	}
+	m := spoolCapRE.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, fmt.Sprintf("%q: give a number of bytes with an optional KiB, MiB or GiB suffix, e.g. 64MiB", s)
+	}
+	n, _ := strconv.ParseUint(m[1], 10, 64)
+	n <<= map[string]uint{"": 0, "B": 0, "KiB": 10, "MiB": 20, "GiB": 30}[m[2]]
+	if n < minLogSpoolCap {
+		return 0, fmt.Sprintf("%q is below the least cap, 4MiB: the agent keeps up to 1 MiB of a task's log in flight to the server", s)
+	}
+	return n, ""
+}
+
+func checkLogSpoolCap(s string) string { _, msg := parseSpoolCap(s); return msg }
 
 // checkLogFormat and checkLogLevel ask logging itself, so the config accepts
 // exactly what the flags do; its messages name the flag, which is cut.

@@ -77,6 +77,10 @@ func TestParseConfigRejects(t *testing.T) {
 		{"server: h:1\ncontainer_prefix: agent 1\n", `line 2: container_prefix: "agent 1": use up to 64 letters, digits, '_', '.' or '-', starting with a letter or digit, e.g. agent1-`},
 		{"container_prefix: -a\n", `line 1: container_prefix: "-a": use up to 64 letters, digits, '_', '.' or '-', starting with a letter or digit, e.g. agent1-`},
 		{"container_prefix: a/b\n", `line 1: container_prefix: "a/b": use up to 64 letters, digits, '_', '.' or '-', starting with a letter or digit, e.g. agent1-`},
+		{"server: h:1\nlog_spool_cap: 64 megabytes\n", `line 2: log_spool_cap: "64 megabytes": give a number of bytes with an optional KiB, MiB or GiB suffix, e.g. 64MiB`},
+		{"log_spool_cap: -1\n", `line 1: log_spool_cap: "-1": give a number of bytes with an optional KiB, MiB or GiB suffix, e.g. 64MiB`},
+		{"log_spool_cap: 1MiB\n", `line 1: log_spool_cap: "1MiB" is below the least cap, 4MiB: the agent keeps up to 1 MiB of a task's log in flight to the server`},
+		{"log_spool_cap: [64MiB]\n", `line 1: log_spool_cap: want a string, got a list`},
 		{"\n\nlog:\n  format: xml\n", `line 4: log.format: "xml": use console or json`},
 		{"log:\n  format: json\n  level: loud\n", `line 3: log.level: "loud": use debug, info, warn or error`},
 		// Registries: creds' messages, at the line of the field they name.
@@ -207,6 +211,7 @@ func TestEnvRejects(t *testing.T) {
 		{"TENTACLE_LOG_FORMAT", "xml", `TENTACLE_LOG_FORMAT: "xml": use console or json`},
 		{"TENTACLE_CONTAINER_PREFIX", "a:b", `TENTACLE_CONTAINER_PREFIX: "a:b": use up to 64 letters, digits, '_', '.' or '-', starting with a letter or digit, e.g. agent1-`},
 		{"TENTACLE_LOG_LEVEL", "loud", `TENTACLE_LOG_LEVEL: "loud": use debug, info, warn or error`},
+		{"TENTACLE_LOG_SPOOL_CAP", "64M", `TENTACLE_LOG_SPOOL_CAP: "64M": give a number of bytes with an optional KiB, MiB or GiB suffix, e.g. 64MiB`},
 	} {
 		in := Config{Server: "a:1"}
 		cfg, err := ApplyEnv(in, envOf(map[string]string{tc.name: tc.value}))
@@ -216,6 +221,24 @@ func TestEnvRejects(t *testing.T) {
 		if !reflect.DeepEqual(cfg, in) {
 			t.Errorf("%s=%s: config changed on error: %+v", tc.name, tc.value, cfg)
 		}
+	}
+}
+
+// log_spool_cap reads as a user writes it; unset is the 64 MiB default.
+func TestLogSpoolCap(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]uint64{
+		"": DefaultLogSpoolCap, "log_spool_cap: 67108864\n": 64 << 20, "log_spool_cap: 4MiB\n": 4 << 20,
+		"log_spool_cap: 512 MiB\n": 512 << 20, "log_spool_cap: 2GiB\n": 2 << 30, "log_spool_cap: 8192KiB\n": 8 << 20,
+	} {
+		cfg, err := ParseConfig([]byte(in))
+		if err != nil || cfg.SpoolCap() != want {
+			t.Errorf("ParseConfig(%q).SpoolCap() = %d, %v; want %d", in, cfg.SpoolCap(), err, want)
+		}
+	}
+	cfg, err := ApplyEnv(Config{}, envOf(map[string]string{"TENTACLE_LOG_SPOOL_CAP": "16MiB"}))
+	if err != nil || cfg.SpoolCap() != 16<<20 {
+		t.Errorf("TENTACLE_LOG_SPOOL_CAP=16MiB: cap %d, %v", cfg.SpoolCap(), err)
 	}
 }
 

@@ -229,7 +229,14 @@ func dial(server string, cert *atomic.Pointer[tls.Certificate], roots *atomic.Po
 	tlsCfg := pki.ClientTLSConfig(host, cert, roots)
 	return grpc.NewClient(server,
 		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
-		// Notice a dead server in seconds, not grpc's default of hours.
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 15 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.WithKeepaliveParams(clientKeepalive),
 	)
 }
+
+// clientKeepalive notices a silently dead link (a NAT that forgot the
+// connection, a cable pulled) in Time+Timeout, 15 s, rather than grpc's
+// default of hours: after 10 s without traffic the agent pings, and a ping
+// unanswered for 5 s closes the connection, which ends the session and
+// the log stream. 10 s is grpc's least Time; the server's enforcement
+// policy (server/server.go: MinTime 5 s, PermitWithoutStream) allows it.
+var clientKeepalive = keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}

@@ -9,11 +9,10 @@ import (
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 )
 
-const (
-	logChunk = 64 << 10
-	// logWindow bounds the bytes sent but not yet acknowledged per task.
-	logWindow = 1 << 20
-)
+// logChunk is the most one PushLogs message carries. The bytes sent but
+// not yet acknowledged per task are bounded by the journal
+// (LogState.Limit, journal.LogInFlight ahead of the acknowledged offset).
+const logChunk = 64 << 10
 
 // pushLogsLoop keeps a PushLogs stream open and sends every spooled log
 // byte the server has not acknowledged; after any break it resumes from the
@@ -80,8 +79,10 @@ func (a *Agent) pushLogs(ctx context.Context) error {
 		wake := a.journal.Wait()
 		for _, st := range a.journal.LogsToPush() {
 			pos := max(sent[st.TaskID], st.Acked)
-			for pos < st.Size && pos-st.Acked < logWindow {
-				data, err := a.journal.ReadLog(st.TaskID, pos, logChunk)
+			for pos < st.Limit {
+				// Past Limit the spool cap may still drop bytes: the
+				// server must never see them.
+				data, err := a.journal.ReadLog(st.TaskID, pos, int(min(logChunk, st.Limit-pos)))
 				if err != nil || len(data) == 0 {
 					break
 				}

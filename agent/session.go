@@ -40,11 +40,11 @@ func (a *Agent) session(ctx, taskCtx context.Context) error {
 			// The server ended the stream; its reason comes with Recv.
 			_, err = stream.Recv()
 		}
-		return wrap("send hello", err)
+		return withRetryHint(stream, wrap("send hello", err))
 	}
 	first, err := stream.Recv()
 	if err != nil {
-		return wrap("receive welcome", err)
+		return withRetryHint(stream, wrap("receive welcome", err))
 	}
 	welcome := first.GetWelcome()
 	if welcome == nil {
@@ -72,6 +72,12 @@ func (a *Agent) session(ctx, taskCtx context.Context) error {
 			m, err := stream.Recv()
 			if err != nil {
 				errc <- wrap("receive", err)
+				return
+			}
+			if rc := m.GetReconnect(); rc != nil {
+				// Tasks run on taskCtx and go on; their events wait in the
+				// journal for the next session.
+				errc <- &reconnectRequest{after: rc.GetAfter().AsDuration(), reason: rc.GetReason()}
 				return
 			}
 			a.handle(sctx, taskCtx, m, out)

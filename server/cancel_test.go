@@ -105,6 +105,30 @@ func getDeployment(t *testing.T, c tentaclev1.AdminServiceClient, id string) *te
 	return got
 }
 
+// webWithOneAgent starts a server with application web 1.0 and one target
+// in prod whose session is open by hand (after Welcome); cancel ends it.
+func webWithOneAgent(t *testing.T) (*Server, tentaclev1.AdminServiceClient, tentaclev1.AgentServiceClient, tentaclev1.AgentService_ConnectClient, context.CancelFunc) {
+	t.Helper()
+	s := startServer(t)
+	c := adminClient(t, s, s.BootstrapToken)
+	ctx := ctxT(t)
+	_, certPEM, keyPEM := enrollRaw(t, s, c, "prod")
+	c.CreateApplication(ctx, &tentaclev1.CreateApplicationRequest{Name: "web", ImageRepository: "r.example.com/web"})
+	c.CreateRelease(ctx, &tentaclev1.CreateReleaseRequest{Application: "web", ImageTag: "1.0"})
+	ac, _ := agentConn(t, s, certPEM, keyPEM)
+	first, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	stream, err := ac.Connect(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream.Send(&tentaclev1.ConnectRequest{Msg: &tentaclev1.ConnectRequest_Hello{Hello: &tentaclev1.Hello{InstanceId: "i1"}}})
+	if m, err := stream.Recv(); err != nil || m.GetWelcome() == nil {
+		t.Fatalf("first message %v, %v; want Welcome", m, err)
+	}
+	return s, c, ac, stream, cancel
+}
+
 func TestCancelReachesAgentThatWasAway(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -118,21 +142,8 @@ func TestCancelReachesAgentThatWasAway(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := startServer(t)
-			c := adminClient(t, s, s.BootstrapToken)
+			s, c, ac, stream, cancel := webWithOneAgent(t)
 			ctx := ctxT(t)
-			_, certPEM, keyPEM := enrollRaw(t, s, c, "prod")
-			c.CreateApplication(ctx, &tentaclev1.CreateApplicationRequest{Name: "web", ImageRepository: "r.example.com/web"})
-			c.CreateRelease(ctx, &tentaclev1.CreateReleaseRequest{Application: "web", ImageTag: "1.0"})
-			ac, _ := agentConn(t, s, certPEM, keyPEM)
-
-			first, cancel := context.WithCancel(context.Background())
-			stream, err := ac.Connect(first)
-			if err != nil {
-				t.Fatal(err)
-			}
-			stream.Send(&tentaclev1.ConnectRequest{Msg: &tentaclev1.ConnectRequest_Hello{Hello: &tentaclev1.Hello{InstanceId: "i1"}}})
-			stream.Recv() // Welcome
 			d, err := c.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.0", Environment: "prod"})
 			if err != nil {
 				t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -79,6 +80,7 @@ type Server struct {
 	// stopping is closed when shutdown begins: long-lived streams (logs,
 	// watches) end at once instead of holding up a restart.
 	stopping chan struct{}
+	stopOnce sync.Once
 	// BootstrapToken is set when this start created the first admin token.
 	BootstrapToken string
 }
@@ -214,7 +216,7 @@ const (
 // watch s.stopping), then gRPC stops. GracefulStop alone would wait for
 // the agents' long-lived streams forever.
 func (s *Server) shutdown() {
-	close(s.stopping)
+	s.refuseNewSessions()
 	s.sessions.reconnectAll(shutdownReconnect)
 	if n := s.sessions.waitEmpty(shutdownSessionsGrace); n > 0 {
 		s.log.Warn("sessions still open after asking their agents to reconnect: closing them", zap.Int("sessions", n))
@@ -229,6 +231,10 @@ func (s *Server) shutdown() {
 		s.grpc.Stop()
 	}
 }
+
+// refuseNewSessions begins the shutdown: from now on Connect answers
+// Unavailable with a retry hint, and log and watch streams end.
+func (s *Server) refuseNewSessions() { s.stopOnce.Do(func() { close(s.stopping) }) }
 
 // bootstrap creates the first admin token when the store has none and
 // prints it once: it is never stored in clear and cannot be shown again.

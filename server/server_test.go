@@ -35,15 +35,26 @@ func startServer(t *testing.T) *Server {
 
 func startServerLogging(t *testing.T, log *zap.Logger) *Server {
 	t.Helper()
+	s, _, _ := startServerWith(t, Config{}, log)
+	return s
+}
+
+// startServerWith runs a real server with cfg (its data dir, address and
+// output filled in) until stop is called; done is closed once Serve has
+// returned.
+func startServerWith(t *testing.T, cfg Config, log *zap.Logger) (s *Server, stop func(), done <-chan struct{}) {
+	t.Helper()
+	cfg.DataDir, cfg.Listen, cfg.Out = t.TempDir(), "127.0.0.1:0", io.Discard
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(ctx, Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Out: io.Discard}, log)
+	s, err := New(ctx, cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { s.Serve(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return s
+	served := make(chan struct{})
+	go func() { s.Serve(ctx); close(served) }()
+	stop = func() { cancel(); <-served }
+	t.Cleanup(stop)
+	return s, cancel, served
 }
 
 func adminClient(t *testing.T, s *Server, token string) tentaclev1.AdminServiceClient {

@@ -68,8 +68,12 @@ type task struct {
 	a        Assignment
 	events   []Event
 	progress progress
-	logSize  uint64
-	log      *os.File // open for append while the task runs
+	logSize  uint64 // the log stream's length, as the server counts it
+	// logBase is the stream offset of the log file's first byte; it is
+	// above 0 once the spool cap has rewritten the file (logRebased).
+	logBase    uint64
+	logRebased bool
+	log        *os.File // open for append while the task runs
 }
 
 // Journal is safe for concurrent use.
@@ -78,6 +82,9 @@ type Journal struct {
 	mu    sync.Mutex
 	tasks map[string]*task
 	wake  chan struct{}
+	// logCap bounds each task's unacknowledged log bytes (0: no bound);
+	// inFlight is LogInFlight, smaller in tests.
+	logCap, inFlight uint64
 }
 
 // HeldTask summarises a journaled task for the session's Hello.
@@ -92,7 +99,7 @@ func Open(dir string) (*Journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	j := &Journal{dir: dir, tasks: map[string]*task{}, wake: make(chan struct{})}
+	j := &Journal{dir: dir, tasks: map[string]*task{}, wake: make(chan struct{}), inFlight: LogInFlight}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
@@ -134,9 +141,10 @@ func (j *Journal) load(id string) (*task, error) {
 			return nil, fmt.Errorf("progress.json: %w", err)
 		}
 	}
-	if fi, err := os.Stat(filepath.Join(j.taskDir(id), "log")); err == nil {
-		t.logSize = uint64(fi.Size())
+	if err := j.loadLog(t); err != nil {
+		return nil, fmt.Errorf("log: %w", err)
 	}
+	t.progress.LogAcked = max(t.progress.LogAcked, t.logBase)
 	return t, nil
 }
 
@@ -256,13 +264,18 @@ func (j *Journal) AckEvents(taskID string, seq uint64) error {
 	if seq > uint64(len(t.events)) {
 		seq = uint64(len(t.events))
 	}
-	t.progress.EventsAcked = seq
-	return j.saveProgress(t)
+	p := t.progress
+	p.EventsAcked = seq
+	if err := j.saveProgress(taskID, p); err != nil {
+		return err
+	}
+	t.progress = p
+	return nil
 }
 
-func (j *Journal) saveProgress(t *task) error {
-	data, _ := json.Marshal(t.progress)
-	if err := writeSynced(filepath.Join(j.taskDir(t.a.TaskID), "progress.json"), data); err != nil {
+func (j *Journal) saveProgress(taskID string, p progress) error {
+	data, _ := json.Marshal(p)
+	if err := writeSynced(filepath.Join(j.taskDir(taskID), "progress.json"), data); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return nil

@@ -264,6 +264,7 @@ func TestDeploymentShow(t *testing.T) {
 	// A rolling rollback that is being cancelled.
 	rb := deployment(tentaclev1.DeploymentState_DEPLOYMENT_STATE_RUNNING)
 	rb.Kind, rb.CancelRequestedAt = "rollback", timestamppb.New(t0.Add(30*time.Second))
+	rb.DeadlineAt = timestamppb.New(t0.Add(time.Hour))
 	rb.Rollout = &tentaclev1.Rollout{Window: 1, Pause: durationpb.New(30 * time.Second), FailurePolicy: "continue"}
 	h = newHarness(t, &fakeAdmin{dep: rb})
 	r = h.run(t, "deployment", "show", "dep-1")
@@ -277,6 +278,7 @@ func TestDeploymentShow(t *testing.T) {
 		"Rollout:       1 per wave, 30s pause, on failure continue\n"+
 		"State:         cancelling\n"+
 		"Created:       2026-01-02 03:04:05 by alice\n"+
+		"Deadline:      2026-01-02 04:04:05\n"+
 		"Cancel asked:  2026-01-02 03:04:35\n"+
 		"Finished:      -\n"+
 		"\n"+

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/tentacle-deploy/tentacle/internal/spec"
@@ -17,9 +19,10 @@ import (
 func (c *cli) newDeployCmd() *cobra.Command {
 	var app, release, env string
 	var wait, force, missing bool
+	var deadline time.Duration
 	var rollout rolloutFlags
 	cmd := &cobra.Command{
-		Use:   "deploy --app APP --release VERSION --env ENV [--wait] [--window N --pause D --on-failure halt|continue] [--missing]",
+		Use:   "deploy --app APP --release VERSION --env ENV [--wait] [--window N --pause D --on-failure halt|continue] [--missing] [--deadline D]",
 		Short: "Deploy a release to an environment",
 		Long: `Deploy a release of an application to every target of an environment, and
 print the deployment's id.
@@ -34,6 +37,13 @@ yet started when a task fails, continue goes on. Without these flags the
 application's rollout applies (app create sets it). --missing deploys only to
 the targets that do not already run the release successfully, e.g. a target
 that joined later.
+
+--deadline D bounds how long the deployment waits for its targets: a task
+whose agent has not taken it D after the deployment was created (the target
+was offline, or its wave had not started) fails as target-unavailable, and
+with --on-failure halt the rollout halts. Tasks already running are not
+affected. Without it the server's default applies (tentacle-server serve
+--deployment-deadline, 1h unless set).
 
 With --wait, follow the deployment until it ends. On a terminal, one line per
 target is redrawn in place: its state, wave, a pull progress bar and its latest
@@ -73,6 +83,12 @@ With -o json, stdout gets one JSON document (the created deployment, or with
 			req := &tentaclev1.CreateDeploymentRequest{
 				Application: app, ReleaseVersion: release, Environment: env, Force: force, MissingOnly: missing,
 			}
+			if cmd.Flags().Changed("deadline") {
+				if deadline < time.Second || deadline > maxDeadline {
+					return badValue("--deadline %s: use 1s to 168h (7 days), e.g. 30m, or leave it out for the server's default", deadline)
+				}
+				req.Deadline = durationpb.New(deadline)
+			}
 			resp, conn, err := callKeeping(c, cmd, func(ctx context.Context, admin tentaclev1.AdminServiceClient) (*tentaclev1.CreateDeploymentResponse, error) {
 				var err error
 				if req.Rollout, err = rollout.withBase(ctx, cmd, admin, app); err != nil {
@@ -105,6 +121,7 @@ With -o json, stdout gets one JSON document (the created deployment, or with
 	fl.BoolVar(&wait, "wait", false, "follow the deployment until it finishes; exit 1 if it failed or was cancelled")
 	fl.BoolVar(&force, "force", false, "deploy even if the release has not succeeded in the previous environment (role admin; audited)")
 	fl.BoolVar(&missing, "missing", false, "only to the targets that do not already run the release successfully")
+	fl.DurationVar(&deadline, "deadline", 0, "fail the tasks whose target has not taken them this long after the deployment starts, e.g. 30m (default: the server's, 1h unless set)")
 	rollout.add(cmd, "(default: the application's rollout)")
 	for _, name := range []string{"app", "release", "env"} {
 		_ = cmd.MarkFlagRequired(name)

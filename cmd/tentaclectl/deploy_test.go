@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
@@ -213,4 +214,17 @@ func TestDeployForceIsSent(t *testing.T) {
 	h := newHarness(t, &fakeAdmin{})
 	h.run(t, "deploy", "--app", "web", "--release", "1.4.2", "--env", "prod", "--force")
 	wantRequest(t, h.fake, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.4.2", Environment: "prod", Force: true})
+}
+
+func TestDeployDeadline(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, &fakeAdmin{})
+	wantCode(t, h.run(t, "deploy", "--app", "web", "--release", "1.4.2", "--env", "prod", "--deadline", "30m"), 0)
+	wantRequest(t, h.fake, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.4.2", Environment: "prod",
+		Deadline: durationpb.New(30 * time.Minute)})
+	deploy := []string{"deploy", "--app", "web", "--release", "1.4.2", "--env", "prod"}
+	wantRefusals(t, h, []refusal{
+		{append(deploy, "--deadline", "0s"), "--deadline 0s: use 1s to 168h (7 days), e.g. 30m, or leave it out for the server's default"},
+		{append(deploy, "--deadline", "200h"), "--deadline 200h0m0s: use 1s to 168h (7 days), e.g. 30m, or leave it out for the server's default"},
+	}, "See 'tentaclectl ")
 }

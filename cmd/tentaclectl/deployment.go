@@ -109,6 +109,9 @@ func (c *cli) printDeployment(w io.Writer, resp *tentaclev1.GetDeploymentRespons
 	row(w, "Rollout:", formatRollout(d.GetRollout()))
 	row(w, "State:", deploymentStateOf(d))
 	row(w, "Created:", c.formatTime(d.GetCreatedAt())+" by "+cell(d.GetCreatedBy()))
+	if at := d.GetDeadlineAt(); at != nil {
+		row(w, "Deadline:", c.formatTime(at))
+	}
 	if at := d.GetCancelRequestedAt(); at != nil {
 		row(w, "Cancel asked:", c.formatTime(at))
 	}

@@ -23,6 +23,9 @@ type rolloutFlags struct {
 // a plan.
 const maxPause = 24 * time.Hour
 
+// maxDeadline is the server's bound on a deployment's deadline.
+const maxDeadline = 7 * 24 * time.Hour
+
 func (r *rolloutFlags) add(cmd *cobra.Command, what string) {
 	fl := cmd.Flags()
 	fl.IntVar(&r.window, "window", 0, "targets per wave "+what+"; 0 deploys to all at once")
