@@ -2,7 +2,11 @@
 // server, for load tests and benchmarks (reconnect storms, dispatch at
 // scale). Each agent enrolls with a join token, with its own key and
 // certificate, and runs the real agent session (package agent) over mutual
-// TLS; only the Docker engine is simulated (Engine).
+// TLS; only the Docker engine is simulated (Engine). An agent costs a few
+// goroutines, its journal in memory and one connection: one file
+// descriptor, two when the server runs in the same process, so thousands
+// of agents need a raised open-files limit (Go raises the soft limit to
+// the hard one on Linux; `ulimit -Hn` is what counts).
 //
 // It must not import server packages: a fleet reaches a server the way real
 // agents do, through its address.
