@@ -259,7 +259,8 @@ func (lc *logCounter) earlyReturns() (refusals, early int) {
 				continue
 			}
 			refusals++
-			if i+1 < len(entries) && entries[i+1].at.Sub(e.at) < e.retryAfter {
+			// The trailer carries whole milliseconds.
+			if i+1 < len(entries) && entries[i+1].at.Sub(e.at) < e.retryAfter.Truncate(time.Millisecond) {
 				early++
 			}
 		}
