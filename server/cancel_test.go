@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 )
@@ -129,6 +130,17 @@ func webWithOneAgent(t *testing.T) (*Server, tentaclev1.AdminServiceClient, tent
 	return s, c, ac, stream, cancel
 }
 
+// deployWeb deploys web 1.0 to prod (with deadline, if not nil) and
+// returns the deployment and the task the agent of stream received.
+func deployWeb(t *testing.T, c tentaclev1.AdminServiceClient, stream tentaclev1.AgentService_ConnectClient, deadline *durationpb.Duration) (*tentaclev1.CreateDeploymentResponse, string) {
+	t.Helper()
+	d, err := c.CreateDeployment(ctxT(t), &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.0", Environment: "prod", Deadline: deadline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, recvNext(t, stream).GetAssign().GetTask().GetTaskId()
+}
+
 func TestCancelReachesAgentThatWasAway(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -144,11 +156,7 @@ func TestCancelReachesAgentThatWasAway(t *testing.T) {
 			t.Parallel()
 			s, c, ac, stream, cancel := webWithOneAgent(t)
 			ctx := ctxT(t)
-			d, err := c.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.0", Environment: "prod"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			task := recvNext(t, stream).GetAssign().GetTask().GetTaskId()
+			d, task := deployWeb(t, c, stream, nil)
 			if task == "" {
 				t.Fatal("no Assign")
 			}

@@ -271,18 +271,12 @@ func TestDeadlineFailsTasksItsTargetNeverTook(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s, c, ac, stream, cancel := webWithOneAgent(t)
-			ctx := ctxT(t)
-			d, err := c.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.0",
-				Environment: "prod", Deadline: durationpb.New(2 * time.Second)})
-			if err != nil {
-				t.Fatal(err)
-			}
+			d, task := deployWeb(t, c, stream, durationpb.New(2*time.Second))
 			deadline := d.GetDeployment().GetDeadlineAt().AsTime()
 			if want := d.GetDeployment().GetCreatedAt().AsTime().Add(2 * time.Second); !deadline.Equal(want) {
 				t.Fatalf("deadline_at %s, want created_at + 2s = %s", deadline, want)
 			}
-			task := recvNext(t, stream).GetAssign().GetTask()
-			if task.GetTaskId() == "" {
+			if task == "" {
 				t.Fatal("no Assign")
 			}
 			if !tc.online {
@@ -296,12 +290,160 @@ func TestDeadlineFailsTasksItsTargetNeverTook(t *testing.T) {
 				t.Errorf("task after the deadline: %v %v %q\nwant failed, target unavailable, %q", tk.GetState(), tk.GetFailureKind(), tk.GetMessage(), want)
 			}
 			if !tc.online {
-				stream = connectHolding(t, ac, task.GetTaskId())
+				stream = connectHolding(t, ac, task)
 			}
 			m := recvNext(t, stream)
-			if m.GetCancel().GetTaskId() != task.GetTaskId() || m.GetCancel().GetReason() != want {
-				t.Fatalf("agent holding the overdue task got %v, want Cancel of %s with %q", m, task.GetTaskId(), want)
+			if m.GetCancel().GetTaskId() != task || m.GetCancel().GetReason() != want {
+				t.Fatalf("agent holding the overdue task got %v, want Cancel of %s with %q", m, task, want)
 			}
 		})
+	}
+}
+
+// TestUnacknowledgedTaskIsSentAgain: an Assign the agent never
+// acknowledged (lost on its way) is sent again on the same session.
+func TestUnacknowledgedTaskIsSentAgain(t *testing.T) {
+	t.Parallel()
+	s, c, ac, _, cancel := webWithOneAgent(t)
+	ctx := ctxT(t)
+	// A session reads the interval when it starts: the next one resends fast.
+	s.resendAfterNs.Store(int64(300 * time.Millisecond))
+	cancel()
+	until(t, "the first session to end", func() bool { return len(s.sessions.all()) == 0 })
+	stream := connectHolding(t, ac)
+	d, err := c.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.0", Environment: "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := d.GetTasks()[0].GetId()
+	for i := range 2 {
+		if got := recvNext(t, stream).GetAssign().GetTask().GetTaskId(); got != task {
+			t.Fatalf("message %d: Assign of %q, want %s", i+1, got, task)
+		}
+	}
+	stream.Send(&tentaclev1.ConnectRequest{Msg: &tentaclev1.ConnectRequest_TaskAccepted{TaskAccepted: &tentaclev1.TaskAccepted{TaskId: task}}})
+	waitTask(t, c, d.GetDeployment().GetId(), tentaclev1.TaskState_TASK_STATE_ACCEPTED)
+}
+
+// TestReplayedEventsAndLogsAreStoredOnce: an agent that resends events and
+// log chunks after a broken session (it cannot know what arrived) changes
+// nothing the second time: one record per event, the log once, in order.
+func TestReplayedEventsAndLogsAreStoredOnce(t *testing.T) {
+	t.Parallel()
+	s, c, ac, stream, cancel := webWithOneAgent(t)
+	ctx := ctxT(t)
+	d, task := deployWeb(t, c, stream, nil)
+	report := func(stream tentaclev1.AgentService_ConnectClient, seq uint64, state tentaclev1.TaskState) {
+		t.Helper()
+		stream.Send(&tentaclev1.ConnectRequest{Msg: &tentaclev1.ConnectRequest_TaskEvent{TaskEvent: &tentaclev1.TaskEvent{
+			TaskId: task, Sequence: seq, State: state, Message: state.String()}}})
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ack := m.GetEventAck(); ack.GetTaskId() == task && ack.GetSequence() == seq {
+				return
+			}
+		}
+	}
+	pushLog := func(offset uint64, data string) {
+		t.Helper()
+		logs, err := ac.PushLogs(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs.Send(&tentaclev1.PushLogsRequest{TaskId: task, Offset: offset, Data: []byte(data)})
+		if _, err := logs.Recv(); err != nil {
+			t.Fatal(err)
+		}
+		logs.CloseSend()
+	}
+	stream.Send(&tentaclev1.ConnectRequest{Msg: &tentaclev1.ConnectRequest_TaskAccepted{TaskAccepted: &tentaclev1.TaskAccepted{TaskId: task}}})
+	report(stream, 1, tentaclev1.TaskState_TASK_STATE_PULLING)
+	pushLog(0, "pulling\n")
+	report(stream, 2, tentaclev1.TaskState_TASK_STATE_SUCCEEDED)
+	pushLog(8, "done\n")
+	cancel()
+	until(t, "the session to end", func() bool { return len(s.sessions.all()) == 0 })
+
+	// The agent comes back and resends everything from the start.
+	again := connectHolding(t, ac)
+	report(again, 1, tentaclev1.TaskState_TASK_STATE_PULLING)
+	report(again, 2, tentaclev1.TaskState_TASK_STATE_SUCCEEDED)
+	pushLog(0, "pulling\ndone\n")
+
+	watch, err := c.WatchDeployment(ctx, &tentaclev1.WatchDeploymentRequest{Id: d.GetDeployment().GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	view, err := watch.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := view.GetDeployment().GetState(); st != tentaclev1.DeploymentState_DEPLOYMENT_STATE_SUCCEEDED {
+		t.Errorf("deployment %v, want succeeded", st)
+	}
+	var seqs []uint64
+	for _, e := range view.GetEvents() {
+		seqs = append(seqs, e.GetSequence())
+	}
+	if fmt.Sprint(seqs) != "[1 2]" {
+		t.Errorf("event sequences stored %v, want [1 2]", seqs)
+	}
+	logs, err := c.ReadTaskLog(ctx, &tentaclev1.ReadTaskLogRequest{TaskId: task})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got strings.Builder
+	for {
+		m, err := logs.Recv()
+		if err != nil {
+			break
+		}
+		got.Write(m.GetData())
+	}
+	if got.String() != "pulling\ndone\n" {
+		t.Errorf("stored log %q, want %q", got.String(), "pulling\ndone\n")
+	}
+}
+
+// TestDeploymentDeadlineRejections: a deadline out of range, or one that
+// passes before the rollout's last wave could start, is refused with the
+// field and the fix, and nothing is deployed.
+func TestDeploymentDeadlineRejections(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	c := adminClient(t, s, s.BootstrapToken)
+	ctx := ctxT(t)
+	enrollRaw(t, s, c, "prod")
+	enrollRaw(t, s, c, "prod")
+	c.CreateApplication(ctx, &tentaclev1.CreateApplicationRequest{Name: "web", ImageRepository: "r.example.com/web"})
+	c.CreateRelease(ctx, &tentaclev1.CreateReleaseRequest{Application: "web", ImageTag: "1.0"})
+	for _, tc := range []struct {
+		deadline *durationpb.Duration
+		rollout  *tentaclev1.Rollout
+		code     codes.Code
+		msg      string
+	}{
+		{durationpb.New(500 * time.Millisecond), nil, codes.InvalidArgument,
+			"deadline: 500ms out of range: use 1s to 168h (7 days), or leave it unset for the server's default"},
+		{durationpb.New(200 * time.Hour), nil, codes.InvalidArgument,
+			"deadline: 200h0m0s out of range: use 1s to 168h (7 days), or leave it unset for the server's default"},
+		{durationpb.New(30 * time.Minute), &tentaclev1.Rollout{Window: 1, Pause: durationpb.New(time.Hour)}, codes.FailedPrecondition,
+			"deadline: 30m0s passes before the last of 2 waves can start (1h0m0s pause between waves): pass a --deadline longer than 1h0m0s, or a shorter --pause"},
+		{nil, &tentaclev1.Rollout{Window: 1, Pause: durationpb.New(2 * time.Hour)}, codes.FailedPrecondition,
+			"deadline: 1h0m0s passes before the last of 2 waves can start (2h0m0s pause between waves): pass a --deadline longer than 2h0m0s, or a shorter --pause"},
+	} {
+		_, err := c.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.0", Environment: "prod",
+			Deadline: tc.deadline, Rollout: tc.rollout})
+		wantStatus(t, err, tc.code, tc.msg)
+	}
+	ds, err := c.ListDeployments(ctx, &tentaclev1.ListDeploymentsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(ds.GetDeployments()); n != 0 {
+		t.Errorf("%d deployments after refusals, want 0", n)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -81,6 +82,9 @@ type Server struct {
 	// watches) end at once instead of holding up a restart.
 	stopping chan struct{}
 	stopOnce sync.Once
+	// resendAfterNs is how long a session waits for the agent to
+	// acknowledge a task before it sends it again (resendAfter).
+	resendAfterNs atomic.Int64
 	// BootstrapToken is set when this start created the first admin token.
 	BootstrapToken string
 }
@@ -139,6 +143,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, store: st, ca: ca, cas: cas, box: box, sessions: newSessions(), handshakes: newHandshakes(cfg.MaxHandshakes), changes: newChanges(), stopping: make(chan struct{})}
 	s.rollouts = newRollouts(s)
+	s.resendAfterNs.Store(int64(defaultResendAfter))
 	if err := s.bootstrap(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -177,9 +182,9 @@ func (s *Server) ServerCertificate() *x509.Certificate { return s.serverCert }
 // Store exposes the store to in-process callers (dev mode, tests).
 func (s *Server) Store() store.Store { return s.store }
 
-// Serve resumes the running deployments' rollouts and serves until ctx
-// ends, then stops gracefully (open streams are closed after a short grace
-// period) and closes the store.
+// Serve resumes the running deployments' rollouts, fails tasks past their
+// deployment's deadline as time goes, and serves until ctx ends; then it
+// stops within a few seconds (see shutdown) and closes the store.
 func (s *Server) Serve(ctx context.Context) error {
 	s.rollouts.resume(ctx)
 	deadlines, stopDeadlines := context.WithCancel(context.WithoutCancel(ctx))
@@ -231,6 +236,12 @@ func (s *Server) shutdown() {
 		s.grpc.Stop()
 	}
 }
+
+// defaultResendAfter: an agent acknowledges a task as soon as it has
+// journaled it, in milliseconds; 30 s without it means the Assign was lost.
+const defaultResendAfter = 30 * time.Second
+
+func (s *Server) resendAfter() time.Duration { return time.Duration(s.resendAfterNs.Load()) }
 
 // refuseNewSessions begins the shutdown: from now on Connect answers
 // Unavailable with a retry hint, and log and watch streams end.

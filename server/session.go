@@ -156,13 +156,18 @@ type session struct {
 	releases map[string]store.Release
 	// held is the tasks the agent said in Hello it has journaled.
 	held map[string]bool
+
+	// unacked holds when each task sent on this session was last sent,
+	// until the agent acknowledges it (TaskAccepted or any event).
+	unackedMu sync.Mutex
+	unacked   map[string]time.Time
 }
 
 func newSession(s *Server, t store.Target, stream tentaclev1.AgentService_ConnectServer, log *zap.Logger) *session {
 	return &session{
 		id: newID(), s: s, target: t, stream: stream, log: log,
 		out: make(chan *tentaclev1.ConnectResponse, 64), bye: make(chan *tentaclev1.ConnectResponse, 1), kickc: make(chan struct{}, 1), done: make(chan struct{}),
-		sent: map[string]bool{}, releases: map[string]store.Release{}, held: map[string]bool{},
+		sent: map[string]bool{}, releases: map[string]store.Release{}, held: map[string]bool{}, unacked: map[string]time.Time{},
 	}
 }
 
@@ -207,10 +212,20 @@ func (s *session) close(err error) {
 }
 
 func (s *session) writeLoop() {
+	resend := time.NewTicker(s.s.resendAfter() / 2)
+	defer resend.Stop()
 	for {
 		select {
 		case <-s.done:
 			return
+		case <-resend.C:
+			if !s.anyAckOverdue() {
+				continue
+			}
+			if err := s.dispatch(); err != nil {
+				s.close(err)
+				return
+			}
 		case m := <-s.out:
 			if err := s.stream.Send(m); err != nil {
 				s.close(fmt.Errorf("send: %w", err))
@@ -229,6 +244,59 @@ func (s *session) writeLoop() {
 			}
 			s.close(errShuttingDown)
 			return
+		}
+	}
+}
+
+// awaitAck notes that task id was just sent.
+func (s *session) awaitAck(id string) {
+	s.unackedMu.Lock()
+	defer s.unackedMu.Unlock()
+	s.unacked[id] = time.Now()
+}
+
+// acked notes that the agent acknowledged task id.
+func (s *session) acked(id string) {
+	s.unackedMu.Lock()
+	defer s.unackedMu.Unlock()
+	delete(s.unacked, id)
+}
+
+// ackOverdue reports whether task id was sent on this session and not
+// acknowledged within the resend interval: the Assign may have been lost
+// on its way (the agent journals a task before it acknowledges it, and
+// answers a second Assign of a task it has with its journaled state, so a
+// resend never runs a task twice).
+func (s *session) ackOverdue(id string) bool {
+	s.unackedMu.Lock()
+	defer s.unackedMu.Unlock()
+	at, ok := s.unacked[id]
+	return ok && time.Since(at) >= s.s.resendAfter()
+}
+
+func (s *session) anyAckOverdue() bool {
+	s.unackedMu.Lock()
+	defer s.unackedMu.Unlock()
+	for _, at := range s.unacked {
+		if time.Since(at) >= s.s.resendAfter() {
+			return true
+		}
+	}
+	return false
+}
+
+// forgetAcksBut stops waiting for the acknowledgement of tasks no longer
+// pending (acknowledged on another session, halted, or failed).
+func (s *session) forgetAcksBut(pending []store.Task) {
+	keep := make(map[string]bool, len(pending))
+	for _, t := range pending {
+		keep[t.ID] = true
+	}
+	s.unackedMu.Lock()
+	defer s.unackedMu.Unlock()
+	for id := range s.unacked {
+		if !keep[id] {
+			delete(s.unacked, id)
 		}
 	}
 }
@@ -256,9 +324,10 @@ func (s *session) dispatch() error {
 	if err != nil {
 		return fmt.Errorf("pending tasks: %w", err)
 	}
+	s.forgetAcksBut(tasks)
 	sent := 0
 	for _, t := range tasks {
-		if s.sent[t.ID] {
+		if s.sent[t.ID] && !s.ackOverdue(t.ID) {
 			continue
 		}
 		d, err := s.s.store.GetDeployment(ctx, t.DeploymentID)
@@ -286,13 +355,28 @@ func (s *session) dispatch() error {
 		if err != nil {
 			return err
 		}
+		// Assigned before it is sent: a halt cancels only tasks still
+		// queued, and must not cancel one the agent may be running. If the
+		// task was halted or failed since it was listed, it is not sent.
+		if err := s.s.store.MarkTaskAssigned(ctx, t.ID); err != nil {
+			return fmt.Errorf("mark assigned: %w", err)
+		}
+		now, err := s.s.store.GetTask(ctx, t.ID)
+		if err != nil {
+			return fmt.Errorf("task %s: %w", t.ID, err)
+		}
+		if now.State != store.TaskAssigned {
+			s.sent[t.ID] = true
+			continue
+		}
+		if s.sent[t.ID] {
+			s.log.Warn("task sent again: the agent has not acknowledged it", zap.String("task", t.ID), zap.String("deployment", t.DeploymentID))
+		}
 		if err := s.stream.Send(&tentaclev1.ConnectResponse{Msg: &tentaclev1.ConnectResponse_Assign{Assign: &tentaclev1.Assign{Task: a}}}); err != nil {
 			return fmt.Errorf("send assign: %w", err)
 		}
 		s.sent[t.ID] = true
-		if err := s.s.store.MarkTaskAssigned(ctx, t.ID); err != nil {
-			return fmt.Errorf("mark assigned: %w", err)
-		}
+		s.awaitAck(t.ID)
 		s.log.Info("task assigned", zap.String("task", t.ID), zap.String("deployment", t.DeploymentID))
 		sent++
 	}
@@ -465,6 +549,7 @@ func (s *session) handle(ctx context.Context, m *tentaclev1.ConnectRequest) erro
 		if _, err := s.ownTask(ctx, msg.TaskAccepted.GetTaskId()); err != nil {
 			return err
 		}
+		s.acked(msg.TaskAccepted.GetTaskId())
 		if err := s.s.store.MarkTaskAccepted(ctx, msg.TaskAccepted.GetTaskId()); err != nil {
 			return fmt.Errorf("mark accepted: %w", err)
 		}
@@ -490,6 +575,7 @@ func (s *session) handleEvent(ctx context.Context, e *tentaclev1.TaskEvent) erro
 	if err != nil {
 		return err
 	}
+	s.acked(task.ID)
 	if e.GetSequence() == 0 {
 		return status.Error(codes.InvalidArgument, "task event sequence must start at 1")
 	}
