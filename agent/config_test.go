@@ -163,6 +163,7 @@ data_dir: /file/data
 docker_host: unix:///file.sock
 docker_config: /file/config.json
 container_prefix: file-
+log_spool_cap: 8MiB
 registries:
   - {registry: r, username: u, password: p}
 log: {format: console, level: info}
@@ -173,6 +174,7 @@ log: {format: console, level: info}
 		"TENTACLE_DOCKER_HOST":      "tcp://10.0.0.2:2376",
 		"TENTACLE_DOCKER_CONFIG":    "/env/config.json",
 		"TENTACLE_CONTAINER_PREFIX": "agent2.",
+		"TENTACLE_LOG_SPOOL_CAP":    "16MiB",
 		"TENTACLE_LOG_FORMAT":       "json",
 		"TENTACLE_LOG_LEVEL":        "debug",
 	}
@@ -181,7 +183,7 @@ log: {format: console, level: info}
 		t.Fatal(err)
 	}
 	want := Config{Server: "env.example.com:9443", DataDir: filepath.Join(dir, "env-data"), DockerHost: "tcp://10.0.0.2:2376", DockerConfig: "/env/config.json",
-		ContainerPrefix: "agent2.", Registries: cfg.Registries}
+		ContainerPrefix: "agent2.", LogSpoolCap: "16MiB", Registries: cfg.Registries}
 	want.Log.Format, want.Log.Level = "json", "debug"
 	if !reflect.DeepEqual(cfg, want) || len(cfg.Registries) != 1 {
 		t.Fatalf("with env: %+v\nwant %+v", cfg, want)
@@ -247,6 +249,8 @@ var startsWithLine = regexp.MustCompile(`^line [1-9][0-9]*: `)
 func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte("server: a:1\nregistries:\n  - registry: r\n    username: u\n    password: p\n"))
 	f.Add([]byte("container_prefix: agent1-\n"))
+	f.Add([]byte("log_spool_cap: 64MiB\n"))
+	f.Add([]byte("log_spool_cap: 99999999999 GiB\n"))
 	f.Add([]byte("container_prefix: \"a b\"\n"))
 	f.Add([]byte("log: {format: json}\n"))
 	f.Add([]byte("server: h:8443\ndata_dir: d\ndocker_host: tcp://h:2376\ndocker_config: /c\nlog:\n  level: warn\n"))

@@ -26,7 +26,7 @@ func (a *Agent) pushLogsLoop(ctx context.Context) {
 		if err == nil {
 			attempt = 0
 		}
-		wait := backoff(attempt)
+		wait := retryDelay(err, attempt) // honours the server's retry hint
 		a.log.Debug("log stream ended, reconnecting", zap.Error(err), zap.Duration("in", wait))
 		if !sleep(ctx, wait) {
 			return
@@ -100,7 +100,7 @@ func (a *Agent) pushLogs(ctx context.Context) error {
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}
-			return wrap("log stream", err)
+			return withRetryHint(stream, wrap("log stream", err))
 		case <-wake:
 		case <-acked:
 		}

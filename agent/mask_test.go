@@ -8,16 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
-	"go.uber.org/zap/zaptest"
-
-	"github.com/tentacle-deploy/tentacle/agent/creds"
 	"github.com/tentacle-deploy/tentacle/agent/docker"
 	"github.com/tentacle-deploy/tentacle/agent/journal"
 	"github.com/tentacle-deploy/tentacle/internal/mask"
 	"github.com/tentacle-deploy/tentacle/internal/spec"
-	"github.com/tentacle-deploy/tentacle/internal/testimage"
 )
 
 const secret = "hunter2-secret"
@@ -92,23 +86,9 @@ func TestSensitiveEnvIsMasked(t *testing.T) {
 // last lines) do not contain the value.
 func TestSensitiveEnvIsMaskedInContainerOutput(t *testing.T) {
 	t.Parallel()
-	api := testimage.RequireEngine(t)
-	reg := testimage.StartRegistry(t, "deployer", "registry-pw")
-	app := fmt.Sprintf("tt-mask-%d", time.Now().UnixNano()%1e9)
-	digest := reg.Push(t, "team/"+app, "1.0", testimage.Image(t, testimage.WithLabel("tentacle.test", app+":1.0")))
-	t.Cleanup(func() {
-		ctx := context.Background()
-		list, _ := api.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", docker.LabelApp+"="+app))})
-		for _, c := range list {
-			api.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
-		}
-	})
-	store, err := creds.New([]creds.Entry{{Registry: reg.Host(), Username: "deployer", Password: "registry-pw"}}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, _ := testAgent(t, docker.New(api, store, zaptest.NewLogger(t)))
-	as := journal.Assignment{TaskID: "t1", Application: app, ImageRepository: reg.Host() + "/team/" + app, ImageDigest: digest,
+	f := newEngineFixture(t, "tt-mask")
+	a, _ := testAgent(t, f.d)
+	as := journal.Assignment{TaskID: "t1", Application: f.app, ImageRepository: f.repository, ImageDigest: f.digest,
 		RunSpec: spec.RunSpec{Env: []spec.EnvVar{
 			{Name: "DB_PASSWORD", Value: secret}, {Name: "TESTAPP_PRINT_ENV", Value: "DB_PASSWORD"},
 			{Name: "TESTAPP_LINES", Value: "1"}, {Name: "TESTAPP_EXIT", Value: "1"},

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -87,5 +88,25 @@ func TestRestartReconcilesUnfinishedTasks(t *testing.T) {
 				t.Errorf("task log does not say the agent restarted:\n%s", log)
 			}
 		})
+	}
+}
+
+// An agent stopped while it still waits for Docker to settle a task
+// reports nothing: the outcome is unknown, the next start settles it.
+func TestStopBeforeDockerAnswersLeavesTaskUnfinished(t *testing.T) {
+	t.Parallel()
+	r := &hostRunner{reconcile: &docker.Failure{Kind: docker.FailureDocker, Err: fmt.Errorf("settle task t1: %w: %w", docker.ErrEngineUnreachable, context.Canceled)}, deploys: map[string]int{}}
+	a, _ := testAgent(t, r)
+	if _, err := a.journal.Accept(journal.Assignment{TaskID: "t1", Application: "web", ImageRepository: "registry.example.com/team/web", ImageDigest: testDigest}); err != nil {
+		t.Fatal(err)
+	}
+	a.journal.Append("t1", journal.Event{State: stateStarting})
+	a.reconcile(a.taskCtx)
+	a.tasks.Wait()
+	if u := a.journal.Unfinished(); len(u) != 1 || u[0].TaskID != "t1" {
+		t.Fatalf("unfinished tasks = %v, want t1 still unfinished", u)
+	}
+	if n := r.deploys["t1"]; n != 0 {
+		t.Errorf("Deploy ran %d times", n)
 	}
 }

@@ -138,6 +138,12 @@ func (a *Agent) execute(ctx context.Context, as journal.Assignment, resume bool)
 	} else {
 		res, err = a.runner.Deploy(ctx, task, progress, logs)
 	}
+	if resume && errors.Is(err, docker.ErrEngineUnreachable) {
+		// Stopping before Docker answered: the outcome is unknown, so the
+		// task stays unfinished for the next start to settle.
+		log.Warn("stopping before the docker engine answered: the task is settled at the next start", zap.Error(err))
+		return
+	}
 	if err != nil {
 		kind := docker.KindOf(err)
 		state := stateFailed

@@ -9,12 +9,22 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+	"go.uber.org/zap"
 )
 
 // ErrNotCreated is Reconcile's answer when no container of the task
 // exists: the task never got to create one, or what it created was
 // removed again.
 var ErrNotCreated = errors.New("no container of the task exists")
+
+// ErrEngineUnreachable is in the error of a Reconcile that gave up waiting
+// for the Docker engine (its ctx ended): the task's state is unknown.
+var ErrEngineUnreachable = errors.New("the docker engine is not reachable")
+
+// engineRetry is the longest wait between attempts to reach an engine that
+// is not up yet (the host is booting).
+const engineRetry = 5 * time.Second
 
 // Reconcile settles a task that was running when the agent stopped
 // without reporting its outcome (a crash, a kill, a power cut), from the
@@ -50,10 +60,9 @@ func (d *Deployer) Reconcile(ctx context.Context, t Task, progress func(Progress
 	s := &swap{d: d, name: d.prefix + t.Application, log: log, rollbackBudget: t.runSpec().StopTimeout + time.Minute}
 	_, hostCfg := ContainerConfig(t, "")
 	s.restart = hostCfg.RestartPolicy
-	list, err := d.api.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-		filters.Arg("label", LabelTask+"="+t.ID), filters.Arg("label", LabelApp+"="+t.Application))})
+	list, err := d.taskContainers(ctx, t)
 	if err != nil {
-		return Result{}, fail(FailureDocker, "list the containers of task %s: %w", t.ID, err)
+		return Result{}, err
 	}
 	var next, named *container.Summary
 	for i, c := range list {
@@ -84,10 +93,35 @@ func (d *Deployer) Reconcile(ctx context.Context, t Task, progress func(Progress
 			return Result{}, s.rollback(ctx, err)
 		}
 		// rollback returns its cause unchanged when it undid everything.
-		if err := s.rollback(ctx, ErrNotCreated); err != ErrNotCreated { //nolint:errorlint // identity is the point
+		if err := s.rollback(ctx, ErrNotCreated); err != ErrNotCreated {
 			return Result{}, fail(FailureDocker, "restore the previous container of %s: %v", s.name, err)
 		}
 		return Result{}, ErrNotCreated
+	}
+}
+
+// taskContainers lists the containers labelled with the task, waiting for
+// an engine that does not answer yet: after a reboot the agent may start
+// before Docker, and the task's outcome must come from what Docker holds.
+func (d *Deployer) taskContainers(ctx context.Context, t Task) ([]container.Summary, error) {
+	opts := container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("label", LabelTask+"="+t.ID), filters.Arg("label", LabelApp+"="+t.Application))}
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, engineRetry) {
+		list, err := d.api.ContainerList(ctx, opts)
+		switch {
+		case err == nil:
+			return list, nil
+		case !client.IsErrConnectionFailed(err):
+			return nil, fail(FailureDocker, "list the containers of task %s: %w", t.ID, err)
+		}
+		d.log.Warn("docker engine not reachable; waiting for it to settle an interrupted task", zap.String("task", t.ID), zap.Error(err))
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, fail(FailureDocker, "settle task %s: %w: %w", t.ID, ErrEngineUnreachable, ctx.Err())
+		case <-timer.C:
+		}
 	}
 }
 

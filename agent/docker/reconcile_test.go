@@ -2,14 +2,18 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/tentacle-deploy/tentacle/internal/spec"
 )
@@ -111,7 +115,7 @@ func TestReconcileWithoutContainerCreatesNothing(t *testing.T) {
 	old := f.first(d1)
 	task := f.reconcileTask("2.0", d1)
 	res, err := f.d.Reconcile(context.Background(), task, nil, nil)
-	if err != ErrNotCreated { //nolint:errorlint // the exact sentinel is the contract
+	if err != ErrNotCreated {
 		t.Fatalf("Reconcile = %+v, %v; want ErrNotCreated", res, err)
 	}
 	if n := f.taskContainers(task.ID); n != 0 {
@@ -243,4 +247,28 @@ func TestReconcileNamedExitedRollsBack(t *testing.T) {
 		t.Errorf("%d containers of the failed task remain", n)
 	}
 	f.assertNoLeftovers()
+}
+
+// After a reboot the agent may start before Docker: Reconcile waits for
+// the engine rather than guess, and says so when it gives up.
+func TestReconcileWaitsForTheEngine(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close() // nothing listens there now
+	api, err := client.NewClientWithOpts(client.WithHost("tcp://"+addr), client.WithVersion("1.41"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := New(api, nil, zaptest.NewLogger(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	task := Task{ID: "t1", Application: "web", Repository: "registry.example.com/team/web", Tag: "1.0"}
+	_, err = d.Reconcile(ctx, task, nil, nil)
+	if !errors.Is(err, ErrEngineUnreachable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Reconcile without an engine = %v, want ErrEngineUnreachable after the ctx ended", err)
+	}
 }

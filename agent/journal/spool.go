@@ -52,7 +52,7 @@ func (j *Journal) dropLocked(t *task) error {
 		return buf[:m]
 	}
 	lineEnd := func(off uint64) (uint64, bool) { // the next line start at or after off
-		if off == t.logBase || (off > t.logBase && read(off-1, 1)[0] == '\n') {
+		if off == t.logBase || (off > t.logBase && string(read(off-1, 1)) == "\n") {
 			return off, true
 		}
 		for i, b := range read(off, lineScan) {
