@@ -35,7 +35,8 @@ type Config struct {
 	JoinToken string
 	// Agents is how many agents to run.
 	Agents int
-	// Dir holds one data dir per agent (key, certificates, journal).
+	// Dir holds one data dir per agent (key, certificates, journal); an
+	// enrollment already there is replaced.
 	Dir string
 	// Log receives the agents' logs, each with its target's name; nil
 	// logs nothing.
@@ -60,9 +61,10 @@ type member struct {
 }
 
 // Start enrolls cfg.Agents agents and starts each as soon as it is
-// enrolled. Enrollment is retried a few times (a busy server may refuse
-// it); if an agent cannot enroll, the agents already started are stopped
-// and the error is returned.
+// enrolled. ctx bounds the enrollments only: the agents run until Stop.
+// Enrollment is retried a few times (a busy server may refuse it); if an
+// agent cannot enroll, the agents already started are stopped and the
+// error is returned.
 func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	if cfg.Agents <= 0 {
 		return nil, fmt.Errorf("fleet: %d agents: want at least one", cfg.Agents)
