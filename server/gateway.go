@@ -118,7 +118,8 @@ func (g *gateway) Connect(stream tentaclev1.AgentService_ConnectServer) error {
 		return refuseSession(stream, after, codes.ResourceExhausted,
 			fmt.Sprintf("server busy: %d agents are connecting at once (tentacle-server serve --max-handshakes)", g.s.cfg.MaxHandshakes))
 	}
-	leave := sync.OnceFunc(g.s.handshakes.leave)
+	entered := time.Now()
+	leave := sync.OnceFunc(func() { g.s.handshakes.leave(time.Since(entered)) })
 	defer leave()
 
 	first, err := recvWithin(stream, 15*time.Second)

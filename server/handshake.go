@@ -34,10 +34,20 @@ type handshakes struct {
 
 	mu sync.Mutex
 	// refused counts the refusals in the second starting at window: the
-	// pressure the retry hint grows with.
+	// crowd the retry hint spreads.
 	refused int
 	window  time.Time
+	// took is a moving average of how long a handshake holds its slot.
+	took time.Duration
 }
+
+// Bounds of one handshake's time in the average: a store too fast to
+// measure still costs something, and an agent slow to say Hello should not
+// make every hint long.
+const (
+	minHandshakeTime = 10 * time.Millisecond
+	maxHandshakeTime = time.Second
+)
 
 func newHandshakes(limit int) *handshakes {
 	return &handshakes{slots: make(chan struct{}, limit)}
@@ -53,19 +63,32 @@ func (h *handshakes) enter() bool {
 	}
 }
 
-func (h *handshakes) leave() { <-h.slots }
+// leave frees the slot of a handshake that held it for took.
+func (h *handshakes) leave(took time.Duration) {
+	took = min(max(took, minHandshakeTime), maxHandshakeTime)
+	h.mu.Lock()
+	if h.took == 0 {
+		h.took = took
+	} else {
+		h.took += (took - h.took) / 8
+	}
+	h.mu.Unlock()
+	<-h.slots
+}
 
 // retryAfter is a random delay to hand a refused agent: at least a second,
-// at most two seconds plus one per limit's worth of agents refused in the
-// last second (capped at 30 s), so that a larger crowd spreads out further
-// and their returns do not collide again.
+// at most two seconds plus twice the time the agents refused in the last
+// second would take to get through the slots at the current pace (at most
+// 30 s). A larger crowd, or a slower store, spreads the returns further, so
+// that they do not collide again; a fast server brings them back soon.
 func (h *handshakes) retryAfter(now time.Time) time.Duration {
 	h.mu.Lock()
 	if now.Sub(h.window) >= time.Second {
 		h.window, h.refused = now, 0
 	}
 	h.refused++
-	crowd := time.Duration(h.refused) * time.Second / time.Duration(cap(h.slots))
+	took := max(h.took, minHandshakeTime)
+	crowd := 2 * time.Duration(h.refused) * took / time.Duration(cap(h.slots))
 	h.mu.Unlock()
 	hi := min(2*time.Second+crowd, maxRetryAfter)
 	return minRetryAfter + rand.N(hi-minRetryAfter+1)

@@ -45,6 +45,12 @@ func enrollSession(t *testing.T, s *Server, c tentaclev1.AdminServiceClient, env
 // for the server's acknowledgement so that the store holds it.
 func (a *statusAgent) finish(t *testing.T, state tentaclev1.TaskState) {
 	t.Helper()
+	a.report(t, a.take(t), state)
+}
+
+// take waits for the next assignment and returns its task id.
+func (a *statusAgent) take(t *testing.T) string {
+	t.Helper()
 	var taskID string
 	for taskID == "" {
 		m, err := a.stream.Recv()
@@ -53,6 +59,12 @@ func (a *statusAgent) finish(t *testing.T, state tentaclev1.TaskState) {
 		}
 		taskID = m.GetAssign().GetTask().GetTaskId()
 	}
+	return taskID
+}
+
+// report reports taskID ended in state and waits for the acknowledgement.
+func (a *statusAgent) report(t *testing.T, taskID string, state tentaclev1.TaskState) {
+	t.Helper()
 	ev := &tentaclev1.TaskEvent{TaskId: taskID, Sequence: 1, State: state, Message: "done"}
 	if err := a.stream.Send(&tentaclev1.ConnectRequest{Msg: &tentaclev1.ConnectRequest_TaskEvent{TaskEvent: ev}}); err != nil {
 		t.Fatal(err)
@@ -240,8 +252,11 @@ func TestStatusTargetHistoryIsBounded(t *testing.T) {
 		if _, err := c.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: version, Environment: "dev"}); err != nil {
 			t.Fatal(err)
 		}
-		a.finish(t, aState)
-		b.finish(t, tentaclev1.TaskState_TASK_STATE_SUCCEEDED)
+		// Both tasks are on their agents before a's may fail: a failure
+		// halts the deployment, cancelling a task not yet sent.
+		ta, tb := a.take(t), b.take(t)
+		a.report(t, ta, aState)
+		b.report(t, tb, tentaclev1.TaskState_TASK_STATE_SUCCEEDED)
 	}
 	line := func() string {
 		t.Helper()

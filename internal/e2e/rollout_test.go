@@ -616,7 +616,9 @@ func TestRequiredTargetsPromotePartialRollout(t *testing.T) {
 	for _, env := range []string{"dev", "prod"} {
 		c.must(c.admin.CreateEnvironment(c.ctx(), &tentaclev1.CreateEnvironmentRequest{Name: env}))
 	}
-	c.createApp("web", nil)
+	// continue: under halt, the failing task could cancel the other one
+	// before it was sent, and no target would run the release.
+	c.createApp("web", &tentaclev1.Rollout{FailurePolicy: "continue"})
 	c.release("web", "1.0")
 	rec := newFleetRecord()
 	dev := c.enrollFleet("dev", 2, rec)
