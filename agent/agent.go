@@ -61,6 +61,8 @@ type Agent struct {
 	// left unacknowledged for the next start.
 	accepting atomic.Bool
 	stopGrace time.Duration
+	// live is true while a session is established (Welcome received).
+	live atomic.Bool
 
 	mu       sync.Mutex
 	appLocks map[string]*sync.Mutex
@@ -150,6 +152,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent stopped")
 	return nil
 }
+
+// Connected reports whether the agent has an established session: the
+// server sent Welcome and the stream has not broken since.
+func (a *Agent) Connected() bool { return a.live.Load() }
 
 // SetStopGrace changes the stop grace period (StopGrace by default); call
 // it before Run.

@@ -54,6 +54,8 @@ func (a *Agent) session(ctx, taskCtx context.Context) error {
 	if interval <= 0 {
 		interval = 10 * time.Second
 	}
+	a.live.Store(true)
+	defer a.live.Store(false)
 	a.log.Info("session established", zap.String("session", welcome.GetSessionId()), zap.Duration("heartbeat", interval))
 	if welcome.GetRenewCertificate() {
 		select {

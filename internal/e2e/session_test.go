@@ -115,13 +115,19 @@ func startCluster(t testing.TB, dataDir, addr string) *cluster {
 
 func startClusterWith(t testing.TB, cfg server.Config) *cluster {
 	t.Helper()
+	return startClusterLogged(t, cfg, testLogger(t).Named("server"))
+}
+
+// startClusterLogged is startClusterWith with the server logging to log.
+func startClusterLogged(t testing.TB, cfg server.Config, log *zap.Logger) *cluster {
+	t.Helper()
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
 	cfg.HeartbeatInterval, cfg.Out = time.Second, io.Discard
 	dataDir := cfg.DataDir
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, testLogger(t).Named("server"))
+	srv, err := server.New(ctx, cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

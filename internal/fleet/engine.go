@@ -1,0 +1,61 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"sync"
+
+	"github.com/tentacle-deploy/tentacle/agent/docker"
+)
+
+// Digest is what every task the simulated engine runs reports as deployed.
+const Digest = "sha256:f1ee7f1ee7f1ee7f1ee7f1ee7f1ee7f1ee7f1ee7f1ee7f1ee7f1ee7f1ee7f1ee"
+
+// Engine stands in for the Docker engine behind agent.Runner: every Deploy
+// succeeds at once, after the progress a real one reports, and is counted
+// by task id so that a test can tell a task that ran twice. It is safe for
+// concurrent use by all the agents of a fleet (task ids are unique).
+type Engine struct {
+	mu   sync.Mutex
+	runs map[string]int
+}
+
+// NewEngine returns an engine that has run nothing.
+func NewEngine() *Engine { return &Engine{runs: map[string]int{}} }
+
+// Deploy counts the task and reports it deployed.
+func (e *Engine) Deploy(_ context.Context, t docker.Task, progress func(docker.Progress), logs io.Writer) (docker.Result, error) {
+	e.mu.Lock()
+	e.runs[t.ID]++
+	e.mu.Unlock()
+	progress(docker.Progress{Phase: docker.PhasePulling, Message: "pulling " + t.Repository + ":" + t.Tag})
+	progress(docker.Progress{Phase: docker.PhaseStarting, Message: "starting " + t.Application})
+	fmt.Fprintf(logs, "simulated container of %s started\n", t.Application)
+	progress(docker.Progress{Phase: docker.PhaseVerifying, Message: "running"})
+	return docker.Result{Digest: Digest, ContainerID: "sim-" + t.ID}, nil
+}
+
+// Reconcile finds no container of the task: the simulated engine keeps
+// none, so a task an earlier agent process left unfinished never ran here.
+func (e *Engine) Reconcile(context.Context, docker.Task, func(docker.Progress), io.Writer) (docker.Result, error) {
+	return docker.Result{}, docker.ErrNotCreated
+}
+
+// EngineVersion names the simulated engine.
+func (e *Engine) EngineVersion(context.Context) (string, error) { return "simulated", nil }
+
+// Runs is how many times the task ran.
+func (e *Engine) Runs(taskID string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.runs[taskID]
+}
+
+// AllRuns returns the number of runs of every task that ran.
+func (e *Engine) AllRuns() map[string]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return maps.Clone(e.runs)
+}
