@@ -412,9 +412,9 @@ type Store interface {
 	// them; when no task is left running the deployment finishes in the
 	// same transaction.
 	HaltDeployment(ctx context.Context, deploymentID, message string) ([]Task, error)
-	// FailOverdueTasks fails every queued or assigned task of a running
-	// deployment whose DeadlineAt is at or before now, with failure kind
-	// "target_unavailable" and a message naming the target and the
+	// FailOverdueTasks fails every waiting, queued or assigned task of a
+	// running deployment whose DeadlineAt is at or before now, with failure
+	// kind "target_unavailable" and a message naming the target and the
 	// deadline; deployments whose last task that was finish in the same
 	// transaction. It returns the tasks it failed.
 	FailOverdueTasks(ctx context.Context, now time.Time) ([]Task, error)
