@@ -136,6 +136,12 @@ func TestReconnectKeepsTasksRunning(t *testing.T) {
 		t.Fatalf("task %s started a second time", id)
 	default:
 	}
+	// The server acknowledges the final event; the agent saves that ack in
+	// the task's directory, which must happen before the test removes it.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(a.journal.Unacked()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // A handshake the server refuses with a retry hint is retried after the
