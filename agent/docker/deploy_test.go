@@ -283,29 +283,6 @@ func TestDeployHealthcheck(t *testing.T) {
 	f.assertNoLeftovers()
 }
 
-func TestDeployCancelRestoresOld(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t)
-	digest := f.push("1.0")
-	first, err, _ := f.run(context.Background(), f.task("1.0", digest))
-	if err != nil {
-		t.Fatalf("first Deploy: %v", err)
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	task := f.task("1.0", digest)
-	task.ID = "task-cancelled"
-	task.Spec.ReadyAfter = time.Minute
-	progress := func(p Progress) {
-		if p.Phase == PhaseVerifying {
-			cancel()
-		}
-	}
-	_, err = f.d.Deploy(ctx, task, progress, io.Discard)
-	f.assertCancelRestored(err, first.ContainerID)
-}
-
 func TestDeployRecoversFromInterruptedSwap(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)

@@ -365,10 +365,7 @@ func TestAccessBadInput(t *testing.T) {
 
 func TestAccessUsageErrors(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		args []string
-		want string
-	}{
+	tests := []refusal{
 		{[]string{"admin-token", "create", "--name", "ci"}, `required flag(s) "role" not set`},
 		{[]string{"admin-token", "create"}, `required flag(s) "name", "role" not set`},
 		{[]string{"admin-token", "revoke"}, "missing ID|NAME"},
@@ -380,19 +377,7 @@ func TestAccessUsageErrors(t *testing.T) {
 		{[]string{"audti"}, `unknown command "audti" for "tentaclectl"; did you mean audit?`},
 	}
 	h := newHarness(t, &fakeAdmin{})
-	for _, tt := range tests {
-		r := h.run(t, tt.args...)
-		if r.code != 2 {
-			t.Errorf("%q: exit code %d, want 2", tt.args, r.code)
-		}
-		first, rest, _ := strings.Cut(r.stderr, "\n")
-		if want := "tentaclectl: " + tt.want; first != want {
-			t.Errorf("%q: stderr\n got: %s\nwant: %s", tt.args, first, want)
-		}
-		if !strings.Contains(rest, "Usage:") {
-			t.Errorf("%q: no usage after the error:\n%s", tt.args, r.stderr)
-		}
-	}
+	wantRefusals(t, h, tests, "Usage:")
 	if n := h.fake.count(); n != 0 {
 		t.Errorf("server got %d requests for usage errors", n)
 	}

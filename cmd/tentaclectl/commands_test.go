@@ -151,10 +151,7 @@ func TestBadInput(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		args []string
-		want string
-	}{
+	tests := []refusal{
 		{[]string{"frobnicate"}, `unknown command "frobnicate" for "tentaclectl"`},
 		{[]string{"deplyo"}, `unknown command "deplyo" for "tentaclectl"; did you mean deploy?`},
 		{[]string{"env", "bogus"}, `unknown command "bogus" for "tentaclectl env"`},
@@ -168,19 +165,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"deployments", "--timeout", "soon"}, `invalid argument "soon" for "--timeout" flag: time: invalid duration "soon"`},
 	}
 	h := newHarness(t, &fakeAdmin{})
-	for _, tt := range tests {
-		r := h.run(t, tt.args...)
-		if r.code != 2 {
-			t.Errorf("%q: exit code %d, want 2", tt.args, r.code)
-		}
-		first, rest, _ := strings.Cut(r.stderr, "\n")
-		if want := "tentaclectl: " + tt.want; first != want {
-			t.Errorf("%q: stderr\n got: %s\nwant: %s", tt.args, first, want)
-		}
-		if !strings.Contains(rest, "Usage:") {
-			t.Errorf("%q: no usage after the error:\n%s", tt.args, r.stderr)
-		}
-	}
+	wantRefusals(t, h, tests, "Usage:")
 	if n := h.fake.count(); n != 0 {
 		t.Errorf("server got %d requests for usage errors", n)
 	}

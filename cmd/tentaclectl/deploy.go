@@ -33,8 +33,9 @@ before. --force skips that check; it needs role admin and is audited.
 
 --window N rolls the release out N targets at a time (a wave), waiting
 --pause between waves; --on-failure halt (the default) stops the waves not
-yet started when a task fails, continue goes on. Without these flags the
-application's rollout applies (app create sets it). --missing deploys only to
+yet started when a task fails, continue goes on. The application's rollout
+(app create sets it) applies, with these flags laid over it: --pause 1m alone
+keeps the application's window. --missing deploys only to
 the targets that do not already run the release successfully, e.g. a target
 that joined later.
 

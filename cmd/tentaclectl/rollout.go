@@ -29,7 +29,7 @@ const maxDeadline = 7 * 24 * time.Hour
 func (r *rolloutFlags) add(cmd *cobra.Command, what string) {
 	fl := cmd.Flags()
 	fl.IntVar(&r.window, "window", 0, "targets per wave "+what+"; 0 deploys to all at once")
-	fl.DurationVar(&r.pause, "pause", 0, "wait between the end of one wave and the start of the next, e.g. 30s (needs --window)")
+	fl.DurationVar(&r.pause, "pause", 0, "wait between the end of one wave and the start of the next, e.g. 30s (needs waves: --window or the application's)")
 	fl.StringVar(&r.onFailure, "on-failure", "", `when a task fails: "halt" stops the waves not yet started (default), "continue" goes on`)
 }
 
