@@ -20,6 +20,27 @@ const (
 	maxDeadline        = 7 * 24 * time.Hour
 )
 
+// HealthThresholds are the limits past which a connected target whose
+// engine answers counts as degraded (docs/OPERATIONS.md). Zero fields take
+// the defaults.
+type HealthThresholds struct {
+	// DiskFreePercent: degraded when the filesystem of Docker's data root
+	// has less free space than this percentage (default 10).
+	DiskFreePercent float64
+	// ClockSkew: degraded when the agent's clock is off by more than this
+	// (default 30s).
+	ClockSkew time.Duration
+	// Restarts: degraded when a managed container has restarted more than
+	// this many times since its deployment created it (default 3).
+	Restarts int
+}
+
+const (
+	defaultHealthDiskFreePercent = 10
+	defaultHealthClockSkew       = 30 * time.Second
+	defaultHealthRestarts        = 3
+)
+
 // applyDefaults fills the zero fields and refuses values the server cannot
 // run with; errors name the flag of `tentacle-server serve`.
 func (c *Config) applyDefaults() error {

@@ -54,6 +54,11 @@ type Config struct {
 	DeploymentDeadline time.Duration
 	// ClientCertValidity is the lifetime of enrolled agents' certificates.
 	ClientCertValidity time.Duration
+	// HTTPListen is the plain-HTTP address of /metrics, /healthz and
+	// /readyz; empty serves none of them.
+	HTTPListen string
+	// Health holds the thresholds past which a target counts as degraded.
+	Health HealthThresholds
 	// Out receives the bootstrap admin token, printed once on first start.
 	Out io.Writer
 }

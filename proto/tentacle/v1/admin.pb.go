@@ -78,6 +78,121 @@ func (DeploymentState) EnumDescriptor() ([]byte, []int) {
 	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{0}
 }
 
+type TargetHealthState int32
+
+const (
+	TargetHealthState_TARGET_HEALTH_STATE_UNSPECIFIED TargetHealthState = 0
+	TargetHealthState_TARGET_HEALTH_STATE_HEALTHY     TargetHealthState = 1
+	// Works, but needs a look: a managed container restarting or unhealthy,
+	// drift, disk nearly full, clock skew.
+	TargetHealthState_TARGET_HEALTH_STATE_DEGRADED TargetHealthState = 2
+	// Connected, but cannot deploy: the Docker engine is unreachable.
+	TargetHealthState_TARGET_HEALTH_STATE_UNHEALTHY TargetHealthState = 3
+	// No session: the agent is stopped, or the link is down.
+	TargetHealthState_TARGET_HEALTH_STATE_UNAVAILABLE TargetHealthState = 4
+)
+
+// Enum value maps for TargetHealthState.
+var (
+	TargetHealthState_name = map[int32]string{
+		0: "TARGET_HEALTH_STATE_UNSPECIFIED",
+		1: "TARGET_HEALTH_STATE_HEALTHY",
+		2: "TARGET_HEALTH_STATE_DEGRADED",
+		3: "TARGET_HEALTH_STATE_UNHEALTHY",
+		4: "TARGET_HEALTH_STATE_UNAVAILABLE",
+	}
+	TargetHealthState_value = map[string]int32{
+		"TARGET_HEALTH_STATE_UNSPECIFIED": 0,
+		"TARGET_HEALTH_STATE_HEALTHY":     1,
+		"TARGET_HEALTH_STATE_DEGRADED":    2,
+		"TARGET_HEALTH_STATE_UNHEALTHY":   3,
+		"TARGET_HEALTH_STATE_UNAVAILABLE": 4,
+	}
+)
+
+func (x TargetHealthState) Enum() *TargetHealthState {
+	p := new(TargetHealthState)
+	*p = x
+	return p
+}
+
+func (x TargetHealthState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TargetHealthState) Descriptor() protoreflect.EnumDescriptor {
+	return file_tentacle_v1_admin_proto_enumTypes[1].Descriptor()
+}
+
+func (TargetHealthState) Type() protoreflect.EnumType {
+	return &file_tentacle_v1_admin_proto_enumTypes[1]
+}
+
+func (x TargetHealthState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TargetHealthState.Descriptor instead.
+func (TargetHealthState) EnumDescriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+type UnavailableTargets int32
+
+const (
+	UnavailableTargets_UNAVAILABLE_TARGETS_UNSPECIFIED UnavailableTargets = 0
+	// Queue their tasks: they run when the target returns, or fail at the
+	// deadline.
+	UnavailableTargets_UNAVAILABLE_TARGETS_WAIT UnavailableTargets = 1
+	// Leave them out of the deployment (listed in skipped_targets).
+	UnavailableTargets_UNAVAILABLE_TARGETS_SKIP UnavailableTargets = 2
+	// Fail their tasks at once (failure kind target_unavailable).
+	UnavailableTargets_UNAVAILABLE_TARGETS_FAIL UnavailableTargets = 3
+)
+
+// Enum value maps for UnavailableTargets.
+var (
+	UnavailableTargets_name = map[int32]string{
+		0: "UNAVAILABLE_TARGETS_UNSPECIFIED",
+		1: "UNAVAILABLE_TARGETS_WAIT",
+		2: "UNAVAILABLE_TARGETS_SKIP",
+		3: "UNAVAILABLE_TARGETS_FAIL",
+	}
+	UnavailableTargets_value = map[string]int32{
+		"UNAVAILABLE_TARGETS_UNSPECIFIED": 0,
+		"UNAVAILABLE_TARGETS_WAIT":        1,
+		"UNAVAILABLE_TARGETS_SKIP":        2,
+		"UNAVAILABLE_TARGETS_FAIL":        3,
+	}
+)
+
+func (x UnavailableTargets) Enum() *UnavailableTargets {
+	p := new(UnavailableTargets)
+	*p = x
+	return p
+}
+
+func (x UnavailableTargets) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UnavailableTargets) Descriptor() protoreflect.EnumDescriptor {
+	return file_tentacle_v1_admin_proto_enumTypes[2].Descriptor()
+}
+
+func (UnavailableTargets) Type() protoreflect.EnumType {
+	return &file_tentacle_v1_admin_proto_enumTypes[2]
+}
+
+func (x UnavailableTargets) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UnavailableTargets.Descriptor instead.
+func (UnavailableTargets) EnumDescriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
 type Environment struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -609,9 +724,12 @@ type Deployment struct {
 	// Set once a cancel was asked for.
 	CancelRequestedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=cancel_requested_at,json=cancelRequestedAt,proto3" json:"cancel_requested_at,omitempty"`
 	// Tasks not yet accepted by their agent by then fail (target unavailable).
-	DeadlineAt    *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=deadline_at,json=deadlineAt,proto3" json:"deadline_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DeadlineAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=deadline_at,json=deadlineAt,proto3" json:"deadline_at,omitempty"`
+	// Targets left out because they had no session when it was queued
+	// (unavailable_targets SKIP).
+	SkippedTargets []string `protobuf:"bytes,14,rep,name=skipped_targets,json=skippedTargets,proto3" json:"skipped_targets,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Deployment) Reset() {
@@ -731,6 +849,13 @@ func (x *Deployment) GetCancelRequestedAt() *timestamppb.Timestamp {
 func (x *Deployment) GetDeadlineAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.DeadlineAt
+	}
+	return nil
+}
+
+func (x *Deployment) GetSkippedTargets() []string {
+	if x != nil {
+		return x.SkippedTargets
 	}
 	return nil
 }
@@ -978,6 +1103,13 @@ type Target struct {
 	// (compare with `tentacle-server ca status` during a CA rotation).
 	CertExpiresAt *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=cert_expires_at,json=certExpiresAt,proto3" json:"cert_expires_at,omitempty"`
 	CertCaHash    string                 `protobuf:"bytes,17,opt,name=cert_ca_hash,json=certCaHash,proto3" json:"cert_ca_hash,omitempty"`
+	// The target's health, judged by the server from its session and the
+	// agent's latest health report (docs/OPERATIONS.md).
+	HealthState TargetHealthState `protobuf:"varint,18,opt,name=health_state,json=healthState,proto3,enum=tentacle.v1.TargetHealthState" json:"health_state,omitempty"`
+	// Why the state is not healthy: one sentence per reason.
+	HealthReasons []string `protobuf:"bytes,19,rep,name=health_reasons,json=healthReasons,proto3" json:"health_reasons,omitempty"`
+	// The details; set by GetTarget (ListTargets leaves it out).
+	Health        *TargetHealth `protobuf:"bytes,20,opt,name=health,proto3" json:"health,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1131,6 +1263,364 @@ func (x *Target) GetCertCaHash() string {
 	return ""
 }
 
+func (x *Target) GetHealthState() TargetHealthState {
+	if x != nil {
+		return x.HealthState
+	}
+	return TargetHealthState_TARGET_HEALTH_STATE_UNSPECIFIED
+}
+
+func (x *Target) GetHealthReasons() []string {
+	if x != nil {
+		return x.HealthReasons
+	}
+	return nil
+}
+
+func (x *Target) GetHealth() *TargetHealth {
+	if x != nil {
+		return x.Health
+	}
+	return nil
+}
+
+type TargetHealth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the agent observed it, by the server's clock.
+	ReportedAt     *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=reported_at,json=reportedAt,proto3" json:"reported_at,omitempty"`
+	AgentStartedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=agent_started_at,json=agentStartedAt,proto3" json:"agent_started_at,omitempty"`
+	// The agent's clock minus the server's, from the latest heartbeat.
+	ClockSkew     *durationpb.Duration `protobuf:"bytes,3,opt,name=clock_skew,json=clockSkew,proto3" json:"clock_skew,omitempty"`
+	Engine        *EngineHealth        `protobuf:"bytes,4,opt,name=engine,proto3" json:"engine,omitempty"`
+	Containers    []*ContainerHealth   `protobuf:"bytes,5,rep,name=containers,proto3" json:"containers,omitempty"`
+	Drift         []*Drift             `protobuf:"bytes,6,rep,name=drift,proto3" json:"drift,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TargetHealth) Reset() {
+	*x = TargetHealth{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TargetHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TargetHealth) ProtoMessage() {}
+
+func (x *TargetHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TargetHealth.ProtoReflect.Descriptor instead.
+func (*TargetHealth) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *TargetHealth) GetReportedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReportedAt
+	}
+	return nil
+}
+
+func (x *TargetHealth) GetAgentStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AgentStartedAt
+	}
+	return nil
+}
+
+func (x *TargetHealth) GetClockSkew() *durationpb.Duration {
+	if x != nil {
+		return x.ClockSkew
+	}
+	return nil
+}
+
+func (x *TargetHealth) GetEngine() *EngineHealth {
+	if x != nil {
+		return x.Engine
+	}
+	return nil
+}
+
+func (x *TargetHealth) GetContainers() []*ContainerHealth {
+	if x != nil {
+		return x.Containers
+	}
+	return nil
+}
+
+func (x *TargetHealth) GetDrift() []*Drift {
+	if x != nil {
+		return x.Drift
+	}
+	return nil
+}
+
+type GetTargetRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name or id.
+	Target        string `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTargetRequest) Reset() {
+	*x = GetTargetRequest{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTargetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTargetRequest) ProtoMessage() {}
+
+func (x *GetTargetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTargetRequest.ProtoReflect.Descriptor instead.
+func (*GetTargetRequest) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetTargetRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+type GetTargetResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Target        *Target                `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTargetResponse) Reset() {
+	*x = GetTargetResponse{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTargetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTargetResponse) ProtoMessage() {}
+
+func (x *GetTargetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTargetResponse.ProtoReflect.Descriptor instead.
+func (*GetTargetResponse) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetTargetResponse) GetTarget() *Target {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+type TailLogsRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Application string                 `protobuf:"bytes,1,opt,name=application,proto3" json:"application,omitempty"`
+	Environment string                 `protobuf:"bytes,2,opt,name=environment,proto3" json:"environment,omitempty"`
+	// Only this target (name); empty: every target of the environment that
+	// has the application's roles.
+	Target string `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
+	Follow bool   `protobuf:"varint,4,opt,name=follow,proto3" json:"follow,omitempty"`
+	// Only lines from the last since (e.g. 10m); unset: the whole log.
+	Since *durationpb.Duration `protobuf:"bytes,5,opt,name=since,proto3" json:"since,omitempty"`
+	// Only the last N lines of each target; 0: all.
+	TailLines     int64 `protobuf:"varint,6,opt,name=tail_lines,json=tailLines,proto3" json:"tail_lines,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TailLogsRequest) Reset() {
+	*x = TailLogsRequest{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TailLogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TailLogsRequest) ProtoMessage() {}
+
+func (x *TailLogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TailLogsRequest.ProtoReflect.Descriptor instead.
+func (*TailLogsRequest) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *TailLogsRequest) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *TailLogsRequest) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+func (x *TailLogsRequest) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *TailLogsRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+func (x *TailLogsRequest) GetSince() *durationpb.Duration {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *TailLogsRequest) GetTailLines() int64 {
+	if x != nil {
+		return x.TailLines
+	}
+	return 0
+}
+
+// TailLogsResponse is a piece of one target's tail: lines, or the news that
+// the target's tail ended or could not start.
+type TailLogsResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Target string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	// Complete lines, secrets masked.
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// Set once per target, last: why its tail ended.
+	Ended string `protobuf:"bytes,3,opt,name=ended,proto3" json:"ended,omitempty"`
+	// Set instead of data when the target cannot tail (no session, agent
+	// did not answer).
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TailLogsResponse) Reset() {
+	*x = TailLogsResponse{}
+	mi := &file_tentacle_v1_admin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TailLogsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TailLogsResponse) ProtoMessage() {}
+
+func (x *TailLogsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_admin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TailLogsResponse.ProtoReflect.Descriptor instead.
+func (*TailLogsResponse) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *TailLogsResponse) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *TailLogsResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *TailLogsResponse) GetEnded() string {
+	if x != nil {
+		return x.Ended
+	}
+	return ""
+}
+
+func (x *TailLogsResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 type CreateEnvironmentRequest struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Name            string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1143,7 +1633,7 @@ type CreateEnvironmentRequest struct {
 
 func (x *CreateEnvironmentRequest) Reset() {
 	*x = CreateEnvironmentRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[10]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1155,7 +1645,7 @@ func (x *CreateEnvironmentRequest) String() string {
 func (*CreateEnvironmentRequest) ProtoMessage() {}
 
 func (x *CreateEnvironmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[10]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1168,7 +1658,7 @@ func (x *CreateEnvironmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEnvironmentRequest.ProtoReflect.Descriptor instead.
 func (*CreateEnvironmentRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateEnvironmentRequest) GetName() string {
@@ -1211,7 +1701,7 @@ type UpdateEnvironmentRequest struct {
 
 func (x *UpdateEnvironmentRequest) Reset() {
 	*x = UpdateEnvironmentRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[11]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1223,7 +1713,7 @@ func (x *UpdateEnvironmentRequest) String() string {
 func (*UpdateEnvironmentRequest) ProtoMessage() {}
 
 func (x *UpdateEnvironmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[11]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1236,7 +1726,7 @@ func (x *UpdateEnvironmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateEnvironmentRequest.ProtoReflect.Descriptor instead.
 func (*UpdateEnvironmentRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateEnvironmentRequest) GetName() string {
@@ -1276,7 +1766,7 @@ type UpdateEnvironmentResponse struct {
 
 func (x *UpdateEnvironmentResponse) Reset() {
 	*x = UpdateEnvironmentResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[12]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +1778,7 @@ func (x *UpdateEnvironmentResponse) String() string {
 func (*UpdateEnvironmentResponse) ProtoMessage() {}
 
 func (x *UpdateEnvironmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[12]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +1791,7 @@ func (x *UpdateEnvironmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateEnvironmentResponse.ProtoReflect.Descriptor instead.
 func (*UpdateEnvironmentResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpdateEnvironmentResponse) GetEnvironment() *Environment {
@@ -1320,7 +1810,7 @@ type CreateEnvironmentResponse struct {
 
 func (x *CreateEnvironmentResponse) Reset() {
 	*x = CreateEnvironmentResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[13]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1332,7 +1822,7 @@ func (x *CreateEnvironmentResponse) String() string {
 func (*CreateEnvironmentResponse) ProtoMessage() {}
 
 func (x *CreateEnvironmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[13]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1345,7 +1835,7 @@ func (x *CreateEnvironmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEnvironmentResponse.ProtoReflect.Descriptor instead.
 func (*CreateEnvironmentResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateEnvironmentResponse) GetEnvironment() *Environment {
@@ -1363,7 +1853,7 @@ type ListEnvironmentsRequest struct {
 
 func (x *ListEnvironmentsRequest) Reset() {
 	*x = ListEnvironmentsRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[14]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1375,7 +1865,7 @@ func (x *ListEnvironmentsRequest) String() string {
 func (*ListEnvironmentsRequest) ProtoMessage() {}
 
 func (x *ListEnvironmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[14]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1388,7 +1878,7 @@ func (x *ListEnvironmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEnvironmentsRequest.ProtoReflect.Descriptor instead.
 func (*ListEnvironmentsRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 type ListEnvironmentsResponse struct {
@@ -1400,7 +1890,7 @@ type ListEnvironmentsResponse struct {
 
 func (x *ListEnvironmentsResponse) Reset() {
 	*x = ListEnvironmentsResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[15]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1412,7 +1902,7 @@ func (x *ListEnvironmentsResponse) String() string {
 func (*ListEnvironmentsResponse) ProtoMessage() {}
 
 func (x *ListEnvironmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[15]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1425,7 +1915,7 @@ func (x *ListEnvironmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEnvironmentsResponse.ProtoReflect.Descriptor instead.
 func (*ListEnvironmentsResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListEnvironmentsResponse) GetEnvironments() []*Environment {
@@ -1448,7 +1938,7 @@ type CreateApplicationRequest struct {
 
 func (x *CreateApplicationRequest) Reset() {
 	*x = CreateApplicationRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[16]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1460,7 +1950,7 @@ func (x *CreateApplicationRequest) String() string {
 func (*CreateApplicationRequest) ProtoMessage() {}
 
 func (x *CreateApplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[16]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1473,7 +1963,7 @@ func (x *CreateApplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApplicationRequest.ProtoReflect.Descriptor instead.
 func (*CreateApplicationRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateApplicationRequest) GetName() string {
@@ -1520,7 +2010,7 @@ type CreateApplicationResponse struct {
 
 func (x *CreateApplicationResponse) Reset() {
 	*x = CreateApplicationResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[17]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +2022,7 @@ func (x *CreateApplicationResponse) String() string {
 func (*CreateApplicationResponse) ProtoMessage() {}
 
 func (x *CreateApplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[17]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +2035,7 @@ func (x *CreateApplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApplicationResponse.ProtoReflect.Descriptor instead.
 func (*CreateApplicationResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateApplicationResponse) GetApplication() *Application {
@@ -1563,7 +2053,7 @@ type ListApplicationsRequest struct {
 
 func (x *ListApplicationsRequest) Reset() {
 	*x = ListApplicationsRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[18]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1575,7 +2065,7 @@ func (x *ListApplicationsRequest) String() string {
 func (*ListApplicationsRequest) ProtoMessage() {}
 
 func (x *ListApplicationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[18]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1588,7 +2078,7 @@ func (x *ListApplicationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApplicationsRequest.ProtoReflect.Descriptor instead.
 func (*ListApplicationsRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 type ListApplicationsResponse struct {
@@ -1600,7 +2090,7 @@ type ListApplicationsResponse struct {
 
 func (x *ListApplicationsResponse) Reset() {
 	*x = ListApplicationsResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[19]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +2102,7 @@ func (x *ListApplicationsResponse) String() string {
 func (*ListApplicationsResponse) ProtoMessage() {}
 
 func (x *ListApplicationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[19]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +2115,7 @@ func (x *ListApplicationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListApplicationsResponse.ProtoReflect.Descriptor instead.
 func (*ListApplicationsResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListApplicationsResponse) GetApplications() []*Application {
@@ -1649,7 +2139,7 @@ type CreateReleaseRequest struct {
 
 func (x *CreateReleaseRequest) Reset() {
 	*x = CreateReleaseRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[20]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1661,7 +2151,7 @@ func (x *CreateReleaseRequest) String() string {
 func (*CreateReleaseRequest) ProtoMessage() {}
 
 func (x *CreateReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[20]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1674,7 +2164,7 @@ func (x *CreateReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReleaseRequest.ProtoReflect.Descriptor instead.
 func (*CreateReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateReleaseRequest) GetApplication() string {
@@ -1714,7 +2204,7 @@ type CreateReleaseResponse struct {
 
 func (x *CreateReleaseResponse) Reset() {
 	*x = CreateReleaseResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[21]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1726,7 +2216,7 @@ func (x *CreateReleaseResponse) String() string {
 func (*CreateReleaseResponse) ProtoMessage() {}
 
 func (x *CreateReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[21]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1739,7 +2229,7 @@ func (x *CreateReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReleaseResponse.ProtoReflect.Descriptor instead.
 func (*CreateReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateReleaseResponse) GetRelease() *Release {
@@ -1761,7 +2251,7 @@ type ListReleasesRequest struct {
 
 func (x *ListReleasesRequest) Reset() {
 	*x = ListReleasesRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[22]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1773,7 +2263,7 @@ func (x *ListReleasesRequest) String() string {
 func (*ListReleasesRequest) ProtoMessage() {}
 
 func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[22]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1786,7 +2276,7 @@ func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasesRequest.ProtoReflect.Descriptor instead.
 func (*ListReleasesRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListReleasesRequest) GetApplication() string {
@@ -1805,7 +2295,7 @@ type ListReleasesResponse struct {
 
 func (x *ListReleasesResponse) Reset() {
 	*x = ListReleasesResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[23]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1817,7 +2307,7 @@ func (x *ListReleasesResponse) String() string {
 func (*ListReleasesResponse) ProtoMessage() {}
 
 func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[23]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1830,7 +2320,7 @@ func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasesResponse.ProtoReflect.Descriptor instead.
 func (*ListReleasesResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListReleasesResponse) GetReleases() []*Release {
@@ -1854,14 +2344,17 @@ type CreateDeploymentRequest struct {
 	MissingOnly bool `protobuf:"varint,6,opt,name=missing_only,json=missingOnly,proto3" json:"missing_only,omitempty"`
 	// How long tasks may wait for a target without a session before they
 	// fail; unset: the server's default (--deployment-deadline).
-	Deadline      *durationpb.Duration `protobuf:"bytes,7,opt,name=deadline,proto3" json:"deadline,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Deadline *durationpb.Duration `protobuf:"bytes,7,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	// What to do with targets that have no session when the deployment is
+	// queued; unspecified is WAIT.
+	UnavailableTargets UnavailableTargets `protobuf:"varint,8,opt,name=unavailable_targets,json=unavailableTargets,proto3,enum=tentacle.v1.UnavailableTargets" json:"unavailable_targets,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *CreateDeploymentRequest) Reset() {
 	*x = CreateDeploymentRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[24]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1873,7 +2366,7 @@ func (x *CreateDeploymentRequest) String() string {
 func (*CreateDeploymentRequest) ProtoMessage() {}
 
 func (x *CreateDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[24]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1886,7 +2379,7 @@ func (x *CreateDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*CreateDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateDeploymentRequest) GetApplication() string {
@@ -1938,6 +2431,13 @@ func (x *CreateDeploymentRequest) GetDeadline() *durationpb.Duration {
 	return nil
 }
 
+func (x *CreateDeploymentRequest) GetUnavailableTargets() UnavailableTargets {
+	if x != nil {
+		return x.UnavailableTargets
+	}
+	return UnavailableTargets_UNAVAILABLE_TARGETS_UNSPECIFIED
+}
+
 type CreateDeploymentResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Deployment    *Deployment            `protobuf:"bytes,1,opt,name=deployment,proto3" json:"deployment,omitempty"`
@@ -1948,7 +2448,7 @@ type CreateDeploymentResponse struct {
 
 func (x *CreateDeploymentResponse) Reset() {
 	*x = CreateDeploymentResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[25]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1960,7 +2460,7 @@ func (x *CreateDeploymentResponse) String() string {
 func (*CreateDeploymentResponse) ProtoMessage() {}
 
 func (x *CreateDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[25]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1973,7 +2473,7 @@ func (x *CreateDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*CreateDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CreateDeploymentResponse) GetDeployment() *Deployment {
@@ -2002,7 +2502,7 @@ type ListDeploymentsRequest struct {
 
 func (x *ListDeploymentsRequest) Reset() {
 	*x = ListDeploymentsRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[26]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2014,7 +2514,7 @@ func (x *ListDeploymentsRequest) String() string {
 func (*ListDeploymentsRequest) ProtoMessage() {}
 
 func (x *ListDeploymentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[26]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2027,7 +2527,7 @@ func (x *ListDeploymentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeploymentsRequest.ProtoReflect.Descriptor instead.
 func (*ListDeploymentsRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListDeploymentsRequest) GetApplication() string {
@@ -2060,7 +2560,7 @@ type ListDeploymentsResponse struct {
 
 func (x *ListDeploymentsResponse) Reset() {
 	*x = ListDeploymentsResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[27]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2072,7 +2572,7 @@ func (x *ListDeploymentsResponse) String() string {
 func (*ListDeploymentsResponse) ProtoMessage() {}
 
 func (x *ListDeploymentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[27]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2085,7 +2585,7 @@ func (x *ListDeploymentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeploymentsResponse.ProtoReflect.Descriptor instead.
 func (*ListDeploymentsResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListDeploymentsResponse) GetDeployments() []*Deployment {
@@ -2104,7 +2604,7 @@ type GetDeploymentRequest struct {
 
 func (x *GetDeploymentRequest) Reset() {
 	*x = GetDeploymentRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[28]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2116,7 +2616,7 @@ func (x *GetDeploymentRequest) String() string {
 func (*GetDeploymentRequest) ProtoMessage() {}
 
 func (x *GetDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[28]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2129,7 +2629,7 @@ func (x *GetDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*GetDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetDeploymentRequest) GetId() string {
@@ -2149,7 +2649,7 @@ type GetDeploymentResponse struct {
 
 func (x *GetDeploymentResponse) Reset() {
 	*x = GetDeploymentResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[29]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2161,7 +2661,7 @@ func (x *GetDeploymentResponse) String() string {
 func (*GetDeploymentResponse) ProtoMessage() {}
 
 func (x *GetDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[29]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2174,7 +2674,7 @@ func (x *GetDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*GetDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetDeploymentResponse) GetDeployment() *Deployment {
@@ -2200,7 +2700,7 @@ type WatchDeploymentRequest struct {
 
 func (x *WatchDeploymentRequest) Reset() {
 	*x = WatchDeploymentRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[30]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2212,7 +2712,7 @@ func (x *WatchDeploymentRequest) String() string {
 func (*WatchDeploymentRequest) ProtoMessage() {}
 
 func (x *WatchDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[30]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2225,7 +2725,7 @@ func (x *WatchDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*WatchDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WatchDeploymentRequest) GetId() string {
@@ -2247,7 +2747,7 @@ type WatchDeploymentResponse struct {
 
 func (x *WatchDeploymentResponse) Reset() {
 	*x = WatchDeploymentResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[31]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2259,7 +2759,7 @@ func (x *WatchDeploymentResponse) String() string {
 func (*WatchDeploymentResponse) ProtoMessage() {}
 
 func (x *WatchDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[31]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2272,7 +2772,7 @@ func (x *WatchDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*WatchDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WatchDeploymentResponse) GetDeployment() *Deployment {
@@ -2306,7 +2806,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[32]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2318,7 +2818,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[32]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2331,7 +2831,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListTasksRequest) GetDeploymentId() string {
@@ -2350,7 +2850,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[33]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2362,7 +2862,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[33]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2375,7 +2875,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListTasksResponse) GetTasks() []*Task {
@@ -2396,7 +2896,7 @@ type ReadTaskLogRequest struct {
 
 func (x *ReadTaskLogRequest) Reset() {
 	*x = ReadTaskLogRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[34]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2408,7 +2908,7 @@ func (x *ReadTaskLogRequest) String() string {
 func (*ReadTaskLogRequest) ProtoMessage() {}
 
 func (x *ReadTaskLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[34]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2421,7 +2921,7 @@ func (x *ReadTaskLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadTaskLogRequest.ProtoReflect.Descriptor instead.
 func (*ReadTaskLogRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReadTaskLogRequest) GetTaskId() string {
@@ -2455,7 +2955,7 @@ type ReadTaskLogResponse struct {
 
 func (x *ReadTaskLogResponse) Reset() {
 	*x = ReadTaskLogResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[35]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2467,7 +2967,7 @@ func (x *ReadTaskLogResponse) String() string {
 func (*ReadTaskLogResponse) ProtoMessage() {}
 
 func (x *ReadTaskLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[35]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2480,7 +2980,7 @@ func (x *ReadTaskLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadTaskLogResponse.ProtoReflect.Descriptor instead.
 func (*ReadTaskLogResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReadTaskLogResponse) GetOffset() uint64 {
@@ -2505,7 +3005,7 @@ type ListTargetsRequest struct {
 
 func (x *ListTargetsRequest) Reset() {
 	*x = ListTargetsRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[36]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2517,7 +3017,7 @@ func (x *ListTargetsRequest) String() string {
 func (*ListTargetsRequest) ProtoMessage() {}
 
 func (x *ListTargetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[36]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2530,7 +3030,7 @@ func (x *ListTargetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTargetsRequest.ProtoReflect.Descriptor instead.
 func (*ListTargetsRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 type ListTargetsResponse struct {
@@ -2542,7 +3042,7 @@ type ListTargetsResponse struct {
 
 func (x *ListTargetsResponse) Reset() {
 	*x = ListTargetsResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[37]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2554,7 +3054,7 @@ func (x *ListTargetsResponse) String() string {
 func (*ListTargetsResponse) ProtoMessage() {}
 
 func (x *ListTargetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[37]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2567,7 +3067,7 @@ func (x *ListTargetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTargetsResponse.ProtoReflect.Descriptor instead.
 func (*ListTargetsResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListTargetsResponse) GetTargets() []*Target {
@@ -2591,7 +3091,7 @@ type CreateJoinTokenRequest struct {
 
 func (x *CreateJoinTokenRequest) Reset() {
 	*x = CreateJoinTokenRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[38]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2603,7 +3103,7 @@ func (x *CreateJoinTokenRequest) String() string {
 func (*CreateJoinTokenRequest) ProtoMessage() {}
 
 func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[38]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2616,7 +3116,7 @@ func (x *CreateJoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CreateJoinTokenRequest) GetEnvironment() string {
@@ -2660,7 +3160,7 @@ type CreateJoinTokenResponse struct {
 
 func (x *CreateJoinTokenResponse) Reset() {
 	*x = CreateJoinTokenResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[39]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2672,7 +3172,7 @@ func (x *CreateJoinTokenResponse) String() string {
 func (*CreateJoinTokenResponse) ProtoMessage() {}
 
 func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[39]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2685,7 +3185,7 @@ func (x *CreateJoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateJoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateJoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CreateJoinTokenResponse) GetToken() string {
@@ -2733,7 +3233,7 @@ type JoinTokenInfo struct {
 
 func (x *JoinTokenInfo) Reset() {
 	*x = JoinTokenInfo{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[40]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2745,7 +3245,7 @@ func (x *JoinTokenInfo) String() string {
 func (*JoinTokenInfo) ProtoMessage() {}
 
 func (x *JoinTokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[40]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2758,7 +3258,7 @@ func (x *JoinTokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinTokenInfo.ProtoReflect.Descriptor instead.
 func (*JoinTokenInfo) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *JoinTokenInfo) GetId() string {
@@ -2832,7 +3332,7 @@ type ListJoinTokensRequest struct {
 
 func (x *ListJoinTokensRequest) Reset() {
 	*x = ListJoinTokensRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[41]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2844,7 +3344,7 @@ func (x *ListJoinTokensRequest) String() string {
 func (*ListJoinTokensRequest) ProtoMessage() {}
 
 func (x *ListJoinTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[41]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2857,7 +3357,7 @@ func (x *ListJoinTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJoinTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListJoinTokensRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 type ListJoinTokensResponse struct {
@@ -2869,7 +3369,7 @@ type ListJoinTokensResponse struct {
 
 func (x *ListJoinTokensResponse) Reset() {
 	*x = ListJoinTokensResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[42]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2881,7 +3381,7 @@ func (x *ListJoinTokensResponse) String() string {
 func (*ListJoinTokensResponse) ProtoMessage() {}
 
 func (x *ListJoinTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[42]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2894,7 +3394,7 @@ func (x *ListJoinTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJoinTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListJoinTokensResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListJoinTokensResponse) GetTokens() []*JoinTokenInfo {
@@ -2913,7 +3413,7 @@ type RevokeJoinTokenRequest struct {
 
 func (x *RevokeJoinTokenRequest) Reset() {
 	*x = RevokeJoinTokenRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[43]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2925,7 +3425,7 @@ func (x *RevokeJoinTokenRequest) String() string {
 func (*RevokeJoinTokenRequest) ProtoMessage() {}
 
 func (x *RevokeJoinTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[43]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2938,7 +3438,7 @@ func (x *RevokeJoinTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeJoinTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeJoinTokenRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RevokeJoinTokenRequest) GetId() string {
@@ -2957,7 +3457,7 @@ type RevokeJoinTokenResponse struct {
 
 func (x *RevokeJoinTokenResponse) Reset() {
 	*x = RevokeJoinTokenResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[44]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2969,7 +3469,7 @@ func (x *RevokeJoinTokenResponse) String() string {
 func (*RevokeJoinTokenResponse) ProtoMessage() {}
 
 func (x *RevokeJoinTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[44]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2982,7 +3482,7 @@ func (x *RevokeJoinTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeJoinTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeJoinTokenResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RevokeJoinTokenResponse) GetToken() *JoinTokenInfo {
@@ -3002,7 +3502,7 @@ type RevokeTargetRequest struct {
 
 func (x *RevokeTargetRequest) Reset() {
 	*x = RevokeTargetRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[45]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3014,7 +3514,7 @@ func (x *RevokeTargetRequest) String() string {
 func (*RevokeTargetRequest) ProtoMessage() {}
 
 func (x *RevokeTargetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[45]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3027,7 +3527,7 @@ func (x *RevokeTargetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTargetRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTargetRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RevokeTargetRequest) GetTarget() string {
@@ -3046,7 +3546,7 @@ type RevokeTargetResponse struct {
 
 func (x *RevokeTargetResponse) Reset() {
 	*x = RevokeTargetResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[46]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3058,7 +3558,7 @@ func (x *RevokeTargetResponse) String() string {
 func (*RevokeTargetResponse) ProtoMessage() {}
 
 func (x *RevokeTargetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[46]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3071,7 +3571,7 @@ func (x *RevokeTargetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTargetResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTargetResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *RevokeTargetResponse) GetTarget() *Target {
@@ -3097,7 +3597,7 @@ type AdminTokenInfo struct {
 
 func (x *AdminTokenInfo) Reset() {
 	*x = AdminTokenInfo{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[47]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3109,7 +3609,7 @@ func (x *AdminTokenInfo) String() string {
 func (*AdminTokenInfo) ProtoMessage() {}
 
 func (x *AdminTokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[47]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3122,7 +3622,7 @@ func (x *AdminTokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminTokenInfo.ProtoReflect.Descriptor instead.
 func (*AdminTokenInfo) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AdminTokenInfo) GetId() string {
@@ -3186,7 +3686,7 @@ type CreateAdminTokenRequest struct {
 
 func (x *CreateAdminTokenRequest) Reset() {
 	*x = CreateAdminTokenRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[48]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3198,7 +3698,7 @@ func (x *CreateAdminTokenRequest) String() string {
 func (*CreateAdminTokenRequest) ProtoMessage() {}
 
 func (x *CreateAdminTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[48]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3211,7 +3711,7 @@ func (x *CreateAdminTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAdminTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateAdminTokenRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{48}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *CreateAdminTokenRequest) GetName() string {
@@ -3246,7 +3746,7 @@ type CreateAdminTokenResponse struct {
 
 func (x *CreateAdminTokenResponse) Reset() {
 	*x = CreateAdminTokenResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[49]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3258,7 +3758,7 @@ func (x *CreateAdminTokenResponse) String() string {
 func (*CreateAdminTokenResponse) ProtoMessage() {}
 
 func (x *CreateAdminTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[49]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3271,7 +3771,7 @@ func (x *CreateAdminTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAdminTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateAdminTokenResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{49}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *CreateAdminTokenResponse) GetToken() string {
@@ -3296,7 +3796,7 @@ type ListAdminTokensRequest struct {
 
 func (x *ListAdminTokensRequest) Reset() {
 	*x = ListAdminTokensRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[50]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3308,7 +3808,7 @@ func (x *ListAdminTokensRequest) String() string {
 func (*ListAdminTokensRequest) ProtoMessage() {}
 
 func (x *ListAdminTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[50]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3321,7 +3821,7 @@ func (x *ListAdminTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAdminTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListAdminTokensRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{55}
 }
 
 type ListAdminTokensResponse struct {
@@ -3333,7 +3833,7 @@ type ListAdminTokensResponse struct {
 
 func (x *ListAdminTokensResponse) Reset() {
 	*x = ListAdminTokensResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[51]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3345,7 +3845,7 @@ func (x *ListAdminTokensResponse) String() string {
 func (*ListAdminTokensResponse) ProtoMessage() {}
 
 func (x *ListAdminTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[51]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3358,7 +3858,7 @@ func (x *ListAdminTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAdminTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListAdminTokensResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListAdminTokensResponse) GetTokens() []*AdminTokenInfo {
@@ -3378,7 +3878,7 @@ type RevokeAdminTokenRequest struct {
 
 func (x *RevokeAdminTokenRequest) Reset() {
 	*x = RevokeAdminTokenRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[52]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3390,7 +3890,7 @@ func (x *RevokeAdminTokenRequest) String() string {
 func (*RevokeAdminTokenRequest) ProtoMessage() {}
 
 func (x *RevokeAdminTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[52]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3403,7 +3903,7 @@ func (x *RevokeAdminTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAdminTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAdminTokenRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{52}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RevokeAdminTokenRequest) GetToken() string {
@@ -3422,7 +3922,7 @@ type RevokeAdminTokenResponse struct {
 
 func (x *RevokeAdminTokenResponse) Reset() {
 	*x = RevokeAdminTokenResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[53]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3434,7 +3934,7 @@ func (x *RevokeAdminTokenResponse) String() string {
 func (*RevokeAdminTokenResponse) ProtoMessage() {}
 
 func (x *RevokeAdminTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[53]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3447,7 +3947,7 @@ func (x *RevokeAdminTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAdminTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAdminTokenResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{53}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RevokeAdminTokenResponse) GetInfo() *AdminTokenInfo {
@@ -3477,7 +3977,7 @@ type AuditRecord struct {
 
 func (x *AuditRecord) Reset() {
 	*x = AuditRecord{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[54]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3489,7 +3989,7 @@ func (x *AuditRecord) String() string {
 func (*AuditRecord) ProtoMessage() {}
 
 func (x *AuditRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[54]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3502,7 +4002,7 @@ func (x *AuditRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRecord.ProtoReflect.Descriptor instead.
 func (*AuditRecord) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{54}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *AuditRecord) GetId() int64 {
@@ -3566,7 +4066,7 @@ type ListAuditRecordsRequest struct {
 
 func (x *ListAuditRecordsRequest) Reset() {
 	*x = ListAuditRecordsRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[55]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3578,7 +4078,7 @@ func (x *ListAuditRecordsRequest) String() string {
 func (*ListAuditRecordsRequest) ProtoMessage() {}
 
 func (x *ListAuditRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[55]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3591,7 +4091,7 @@ func (x *ListAuditRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRecordsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{55}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListAuditRecordsRequest) GetSince() *timestamppb.Timestamp {
@@ -3617,7 +4117,7 @@ type ListAuditRecordsResponse struct {
 
 func (x *ListAuditRecordsResponse) Reset() {
 	*x = ListAuditRecordsResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[56]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3629,7 +4129,7 @@ func (x *ListAuditRecordsResponse) String() string {
 func (*ListAuditRecordsResponse) ProtoMessage() {}
 
 func (x *ListAuditRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[56]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3642,7 +4142,7 @@ func (x *ListAuditRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditRecordsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{56}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListAuditRecordsResponse) GetRecords() []*AuditRecord {
@@ -3661,7 +4161,7 @@ type SetVariableRequest struct {
 
 func (x *SetVariableRequest) Reset() {
 	*x = SetVariableRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[57]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3673,7 +4173,7 @@ func (x *SetVariableRequest) String() string {
 func (*SetVariableRequest) ProtoMessage() {}
 
 func (x *SetVariableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[57]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3686,7 +4186,7 @@ func (x *SetVariableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetVariableRequest.ProtoReflect.Descriptor instead.
 func (*SetVariableRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{57}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *SetVariableRequest) GetVariable() *Variable {
@@ -3705,7 +4205,7 @@ type SetVariableResponse struct {
 
 func (x *SetVariableResponse) Reset() {
 	*x = SetVariableResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[58]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3717,7 +4217,7 @@ func (x *SetVariableResponse) String() string {
 func (*SetVariableResponse) ProtoMessage() {}
 
 func (x *SetVariableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[58]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3730,7 +4230,7 @@ func (x *SetVariableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetVariableResponse.ProtoReflect.Descriptor instead.
 func (*SetVariableResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{58}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *SetVariableResponse) GetVariable() *Variable {
@@ -3749,7 +4249,7 @@ type ListVariablesRequest struct {
 
 func (x *ListVariablesRequest) Reset() {
 	*x = ListVariablesRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[59]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3761,7 +4261,7 @@ func (x *ListVariablesRequest) String() string {
 func (*ListVariablesRequest) ProtoMessage() {}
 
 func (x *ListVariablesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[59]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3774,7 +4274,7 @@ func (x *ListVariablesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVariablesRequest.ProtoReflect.Descriptor instead.
 func (*ListVariablesRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{59}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ListVariablesRequest) GetApplication() string {
@@ -3793,7 +4293,7 @@ type ListVariablesResponse struct {
 
 func (x *ListVariablesResponse) Reset() {
 	*x = ListVariablesResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[60]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3805,7 +4305,7 @@ func (x *ListVariablesResponse) String() string {
 func (*ListVariablesResponse) ProtoMessage() {}
 
 func (x *ListVariablesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[60]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3818,7 +4318,7 @@ func (x *ListVariablesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVariablesResponse.ProtoReflect.Descriptor instead.
 func (*ListVariablesResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{60}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ListVariablesResponse) GetVariables() []*Variable {
@@ -3839,7 +4339,7 @@ type DeleteVariableRequest struct {
 
 func (x *DeleteVariableRequest) Reset() {
 	*x = DeleteVariableRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[61]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3851,7 +4351,7 @@ func (x *DeleteVariableRequest) String() string {
 func (*DeleteVariableRequest) ProtoMessage() {}
 
 func (x *DeleteVariableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[61]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3864,7 +4364,7 @@ func (x *DeleteVariableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVariableRequest.ProtoReflect.Descriptor instead.
 func (*DeleteVariableRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{61}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *DeleteVariableRequest) GetApplication() string {
@@ -3896,7 +4396,7 @@ type DeleteVariableResponse struct {
 
 func (x *DeleteVariableResponse) Reset() {
 	*x = DeleteVariableResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[62]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3908,7 +4408,7 @@ func (x *DeleteVariableResponse) String() string {
 func (*DeleteVariableResponse) ProtoMessage() {}
 
 func (x *DeleteVariableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[62]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3921,7 +4421,7 @@ func (x *DeleteVariableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVariableResponse.ProtoReflect.Descriptor instead.
 func (*DeleteVariableResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{62}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{67}
 }
 
 type CancelDeploymentRequest struct {
@@ -3933,7 +4433,7 @@ type CancelDeploymentRequest struct {
 
 func (x *CancelDeploymentRequest) Reset() {
 	*x = CancelDeploymentRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[63]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3945,7 +4445,7 @@ func (x *CancelDeploymentRequest) String() string {
 func (*CancelDeploymentRequest) ProtoMessage() {}
 
 func (x *CancelDeploymentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[63]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3958,7 +4458,7 @@ func (x *CancelDeploymentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelDeploymentRequest.ProtoReflect.Descriptor instead.
 func (*CancelDeploymentRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{63}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *CancelDeploymentRequest) GetId() string {
@@ -3977,7 +4477,7 @@ type CancelDeploymentResponse struct {
 
 func (x *CancelDeploymentResponse) Reset() {
 	*x = CancelDeploymentResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[64]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3989,7 +4489,7 @@ func (x *CancelDeploymentResponse) String() string {
 func (*CancelDeploymentResponse) ProtoMessage() {}
 
 func (x *CancelDeploymentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[64]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4002,7 +4502,7 @@ func (x *CancelDeploymentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelDeploymentResponse.ProtoReflect.Descriptor instead.
 func (*CancelDeploymentResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{64}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *CancelDeploymentResponse) GetDeployment() *Deployment {
@@ -4023,7 +4523,7 @@ type RollbackRequest struct {
 
 func (x *RollbackRequest) Reset() {
 	*x = RollbackRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[65]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4035,7 +4535,7 @@ func (x *RollbackRequest) String() string {
 func (*RollbackRequest) ProtoMessage() {}
 
 func (x *RollbackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[65]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4048,7 +4548,7 @@ func (x *RollbackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackRequest.ProtoReflect.Descriptor instead.
 func (*RollbackRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{65}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *RollbackRequest) GetApplication() string {
@@ -4084,7 +4584,7 @@ type RollbackResponse struct {
 
 func (x *RollbackResponse) Reset() {
 	*x = RollbackResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[66]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4096,7 +4596,7 @@ func (x *RollbackResponse) String() string {
 func (*RollbackResponse) ProtoMessage() {}
 
 func (x *RollbackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[66]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4109,7 +4609,7 @@ func (x *RollbackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackResponse.ProtoReflect.Descriptor instead.
 func (*RollbackResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{66}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *RollbackResponse) GetDeployment() *Deployment {
@@ -4144,7 +4644,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[67]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4156,7 +4656,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[67]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4169,7 +4669,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{67}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *GetStatusRequest) GetApplication() string {
@@ -4195,7 +4695,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[68]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4207,7 +4707,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[68]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4220,7 +4720,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{68}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *GetStatusResponse) GetApplications() []*ApplicationStatus {
@@ -4242,7 +4742,9 @@ type ApplicationStatus struct {
 	// Targets of the environment that have the application's roles.
 	Targets []*TargetStatus `protobuf:"bytes,5,rep,name=targets,proto3" json:"targets,omitempty"`
 	// "healthy", "deploying", "failed", "missing" (a target lacks the current
-	// release), "offline" (a target has no session) or "none" (never deployed).
+	// release), "drift" (a target's container was stopped, removed or
+	// replaced since), "offline" (a target has no session) or "none" (never
+	// deployed).
 	State         string `protobuf:"bytes,6,opt,name=state,proto3" json:"state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -4250,7 +4752,7 @@ type ApplicationStatus struct {
 
 func (x *ApplicationStatus) Reset() {
 	*x = ApplicationStatus{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[69]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4262,7 +4764,7 @@ func (x *ApplicationStatus) String() string {
 func (*ApplicationStatus) ProtoMessage() {}
 
 func (x *ApplicationStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[69]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4275,7 +4777,7 @@ func (x *ApplicationStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplicationStatus.ProtoReflect.Descriptor instead.
 func (*ApplicationStatus) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{69}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ApplicationStatus) GetApplication() string {
@@ -4328,13 +4830,16 @@ type TargetStatus struct {
 	Connected bool   `protobuf:"varint,3,opt,name=connected,proto3" json:"connected,omitempty"`
 	// State of its newest task of the application in the environment.
 	LastTaskState TaskState `protobuf:"varint,4,opt,name=last_task_state,json=lastTaskState,proto3,enum=tentacle.v1.TaskState" json:"last_task_state,omitempty"`
+	// The application's drift on this target, if any.
+	Drift         *Drift            `protobuf:"bytes,5,opt,name=drift,proto3" json:"drift,omitempty"`
+	HealthState   TargetHealthState `protobuf:"varint,6,opt,name=health_state,json=healthState,proto3,enum=tentacle.v1.TargetHealthState" json:"health_state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TargetStatus) Reset() {
 	*x = TargetStatus{}
-	mi := &file_tentacle_v1_admin_proto_msgTypes[70]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4346,7 +4851,7 @@ func (x *TargetStatus) String() string {
 func (*TargetStatus) ProtoMessage() {}
 
 func (x *TargetStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_admin_proto_msgTypes[70]
+	mi := &file_tentacle_v1_admin_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4359,7 +4864,7 @@ func (x *TargetStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TargetStatus.ProtoReflect.Descriptor instead.
 func (*TargetStatus) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{70}
+	return file_tentacle_v1_admin_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *TargetStatus) GetTarget() string {
@@ -4388,6 +4893,20 @@ func (x *TargetStatus) GetLastTaskState() TaskState {
 		return x.LastTaskState
 	}
 	return TaskState_TASK_STATE_UNSPECIFIED
+}
+
+func (x *TargetStatus) GetDrift() *Drift {
+	if x != nil {
+		return x.Drift
+	}
+	return nil
+}
+
+func (x *TargetStatus) GetHealthState() TargetHealthState {
+	if x != nil {
+		return x.HealthState
+	}
+	return TargetHealthState_TARGET_HEALTH_STATE_UNSPECIFIED
 }
 
 var File_tentacle_v1_admin_proto protoreflect.FileDescriptor
@@ -4440,7 +4959,7 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\brun_spec\x18\a \x01(\v2\x14.tentacle.v1.RunSpecR\arunSpec\x129\n" +
 	"\n" +
 	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x123\n" +
-	"\tvariables\x18\t \x03(\v2\x15.tentacle.v1.VariableR\tvariables\"\xc0\x04\n" +
+	"\tvariables\x18\t \x03(\v2\x15.tentacle.v1.VariableR\tvariables\"\xe9\x04\n" +
 	"\n" +
 	"Deployment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
@@ -4461,7 +4980,8 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\x04kind\x18\v \x01(\tR\x04kind\x12J\n" +
 	"\x13cancel_requested_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x11cancelRequestedAt\x12;\n" +
 	"\vdeadline_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"deadlineAt\"\x84\x04\n" +
+	"deadlineAt\x12'\n" +
+	"\x0fskipped_targets\x18\x0e \x03(\tR\x0eskippedTargets\"\x84\x04\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\rdeployment_id\x18\x02 \x01(\tR\fdeploymentId\x12\x1b\n" +
@@ -4486,7 +5006,7 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\x05state\x18\x03 \x01(\x0e2\x16.tentacle.v1.TaskStateR\x05state\x12\x18\n" +
 	"\amessage\x18\x04 \x01(\tR\amessage\x12;\n" +
 	"\voccurred_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"occurredAt\"\xf7\x04\n" +
+	"occurredAt\"\x94\x06\n" +
 	"\x06Target\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -4509,7 +5029,38 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\balert_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\aalertAt\x12B\n" +
 	"\x0fcert_expires_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\rcertExpiresAt\x12 \n" +
 	"\fcert_ca_hash\x18\x11 \x01(\tR\n" +
-	"certCaHash\"\x9c\x01\n" +
+	"certCaHash\x12A\n" +
+	"\fhealth_state\x18\x12 \x01(\x0e2\x1e.tentacle.v1.TargetHealthStateR\vhealthState\x12%\n" +
+	"\x0ehealth_reasons\x18\x13 \x03(\tR\rhealthReasons\x121\n" +
+	"\x06health\x18\x14 \x01(\v2\x19.tentacle.v1.TargetHealthR\x06health\"\xe6\x02\n" +
+	"\fTargetHealth\x12;\n" +
+	"\vreported_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"reportedAt\x12D\n" +
+	"\x10agent_started_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0eagentStartedAt\x128\n" +
+	"\n" +
+	"clock_skew\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\tclockSkew\x121\n" +
+	"\x06engine\x18\x04 \x01(\v2\x19.tentacle.v1.EngineHealthR\x06engine\x12<\n" +
+	"\n" +
+	"containers\x18\x05 \x03(\v2\x1c.tentacle.v1.ContainerHealthR\n" +
+	"containers\x12(\n" +
+	"\x05drift\x18\x06 \x03(\v2\x12.tentacle.v1.DriftR\x05drift\"*\n" +
+	"\x10GetTargetRequest\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\"@\n" +
+	"\x11GetTargetResponse\x12+\n" +
+	"\x06target\x18\x01 \x01(\v2\x13.tentacle.v1.TargetR\x06target\"\xd5\x01\n" +
+	"\x0fTailLogsRequest\x12 \n" +
+	"\vapplication\x18\x01 \x01(\tR\vapplication\x12 \n" +
+	"\venvironment\x18\x02 \x01(\tR\venvironment\x12\x16\n" +
+	"\x06target\x18\x03 \x01(\tR\x06target\x12\x16\n" +
+	"\x06follow\x18\x04 \x01(\bR\x06follow\x12/\n" +
+	"\x05since\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x05since\x12\x1d\n" +
+	"\n" +
+	"tail_lines\x18\x06 \x01(\x03R\ttailLines\"j\n" +
+	"\x10TailLogsResponse\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x14\n" +
+	"\x05ended\x18\x03 \x01(\tR\x05ended\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"\x9c\x01\n" +
 	"\x18CreateEnvironmentRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x1f\n" +
@@ -4553,7 +5104,7 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\x13ListReleasesRequest\x12 \n" +
 	"\vapplication\x18\x01 \x01(\tR\vapplication\"H\n" +
 	"\x14ListReleasesResponse\x120\n" +
-	"\breleases\x18\x01 \x03(\v2\x14.tentacle.v1.ReleaseR\breleases\"\xa6\x02\n" +
+	"\breleases\x18\x01 \x03(\v2\x14.tentacle.v1.ReleaseR\breleases\"\xf8\x02\n" +
 	"\x17CreateDeploymentRequest\x12 \n" +
 	"\vapplication\x18\x01 \x01(\tR\vapplication\x12'\n" +
 	"\x0frelease_version\x18\x02 \x01(\tR\x0ereleaseVersion\x12 \n" +
@@ -4561,7 +5112,8 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\x05force\x18\x04 \x01(\bR\x05force\x12.\n" +
 	"\arollout\x18\x05 \x01(\v2\x14.tentacle.v1.RolloutR\arollout\x12!\n" +
 	"\fmissing_only\x18\x06 \x01(\bR\vmissingOnly\x125\n" +
-	"\bdeadline\x18\a \x01(\v2\x19.google.protobuf.DurationR\bdeadline\"|\n" +
+	"\bdeadline\x18\a \x01(\v2\x19.google.protobuf.DurationR\bdeadline\x12P\n" +
+	"\x13unavailable_targets\x18\b \x01(\x0e2\x1f.tentacle.v1.UnavailableTargetsR\x12unavailableTargets\"|\n" +
 	"\x18CreateDeploymentResponse\x127\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\v2\x17.tentacle.v1.DeploymentR\n" +
@@ -4718,18 +5270,31 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\x0fcurrent_version\x18\x03 \x01(\tR\x0ecurrentVersion\x12D\n" +
 	"\x11latest_deployment\x18\x04 \x01(\v2\x17.tentacle.v1.DeploymentR\x10latestDeployment\x123\n" +
 	"\atargets\x18\x05 \x03(\v2\x19.tentacle.v1.TargetStatusR\atargets\x12\x14\n" +
-	"\x05state\x18\x06 \x01(\tR\x05state\"\x9e\x01\n" +
+	"\x05state\x18\x06 \x01(\tR\x05state\"\x8b\x02\n" +
 	"\fTargetStatus\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\tR\x06target\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1c\n" +
 	"\tconnected\x18\x03 \x01(\bR\tconnected\x12>\n" +
-	"\x0flast_task_state\x18\x04 \x01(\x0e2\x16.tentacle.v1.TaskStateR\rlastTaskState*\xae\x01\n" +
+	"\x0flast_task_state\x18\x04 \x01(\x0e2\x16.tentacle.v1.TaskStateR\rlastTaskState\x12(\n" +
+	"\x05drift\x18\x05 \x01(\v2\x12.tentacle.v1.DriftR\x05drift\x12A\n" +
+	"\fhealth_state\x18\x06 \x01(\x0e2\x1e.tentacle.v1.TargetHealthStateR\vhealthState*\xae\x01\n" +
 	"\x0fDeploymentState\x12 \n" +
 	"\x1cDEPLOYMENT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18DEPLOYMENT_STATE_RUNNING\x10\x01\x12\x1e\n" +
 	"\x1aDEPLOYMENT_STATE_SUCCEEDED\x10\x02\x12\x1b\n" +
 	"\x17DEPLOYMENT_STATE_FAILED\x10\x03\x12\x1e\n" +
-	"\x1aDEPLOYMENT_STATE_CANCELLED\x10\x042\xfa\x13\n" +
+	"\x1aDEPLOYMENT_STATE_CANCELLED\x10\x04*\xc3\x01\n" +
+	"\x11TargetHealthState\x12#\n" +
+	"\x1fTARGET_HEALTH_STATE_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bTARGET_HEALTH_STATE_HEALTHY\x10\x01\x12 \n" +
+	"\x1cTARGET_HEALTH_STATE_DEGRADED\x10\x02\x12!\n" +
+	"\x1dTARGET_HEALTH_STATE_UNHEALTHY\x10\x03\x12#\n" +
+	"\x1fTARGET_HEALTH_STATE_UNAVAILABLE\x10\x04*\x93\x01\n" +
+	"\x12UnavailableTargets\x12#\n" +
+	"\x1fUNAVAILABLE_TARGETS_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18UNAVAILABLE_TARGETS_WAIT\x10\x01\x12\x1c\n" +
+	"\x18UNAVAILABLE_TARGETS_SKIP\x10\x02\x12\x1c\n" +
+	"\x18UNAVAILABLE_TARGETS_FAIL\x10\x032\x91\x15\n" +
 	"\fAdminService\x12b\n" +
 	"\x11CreateEnvironment\x12%.tentacle.v1.CreateEnvironmentRequest\x1a&.tentacle.v1.CreateEnvironmentResponse\x12_\n" +
 	"\x10ListEnvironments\x12$.tentacle.v1.ListEnvironmentsRequest\x1a%.tentacle.v1.ListEnvironmentsResponse\x12b\n" +
@@ -4758,7 +5323,9 @@ const file_tentacle_v1_admin_proto_rawDesc = "" +
 	"\x0eDeleteVariable\x12\".tentacle.v1.DeleteVariableRequest\x1a#.tentacle.v1.DeleteVariableResponse\x12_\n" +
 	"\x10CancelDeployment\x12$.tentacle.v1.CancelDeploymentRequest\x1a%.tentacle.v1.CancelDeploymentResponse\x12G\n" +
 	"\bRollback\x12\x1c.tentacle.v1.RollbackRequest\x1a\x1d.tentacle.v1.RollbackResponse\x12J\n" +
-	"\tGetStatus\x12\x1d.tentacle.v1.GetStatusRequest\x1a\x1e.tentacle.v1.GetStatusResponseBBZ@github.com/tentacle-deploy/tentacle/proto/tentacle/v1;tentaclev1b\x06proto3"
+	"\tGetStatus\x12\x1d.tentacle.v1.GetStatusRequest\x1a\x1e.tentacle.v1.GetStatusResponse\x12J\n" +
+	"\tGetTarget\x12\x1d.tentacle.v1.GetTargetRequest\x1a\x1e.tentacle.v1.GetTargetResponse\x12I\n" +
+	"\bTailLogs\x12\x1c.tentacle.v1.TailLogsRequest\x1a\x1d.tentacle.v1.TailLogsResponse0\x01BBZ@github.com/tentacle-deploy/tentacle/proto/tentacle/v1;tentaclev1b\x06proto3"
 
 var (
 	file_tentacle_v1_admin_proto_rawDescOnce sync.Once
@@ -4772,227 +5339,254 @@ func file_tentacle_v1_admin_proto_rawDescGZIP() []byte {
 	return file_tentacle_v1_admin_proto_rawDescData
 }
 
-var file_tentacle_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tentacle_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
+var file_tentacle_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_tentacle_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
 var file_tentacle_v1_admin_proto_goTypes = []any{
 	(DeploymentState)(0),              // 0: tentacle.v1.DeploymentState
-	(*Environment)(nil),               // 1: tentacle.v1.Environment
-	(*Rollout)(nil),                   // 2: tentacle.v1.Rollout
-	(*VariableScope)(nil),             // 3: tentacle.v1.VariableScope
-	(*Variable)(nil),                  // 4: tentacle.v1.Variable
-	(*Application)(nil),               // 5: tentacle.v1.Application
-	(*Release)(nil),                   // 6: tentacle.v1.Release
-	(*Deployment)(nil),                // 7: tentacle.v1.Deployment
-	(*Task)(nil),                      // 8: tentacle.v1.Task
-	(*TaskEventRecord)(nil),           // 9: tentacle.v1.TaskEventRecord
-	(*Target)(nil),                    // 10: tentacle.v1.Target
-	(*CreateEnvironmentRequest)(nil),  // 11: tentacle.v1.CreateEnvironmentRequest
-	(*UpdateEnvironmentRequest)(nil),  // 12: tentacle.v1.UpdateEnvironmentRequest
-	(*UpdateEnvironmentResponse)(nil), // 13: tentacle.v1.UpdateEnvironmentResponse
-	(*CreateEnvironmentResponse)(nil), // 14: tentacle.v1.CreateEnvironmentResponse
-	(*ListEnvironmentsRequest)(nil),   // 15: tentacle.v1.ListEnvironmentsRequest
-	(*ListEnvironmentsResponse)(nil),  // 16: tentacle.v1.ListEnvironmentsResponse
-	(*CreateApplicationRequest)(nil),  // 17: tentacle.v1.CreateApplicationRequest
-	(*CreateApplicationResponse)(nil), // 18: tentacle.v1.CreateApplicationResponse
-	(*ListApplicationsRequest)(nil),   // 19: tentacle.v1.ListApplicationsRequest
-	(*ListApplicationsResponse)(nil),  // 20: tentacle.v1.ListApplicationsResponse
-	(*CreateReleaseRequest)(nil),      // 21: tentacle.v1.CreateReleaseRequest
-	(*CreateReleaseResponse)(nil),     // 22: tentacle.v1.CreateReleaseResponse
-	(*ListReleasesRequest)(nil),       // 23: tentacle.v1.ListReleasesRequest
-	(*ListReleasesResponse)(nil),      // 24: tentacle.v1.ListReleasesResponse
-	(*CreateDeploymentRequest)(nil),   // 25: tentacle.v1.CreateDeploymentRequest
-	(*CreateDeploymentResponse)(nil),  // 26: tentacle.v1.CreateDeploymentResponse
-	(*ListDeploymentsRequest)(nil),    // 27: tentacle.v1.ListDeploymentsRequest
-	(*ListDeploymentsResponse)(nil),   // 28: tentacle.v1.ListDeploymentsResponse
-	(*GetDeploymentRequest)(nil),      // 29: tentacle.v1.GetDeploymentRequest
-	(*GetDeploymentResponse)(nil),     // 30: tentacle.v1.GetDeploymentResponse
-	(*WatchDeploymentRequest)(nil),    // 31: tentacle.v1.WatchDeploymentRequest
-	(*WatchDeploymentResponse)(nil),   // 32: tentacle.v1.WatchDeploymentResponse
-	(*ListTasksRequest)(nil),          // 33: tentacle.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),         // 34: tentacle.v1.ListTasksResponse
-	(*ReadTaskLogRequest)(nil),        // 35: tentacle.v1.ReadTaskLogRequest
-	(*ReadTaskLogResponse)(nil),       // 36: tentacle.v1.ReadTaskLogResponse
-	(*ListTargetsRequest)(nil),        // 37: tentacle.v1.ListTargetsRequest
-	(*ListTargetsResponse)(nil),       // 38: tentacle.v1.ListTargetsResponse
-	(*CreateJoinTokenRequest)(nil),    // 39: tentacle.v1.CreateJoinTokenRequest
-	(*CreateJoinTokenResponse)(nil),   // 40: tentacle.v1.CreateJoinTokenResponse
-	(*JoinTokenInfo)(nil),             // 41: tentacle.v1.JoinTokenInfo
-	(*ListJoinTokensRequest)(nil),     // 42: tentacle.v1.ListJoinTokensRequest
-	(*ListJoinTokensResponse)(nil),    // 43: tentacle.v1.ListJoinTokensResponse
-	(*RevokeJoinTokenRequest)(nil),    // 44: tentacle.v1.RevokeJoinTokenRequest
-	(*RevokeJoinTokenResponse)(nil),   // 45: tentacle.v1.RevokeJoinTokenResponse
-	(*RevokeTargetRequest)(nil),       // 46: tentacle.v1.RevokeTargetRequest
-	(*RevokeTargetResponse)(nil),      // 47: tentacle.v1.RevokeTargetResponse
-	(*AdminTokenInfo)(nil),            // 48: tentacle.v1.AdminTokenInfo
-	(*CreateAdminTokenRequest)(nil),   // 49: tentacle.v1.CreateAdminTokenRequest
-	(*CreateAdminTokenResponse)(nil),  // 50: tentacle.v1.CreateAdminTokenResponse
-	(*ListAdminTokensRequest)(nil),    // 51: tentacle.v1.ListAdminTokensRequest
-	(*ListAdminTokensResponse)(nil),   // 52: tentacle.v1.ListAdminTokensResponse
-	(*RevokeAdminTokenRequest)(nil),   // 53: tentacle.v1.RevokeAdminTokenRequest
-	(*RevokeAdminTokenResponse)(nil),  // 54: tentacle.v1.RevokeAdminTokenResponse
-	(*AuditRecord)(nil),               // 55: tentacle.v1.AuditRecord
-	(*ListAuditRecordsRequest)(nil),   // 56: tentacle.v1.ListAuditRecordsRequest
-	(*ListAuditRecordsResponse)(nil),  // 57: tentacle.v1.ListAuditRecordsResponse
-	(*SetVariableRequest)(nil),        // 58: tentacle.v1.SetVariableRequest
-	(*SetVariableResponse)(nil),       // 59: tentacle.v1.SetVariableResponse
-	(*ListVariablesRequest)(nil),      // 60: tentacle.v1.ListVariablesRequest
-	(*ListVariablesResponse)(nil),     // 61: tentacle.v1.ListVariablesResponse
-	(*DeleteVariableRequest)(nil),     // 62: tentacle.v1.DeleteVariableRequest
-	(*DeleteVariableResponse)(nil),    // 63: tentacle.v1.DeleteVariableResponse
-	(*CancelDeploymentRequest)(nil),   // 64: tentacle.v1.CancelDeploymentRequest
-	(*CancelDeploymentResponse)(nil),  // 65: tentacle.v1.CancelDeploymentResponse
-	(*RollbackRequest)(nil),           // 66: tentacle.v1.RollbackRequest
-	(*RollbackResponse)(nil),          // 67: tentacle.v1.RollbackResponse
-	(*GetStatusRequest)(nil),          // 68: tentacle.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),         // 69: tentacle.v1.GetStatusResponse
-	(*ApplicationStatus)(nil),         // 70: tentacle.v1.ApplicationStatus
-	(*TargetStatus)(nil),              // 71: tentacle.v1.TargetStatus
-	(*timestamppb.Timestamp)(nil),     // 72: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 73: google.protobuf.Duration
-	(*RunSpec)(nil),                   // 74: tentacle.v1.RunSpec
-	(TaskState)(0),                    // 75: tentacle.v1.TaskState
-	(FailureKind)(0),                  // 76: tentacle.v1.FailureKind
+	(TargetHealthState)(0),            // 1: tentacle.v1.TargetHealthState
+	(UnavailableTargets)(0),           // 2: tentacle.v1.UnavailableTargets
+	(*Environment)(nil),               // 3: tentacle.v1.Environment
+	(*Rollout)(nil),                   // 4: tentacle.v1.Rollout
+	(*VariableScope)(nil),             // 5: tentacle.v1.VariableScope
+	(*Variable)(nil),                  // 6: tentacle.v1.Variable
+	(*Application)(nil),               // 7: tentacle.v1.Application
+	(*Release)(nil),                   // 8: tentacle.v1.Release
+	(*Deployment)(nil),                // 9: tentacle.v1.Deployment
+	(*Task)(nil),                      // 10: tentacle.v1.Task
+	(*TaskEventRecord)(nil),           // 11: tentacle.v1.TaskEventRecord
+	(*Target)(nil),                    // 12: tentacle.v1.Target
+	(*TargetHealth)(nil),              // 13: tentacle.v1.TargetHealth
+	(*GetTargetRequest)(nil),          // 14: tentacle.v1.GetTargetRequest
+	(*GetTargetResponse)(nil),         // 15: tentacle.v1.GetTargetResponse
+	(*TailLogsRequest)(nil),           // 16: tentacle.v1.TailLogsRequest
+	(*TailLogsResponse)(nil),          // 17: tentacle.v1.TailLogsResponse
+	(*CreateEnvironmentRequest)(nil),  // 18: tentacle.v1.CreateEnvironmentRequest
+	(*UpdateEnvironmentRequest)(nil),  // 19: tentacle.v1.UpdateEnvironmentRequest
+	(*UpdateEnvironmentResponse)(nil), // 20: tentacle.v1.UpdateEnvironmentResponse
+	(*CreateEnvironmentResponse)(nil), // 21: tentacle.v1.CreateEnvironmentResponse
+	(*ListEnvironmentsRequest)(nil),   // 22: tentacle.v1.ListEnvironmentsRequest
+	(*ListEnvironmentsResponse)(nil),  // 23: tentacle.v1.ListEnvironmentsResponse
+	(*CreateApplicationRequest)(nil),  // 24: tentacle.v1.CreateApplicationRequest
+	(*CreateApplicationResponse)(nil), // 25: tentacle.v1.CreateApplicationResponse
+	(*ListApplicationsRequest)(nil),   // 26: tentacle.v1.ListApplicationsRequest
+	(*ListApplicationsResponse)(nil),  // 27: tentacle.v1.ListApplicationsResponse
+	(*CreateReleaseRequest)(nil),      // 28: tentacle.v1.CreateReleaseRequest
+	(*CreateReleaseResponse)(nil),     // 29: tentacle.v1.CreateReleaseResponse
+	(*ListReleasesRequest)(nil),       // 30: tentacle.v1.ListReleasesRequest
+	(*ListReleasesResponse)(nil),      // 31: tentacle.v1.ListReleasesResponse
+	(*CreateDeploymentRequest)(nil),   // 32: tentacle.v1.CreateDeploymentRequest
+	(*CreateDeploymentResponse)(nil),  // 33: tentacle.v1.CreateDeploymentResponse
+	(*ListDeploymentsRequest)(nil),    // 34: tentacle.v1.ListDeploymentsRequest
+	(*ListDeploymentsResponse)(nil),   // 35: tentacle.v1.ListDeploymentsResponse
+	(*GetDeploymentRequest)(nil),      // 36: tentacle.v1.GetDeploymentRequest
+	(*GetDeploymentResponse)(nil),     // 37: tentacle.v1.GetDeploymentResponse
+	(*WatchDeploymentRequest)(nil),    // 38: tentacle.v1.WatchDeploymentRequest
+	(*WatchDeploymentResponse)(nil),   // 39: tentacle.v1.WatchDeploymentResponse
+	(*ListTasksRequest)(nil),          // 40: tentacle.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),         // 41: tentacle.v1.ListTasksResponse
+	(*ReadTaskLogRequest)(nil),        // 42: tentacle.v1.ReadTaskLogRequest
+	(*ReadTaskLogResponse)(nil),       // 43: tentacle.v1.ReadTaskLogResponse
+	(*ListTargetsRequest)(nil),        // 44: tentacle.v1.ListTargetsRequest
+	(*ListTargetsResponse)(nil),       // 45: tentacle.v1.ListTargetsResponse
+	(*CreateJoinTokenRequest)(nil),    // 46: tentacle.v1.CreateJoinTokenRequest
+	(*CreateJoinTokenResponse)(nil),   // 47: tentacle.v1.CreateJoinTokenResponse
+	(*JoinTokenInfo)(nil),             // 48: tentacle.v1.JoinTokenInfo
+	(*ListJoinTokensRequest)(nil),     // 49: tentacle.v1.ListJoinTokensRequest
+	(*ListJoinTokensResponse)(nil),    // 50: tentacle.v1.ListJoinTokensResponse
+	(*RevokeJoinTokenRequest)(nil),    // 51: tentacle.v1.RevokeJoinTokenRequest
+	(*RevokeJoinTokenResponse)(nil),   // 52: tentacle.v1.RevokeJoinTokenResponse
+	(*RevokeTargetRequest)(nil),       // 53: tentacle.v1.RevokeTargetRequest
+	(*RevokeTargetResponse)(nil),      // 54: tentacle.v1.RevokeTargetResponse
+	(*AdminTokenInfo)(nil),            // 55: tentacle.v1.AdminTokenInfo
+	(*CreateAdminTokenRequest)(nil),   // 56: tentacle.v1.CreateAdminTokenRequest
+	(*CreateAdminTokenResponse)(nil),  // 57: tentacle.v1.CreateAdminTokenResponse
+	(*ListAdminTokensRequest)(nil),    // 58: tentacle.v1.ListAdminTokensRequest
+	(*ListAdminTokensResponse)(nil),   // 59: tentacle.v1.ListAdminTokensResponse
+	(*RevokeAdminTokenRequest)(nil),   // 60: tentacle.v1.RevokeAdminTokenRequest
+	(*RevokeAdminTokenResponse)(nil),  // 61: tentacle.v1.RevokeAdminTokenResponse
+	(*AuditRecord)(nil),               // 62: tentacle.v1.AuditRecord
+	(*ListAuditRecordsRequest)(nil),   // 63: tentacle.v1.ListAuditRecordsRequest
+	(*ListAuditRecordsResponse)(nil),  // 64: tentacle.v1.ListAuditRecordsResponse
+	(*SetVariableRequest)(nil),        // 65: tentacle.v1.SetVariableRequest
+	(*SetVariableResponse)(nil),       // 66: tentacle.v1.SetVariableResponse
+	(*ListVariablesRequest)(nil),      // 67: tentacle.v1.ListVariablesRequest
+	(*ListVariablesResponse)(nil),     // 68: tentacle.v1.ListVariablesResponse
+	(*DeleteVariableRequest)(nil),     // 69: tentacle.v1.DeleteVariableRequest
+	(*DeleteVariableResponse)(nil),    // 70: tentacle.v1.DeleteVariableResponse
+	(*CancelDeploymentRequest)(nil),   // 71: tentacle.v1.CancelDeploymentRequest
+	(*CancelDeploymentResponse)(nil),  // 72: tentacle.v1.CancelDeploymentResponse
+	(*RollbackRequest)(nil),           // 73: tentacle.v1.RollbackRequest
+	(*RollbackResponse)(nil),          // 74: tentacle.v1.RollbackResponse
+	(*GetStatusRequest)(nil),          // 75: tentacle.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),         // 76: tentacle.v1.GetStatusResponse
+	(*ApplicationStatus)(nil),         // 77: tentacle.v1.ApplicationStatus
+	(*TargetStatus)(nil),              // 78: tentacle.v1.TargetStatus
+	(*timestamppb.Timestamp)(nil),     // 79: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 80: google.protobuf.Duration
+	(*RunSpec)(nil),                   // 81: tentacle.v1.RunSpec
+	(TaskState)(0),                    // 82: tentacle.v1.TaskState
+	(FailureKind)(0),                  // 83: tentacle.v1.FailureKind
+	(*EngineHealth)(nil),              // 84: tentacle.v1.EngineHealth
+	(*ContainerHealth)(nil),           // 85: tentacle.v1.ContainerHealth
+	(*Drift)(nil),                     // 86: tentacle.v1.Drift
 }
 var file_tentacle_v1_admin_proto_depIdxs = []int32{
-	72,  // 0: tentacle.v1.Environment.created_at:type_name -> google.protobuf.Timestamp
-	73,  // 1: tentacle.v1.Rollout.pause:type_name -> google.protobuf.Duration
-	3,   // 2: tentacle.v1.Variable.scope:type_name -> tentacle.v1.VariableScope
-	72,  // 3: tentacle.v1.Variable.updated_at:type_name -> google.protobuf.Timestamp
-	74,  // 4: tentacle.v1.Application.run_spec:type_name -> tentacle.v1.RunSpec
-	72,  // 5: tentacle.v1.Application.created_at:type_name -> google.protobuf.Timestamp
-	2,   // 6: tentacle.v1.Application.rollout:type_name -> tentacle.v1.Rollout
-	74,  // 7: tentacle.v1.Release.run_spec:type_name -> tentacle.v1.RunSpec
-	72,  // 8: tentacle.v1.Release.created_at:type_name -> google.protobuf.Timestamp
-	4,   // 9: tentacle.v1.Release.variables:type_name -> tentacle.v1.Variable
+	79,  // 0: tentacle.v1.Environment.created_at:type_name -> google.protobuf.Timestamp
+	80,  // 1: tentacle.v1.Rollout.pause:type_name -> google.protobuf.Duration
+	5,   // 2: tentacle.v1.Variable.scope:type_name -> tentacle.v1.VariableScope
+	79,  // 3: tentacle.v1.Variable.updated_at:type_name -> google.protobuf.Timestamp
+	81,  // 4: tentacle.v1.Application.run_spec:type_name -> tentacle.v1.RunSpec
+	79,  // 5: tentacle.v1.Application.created_at:type_name -> google.protobuf.Timestamp
+	4,   // 6: tentacle.v1.Application.rollout:type_name -> tentacle.v1.Rollout
+	81,  // 7: tentacle.v1.Release.run_spec:type_name -> tentacle.v1.RunSpec
+	79,  // 8: tentacle.v1.Release.created_at:type_name -> google.protobuf.Timestamp
+	6,   // 9: tentacle.v1.Release.variables:type_name -> tentacle.v1.Variable
 	0,   // 10: tentacle.v1.Deployment.state:type_name -> tentacle.v1.DeploymentState
-	72,  // 11: tentacle.v1.Deployment.created_at:type_name -> google.protobuf.Timestamp
-	72,  // 12: tentacle.v1.Deployment.finished_at:type_name -> google.protobuf.Timestamp
-	2,   // 13: tentacle.v1.Deployment.rollout:type_name -> tentacle.v1.Rollout
-	72,  // 14: tentacle.v1.Deployment.cancel_requested_at:type_name -> google.protobuf.Timestamp
-	72,  // 15: tentacle.v1.Deployment.deadline_at:type_name -> google.protobuf.Timestamp
-	75,  // 16: tentacle.v1.Task.state:type_name -> tentacle.v1.TaskState
-	76,  // 17: tentacle.v1.Task.failure_kind:type_name -> tentacle.v1.FailureKind
-	72,  // 18: tentacle.v1.Task.created_at:type_name -> google.protobuf.Timestamp
-	72,  // 19: tentacle.v1.Task.updated_at:type_name -> google.protobuf.Timestamp
-	75,  // 20: tentacle.v1.TaskEventRecord.state:type_name -> tentacle.v1.TaskState
-	72,  // 21: tentacle.v1.TaskEventRecord.occurred_at:type_name -> google.protobuf.Timestamp
-	72,  // 22: tentacle.v1.Target.last_seen_at:type_name -> google.protobuf.Timestamp
-	72,  // 23: tentacle.v1.Target.enrolled_at:type_name -> google.protobuf.Timestamp
-	72,  // 24: tentacle.v1.Target.revoked_at:type_name -> google.protobuf.Timestamp
-	72,  // 25: tentacle.v1.Target.alert_at:type_name -> google.protobuf.Timestamp
-	72,  // 26: tentacle.v1.Target.cert_expires_at:type_name -> google.protobuf.Timestamp
-	1,   // 27: tentacle.v1.UpdateEnvironmentResponse.environment:type_name -> tentacle.v1.Environment
-	1,   // 28: tentacle.v1.CreateEnvironmentResponse.environment:type_name -> tentacle.v1.Environment
-	1,   // 29: tentacle.v1.ListEnvironmentsResponse.environments:type_name -> tentacle.v1.Environment
-	74,  // 30: tentacle.v1.CreateApplicationRequest.run_spec:type_name -> tentacle.v1.RunSpec
-	2,   // 31: tentacle.v1.CreateApplicationRequest.rollout:type_name -> tentacle.v1.Rollout
-	5,   // 32: tentacle.v1.CreateApplicationResponse.application:type_name -> tentacle.v1.Application
-	5,   // 33: tentacle.v1.ListApplicationsResponse.applications:type_name -> tentacle.v1.Application
-	6,   // 34: tentacle.v1.CreateReleaseResponse.release:type_name -> tentacle.v1.Release
-	6,   // 35: tentacle.v1.ListReleasesResponse.releases:type_name -> tentacle.v1.Release
-	2,   // 36: tentacle.v1.CreateDeploymentRequest.rollout:type_name -> tentacle.v1.Rollout
-	73,  // 37: tentacle.v1.CreateDeploymentRequest.deadline:type_name -> google.protobuf.Duration
-	7,   // 38: tentacle.v1.CreateDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
-	8,   // 39: tentacle.v1.CreateDeploymentResponse.tasks:type_name -> tentacle.v1.Task
-	7,   // 40: tentacle.v1.ListDeploymentsResponse.deployments:type_name -> tentacle.v1.Deployment
-	7,   // 41: tentacle.v1.GetDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
-	8,   // 42: tentacle.v1.GetDeploymentResponse.tasks:type_name -> tentacle.v1.Task
-	7,   // 43: tentacle.v1.WatchDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
-	8,   // 44: tentacle.v1.WatchDeploymentResponse.tasks:type_name -> tentacle.v1.Task
-	9,   // 45: tentacle.v1.WatchDeploymentResponse.events:type_name -> tentacle.v1.TaskEventRecord
-	8,   // 46: tentacle.v1.ListTasksResponse.tasks:type_name -> tentacle.v1.Task
-	10,  // 47: tentacle.v1.ListTargetsResponse.targets:type_name -> tentacle.v1.Target
-	73,  // 48: tentacle.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
-	72,  // 49: tentacle.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	72,  // 50: tentacle.v1.JoinTokenInfo.expires_at:type_name -> google.protobuf.Timestamp
-	72,  // 51: tentacle.v1.JoinTokenInfo.created_at:type_name -> google.protobuf.Timestamp
-	72,  // 52: tentacle.v1.JoinTokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
-	41,  // 53: tentacle.v1.ListJoinTokensResponse.tokens:type_name -> tentacle.v1.JoinTokenInfo
-	41,  // 54: tentacle.v1.RevokeJoinTokenResponse.token:type_name -> tentacle.v1.JoinTokenInfo
-	10,  // 55: tentacle.v1.RevokeTargetResponse.target:type_name -> tentacle.v1.Target
-	72,  // 56: tentacle.v1.AdminTokenInfo.created_at:type_name -> google.protobuf.Timestamp
-	72,  // 57: tentacle.v1.AdminTokenInfo.expires_at:type_name -> google.protobuf.Timestamp
-	72,  // 58: tentacle.v1.AdminTokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
-	73,  // 59: tentacle.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
-	48,  // 60: tentacle.v1.CreateAdminTokenResponse.info:type_name -> tentacle.v1.AdminTokenInfo
-	48,  // 61: tentacle.v1.ListAdminTokensResponse.tokens:type_name -> tentacle.v1.AdminTokenInfo
-	48,  // 62: tentacle.v1.RevokeAdminTokenResponse.info:type_name -> tentacle.v1.AdminTokenInfo
-	72,  // 63: tentacle.v1.AuditRecord.at:type_name -> google.protobuf.Timestamp
-	72,  // 64: tentacle.v1.ListAuditRecordsRequest.since:type_name -> google.protobuf.Timestamp
-	55,  // 65: tentacle.v1.ListAuditRecordsResponse.records:type_name -> tentacle.v1.AuditRecord
-	4,   // 66: tentacle.v1.SetVariableRequest.variable:type_name -> tentacle.v1.Variable
-	4,   // 67: tentacle.v1.SetVariableResponse.variable:type_name -> tentacle.v1.Variable
-	4,   // 68: tentacle.v1.ListVariablesResponse.variables:type_name -> tentacle.v1.Variable
-	3,   // 69: tentacle.v1.DeleteVariableRequest.scope:type_name -> tentacle.v1.VariableScope
-	7,   // 70: tentacle.v1.CancelDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
-	2,   // 71: tentacle.v1.RollbackRequest.rollout:type_name -> tentacle.v1.Rollout
-	7,   // 72: tentacle.v1.RollbackResponse.deployment:type_name -> tentacle.v1.Deployment
-	8,   // 73: tentacle.v1.RollbackResponse.tasks:type_name -> tentacle.v1.Task
-	70,  // 74: tentacle.v1.GetStatusResponse.applications:type_name -> tentacle.v1.ApplicationStatus
-	7,   // 75: tentacle.v1.ApplicationStatus.latest_deployment:type_name -> tentacle.v1.Deployment
-	71,  // 76: tentacle.v1.ApplicationStatus.targets:type_name -> tentacle.v1.TargetStatus
-	75,  // 77: tentacle.v1.TargetStatus.last_task_state:type_name -> tentacle.v1.TaskState
-	11,  // 78: tentacle.v1.AdminService.CreateEnvironment:input_type -> tentacle.v1.CreateEnvironmentRequest
-	15,  // 79: tentacle.v1.AdminService.ListEnvironments:input_type -> tentacle.v1.ListEnvironmentsRequest
-	17,  // 80: tentacle.v1.AdminService.CreateApplication:input_type -> tentacle.v1.CreateApplicationRequest
-	19,  // 81: tentacle.v1.AdminService.ListApplications:input_type -> tentacle.v1.ListApplicationsRequest
-	21,  // 82: tentacle.v1.AdminService.CreateRelease:input_type -> tentacle.v1.CreateReleaseRequest
-	23,  // 83: tentacle.v1.AdminService.ListReleases:input_type -> tentacle.v1.ListReleasesRequest
-	25,  // 84: tentacle.v1.AdminService.CreateDeployment:input_type -> tentacle.v1.CreateDeploymentRequest
-	27,  // 85: tentacle.v1.AdminService.ListDeployments:input_type -> tentacle.v1.ListDeploymentsRequest
-	29,  // 86: tentacle.v1.AdminService.GetDeployment:input_type -> tentacle.v1.GetDeploymentRequest
-	31,  // 87: tentacle.v1.AdminService.WatchDeployment:input_type -> tentacle.v1.WatchDeploymentRequest
-	33,  // 88: tentacle.v1.AdminService.ListTasks:input_type -> tentacle.v1.ListTasksRequest
-	35,  // 89: tentacle.v1.AdminService.ReadTaskLog:input_type -> tentacle.v1.ReadTaskLogRequest
-	37,  // 90: tentacle.v1.AdminService.ListTargets:input_type -> tentacle.v1.ListTargetsRequest
-	39,  // 91: tentacle.v1.AdminService.CreateJoinToken:input_type -> tentacle.v1.CreateJoinTokenRequest
-	42,  // 92: tentacle.v1.AdminService.ListJoinTokens:input_type -> tentacle.v1.ListJoinTokensRequest
-	44,  // 93: tentacle.v1.AdminService.RevokeJoinToken:input_type -> tentacle.v1.RevokeJoinTokenRequest
-	46,  // 94: tentacle.v1.AdminService.RevokeTarget:input_type -> tentacle.v1.RevokeTargetRequest
-	49,  // 95: tentacle.v1.AdminService.CreateAdminToken:input_type -> tentacle.v1.CreateAdminTokenRequest
-	51,  // 96: tentacle.v1.AdminService.ListAdminTokens:input_type -> tentacle.v1.ListAdminTokensRequest
-	53,  // 97: tentacle.v1.AdminService.RevokeAdminToken:input_type -> tentacle.v1.RevokeAdminTokenRequest
-	56,  // 98: tentacle.v1.AdminService.ListAuditRecords:input_type -> tentacle.v1.ListAuditRecordsRequest
-	12,  // 99: tentacle.v1.AdminService.UpdateEnvironment:input_type -> tentacle.v1.UpdateEnvironmentRequest
-	58,  // 100: tentacle.v1.AdminService.SetVariable:input_type -> tentacle.v1.SetVariableRequest
-	60,  // 101: tentacle.v1.AdminService.ListVariables:input_type -> tentacle.v1.ListVariablesRequest
-	62,  // 102: tentacle.v1.AdminService.DeleteVariable:input_type -> tentacle.v1.DeleteVariableRequest
-	64,  // 103: tentacle.v1.AdminService.CancelDeployment:input_type -> tentacle.v1.CancelDeploymentRequest
-	66,  // 104: tentacle.v1.AdminService.Rollback:input_type -> tentacle.v1.RollbackRequest
-	68,  // 105: tentacle.v1.AdminService.GetStatus:input_type -> tentacle.v1.GetStatusRequest
-	14,  // 106: tentacle.v1.AdminService.CreateEnvironment:output_type -> tentacle.v1.CreateEnvironmentResponse
-	16,  // 107: tentacle.v1.AdminService.ListEnvironments:output_type -> tentacle.v1.ListEnvironmentsResponse
-	18,  // 108: tentacle.v1.AdminService.CreateApplication:output_type -> tentacle.v1.CreateApplicationResponse
-	20,  // 109: tentacle.v1.AdminService.ListApplications:output_type -> tentacle.v1.ListApplicationsResponse
-	22,  // 110: tentacle.v1.AdminService.CreateRelease:output_type -> tentacle.v1.CreateReleaseResponse
-	24,  // 111: tentacle.v1.AdminService.ListReleases:output_type -> tentacle.v1.ListReleasesResponse
-	26,  // 112: tentacle.v1.AdminService.CreateDeployment:output_type -> tentacle.v1.CreateDeploymentResponse
-	28,  // 113: tentacle.v1.AdminService.ListDeployments:output_type -> tentacle.v1.ListDeploymentsResponse
-	30,  // 114: tentacle.v1.AdminService.GetDeployment:output_type -> tentacle.v1.GetDeploymentResponse
-	32,  // 115: tentacle.v1.AdminService.WatchDeployment:output_type -> tentacle.v1.WatchDeploymentResponse
-	34,  // 116: tentacle.v1.AdminService.ListTasks:output_type -> tentacle.v1.ListTasksResponse
-	36,  // 117: tentacle.v1.AdminService.ReadTaskLog:output_type -> tentacle.v1.ReadTaskLogResponse
-	38,  // 118: tentacle.v1.AdminService.ListTargets:output_type -> tentacle.v1.ListTargetsResponse
-	40,  // 119: tentacle.v1.AdminService.CreateJoinToken:output_type -> tentacle.v1.CreateJoinTokenResponse
-	43,  // 120: tentacle.v1.AdminService.ListJoinTokens:output_type -> tentacle.v1.ListJoinTokensResponse
-	45,  // 121: tentacle.v1.AdminService.RevokeJoinToken:output_type -> tentacle.v1.RevokeJoinTokenResponse
-	47,  // 122: tentacle.v1.AdminService.RevokeTarget:output_type -> tentacle.v1.RevokeTargetResponse
-	50,  // 123: tentacle.v1.AdminService.CreateAdminToken:output_type -> tentacle.v1.CreateAdminTokenResponse
-	52,  // 124: tentacle.v1.AdminService.ListAdminTokens:output_type -> tentacle.v1.ListAdminTokensResponse
-	54,  // 125: tentacle.v1.AdminService.RevokeAdminToken:output_type -> tentacle.v1.RevokeAdminTokenResponse
-	57,  // 126: tentacle.v1.AdminService.ListAuditRecords:output_type -> tentacle.v1.ListAuditRecordsResponse
-	13,  // 127: tentacle.v1.AdminService.UpdateEnvironment:output_type -> tentacle.v1.UpdateEnvironmentResponse
-	59,  // 128: tentacle.v1.AdminService.SetVariable:output_type -> tentacle.v1.SetVariableResponse
-	61,  // 129: tentacle.v1.AdminService.ListVariables:output_type -> tentacle.v1.ListVariablesResponse
-	63,  // 130: tentacle.v1.AdminService.DeleteVariable:output_type -> tentacle.v1.DeleteVariableResponse
-	65,  // 131: tentacle.v1.AdminService.CancelDeployment:output_type -> tentacle.v1.CancelDeploymentResponse
-	67,  // 132: tentacle.v1.AdminService.Rollback:output_type -> tentacle.v1.RollbackResponse
-	69,  // 133: tentacle.v1.AdminService.GetStatus:output_type -> tentacle.v1.GetStatusResponse
-	106, // [106:134] is the sub-list for method output_type
-	78,  // [78:106] is the sub-list for method input_type
-	78,  // [78:78] is the sub-list for extension type_name
-	78,  // [78:78] is the sub-list for extension extendee
-	0,   // [0:78] is the sub-list for field type_name
+	79,  // 11: tentacle.v1.Deployment.created_at:type_name -> google.protobuf.Timestamp
+	79,  // 12: tentacle.v1.Deployment.finished_at:type_name -> google.protobuf.Timestamp
+	4,   // 13: tentacle.v1.Deployment.rollout:type_name -> tentacle.v1.Rollout
+	79,  // 14: tentacle.v1.Deployment.cancel_requested_at:type_name -> google.protobuf.Timestamp
+	79,  // 15: tentacle.v1.Deployment.deadline_at:type_name -> google.protobuf.Timestamp
+	82,  // 16: tentacle.v1.Task.state:type_name -> tentacle.v1.TaskState
+	83,  // 17: tentacle.v1.Task.failure_kind:type_name -> tentacle.v1.FailureKind
+	79,  // 18: tentacle.v1.Task.created_at:type_name -> google.protobuf.Timestamp
+	79,  // 19: tentacle.v1.Task.updated_at:type_name -> google.protobuf.Timestamp
+	82,  // 20: tentacle.v1.TaskEventRecord.state:type_name -> tentacle.v1.TaskState
+	79,  // 21: tentacle.v1.TaskEventRecord.occurred_at:type_name -> google.protobuf.Timestamp
+	79,  // 22: tentacle.v1.Target.last_seen_at:type_name -> google.protobuf.Timestamp
+	79,  // 23: tentacle.v1.Target.enrolled_at:type_name -> google.protobuf.Timestamp
+	79,  // 24: tentacle.v1.Target.revoked_at:type_name -> google.protobuf.Timestamp
+	79,  // 25: tentacle.v1.Target.alert_at:type_name -> google.protobuf.Timestamp
+	79,  // 26: tentacle.v1.Target.cert_expires_at:type_name -> google.protobuf.Timestamp
+	1,   // 27: tentacle.v1.Target.health_state:type_name -> tentacle.v1.TargetHealthState
+	13,  // 28: tentacle.v1.Target.health:type_name -> tentacle.v1.TargetHealth
+	79,  // 29: tentacle.v1.TargetHealth.reported_at:type_name -> google.protobuf.Timestamp
+	79,  // 30: tentacle.v1.TargetHealth.agent_started_at:type_name -> google.protobuf.Timestamp
+	80,  // 31: tentacle.v1.TargetHealth.clock_skew:type_name -> google.protobuf.Duration
+	84,  // 32: tentacle.v1.TargetHealth.engine:type_name -> tentacle.v1.EngineHealth
+	85,  // 33: tentacle.v1.TargetHealth.containers:type_name -> tentacle.v1.ContainerHealth
+	86,  // 34: tentacle.v1.TargetHealth.drift:type_name -> tentacle.v1.Drift
+	12,  // 35: tentacle.v1.GetTargetResponse.target:type_name -> tentacle.v1.Target
+	80,  // 36: tentacle.v1.TailLogsRequest.since:type_name -> google.protobuf.Duration
+	3,   // 37: tentacle.v1.UpdateEnvironmentResponse.environment:type_name -> tentacle.v1.Environment
+	3,   // 38: tentacle.v1.CreateEnvironmentResponse.environment:type_name -> tentacle.v1.Environment
+	3,   // 39: tentacle.v1.ListEnvironmentsResponse.environments:type_name -> tentacle.v1.Environment
+	81,  // 40: tentacle.v1.CreateApplicationRequest.run_spec:type_name -> tentacle.v1.RunSpec
+	4,   // 41: tentacle.v1.CreateApplicationRequest.rollout:type_name -> tentacle.v1.Rollout
+	7,   // 42: tentacle.v1.CreateApplicationResponse.application:type_name -> tentacle.v1.Application
+	7,   // 43: tentacle.v1.ListApplicationsResponse.applications:type_name -> tentacle.v1.Application
+	8,   // 44: tentacle.v1.CreateReleaseResponse.release:type_name -> tentacle.v1.Release
+	8,   // 45: tentacle.v1.ListReleasesResponse.releases:type_name -> tentacle.v1.Release
+	4,   // 46: tentacle.v1.CreateDeploymentRequest.rollout:type_name -> tentacle.v1.Rollout
+	80,  // 47: tentacle.v1.CreateDeploymentRequest.deadline:type_name -> google.protobuf.Duration
+	2,   // 48: tentacle.v1.CreateDeploymentRequest.unavailable_targets:type_name -> tentacle.v1.UnavailableTargets
+	9,   // 49: tentacle.v1.CreateDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
+	10,  // 50: tentacle.v1.CreateDeploymentResponse.tasks:type_name -> tentacle.v1.Task
+	9,   // 51: tentacle.v1.ListDeploymentsResponse.deployments:type_name -> tentacle.v1.Deployment
+	9,   // 52: tentacle.v1.GetDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
+	10,  // 53: tentacle.v1.GetDeploymentResponse.tasks:type_name -> tentacle.v1.Task
+	9,   // 54: tentacle.v1.WatchDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
+	10,  // 55: tentacle.v1.WatchDeploymentResponse.tasks:type_name -> tentacle.v1.Task
+	11,  // 56: tentacle.v1.WatchDeploymentResponse.events:type_name -> tentacle.v1.TaskEventRecord
+	10,  // 57: tentacle.v1.ListTasksResponse.tasks:type_name -> tentacle.v1.Task
+	12,  // 58: tentacle.v1.ListTargetsResponse.targets:type_name -> tentacle.v1.Target
+	80,  // 59: tentacle.v1.CreateJoinTokenRequest.ttl:type_name -> google.protobuf.Duration
+	79,  // 60: tentacle.v1.CreateJoinTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	79,  // 61: tentacle.v1.JoinTokenInfo.expires_at:type_name -> google.protobuf.Timestamp
+	79,  // 62: tentacle.v1.JoinTokenInfo.created_at:type_name -> google.protobuf.Timestamp
+	79,  // 63: tentacle.v1.JoinTokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
+	48,  // 64: tentacle.v1.ListJoinTokensResponse.tokens:type_name -> tentacle.v1.JoinTokenInfo
+	48,  // 65: tentacle.v1.RevokeJoinTokenResponse.token:type_name -> tentacle.v1.JoinTokenInfo
+	12,  // 66: tentacle.v1.RevokeTargetResponse.target:type_name -> tentacle.v1.Target
+	79,  // 67: tentacle.v1.AdminTokenInfo.created_at:type_name -> google.protobuf.Timestamp
+	79,  // 68: tentacle.v1.AdminTokenInfo.expires_at:type_name -> google.protobuf.Timestamp
+	79,  // 69: tentacle.v1.AdminTokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
+	80,  // 70: tentacle.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	55,  // 71: tentacle.v1.CreateAdminTokenResponse.info:type_name -> tentacle.v1.AdminTokenInfo
+	55,  // 72: tentacle.v1.ListAdminTokensResponse.tokens:type_name -> tentacle.v1.AdminTokenInfo
+	55,  // 73: tentacle.v1.RevokeAdminTokenResponse.info:type_name -> tentacle.v1.AdminTokenInfo
+	79,  // 74: tentacle.v1.AuditRecord.at:type_name -> google.protobuf.Timestamp
+	79,  // 75: tentacle.v1.ListAuditRecordsRequest.since:type_name -> google.protobuf.Timestamp
+	62,  // 76: tentacle.v1.ListAuditRecordsResponse.records:type_name -> tentacle.v1.AuditRecord
+	6,   // 77: tentacle.v1.SetVariableRequest.variable:type_name -> tentacle.v1.Variable
+	6,   // 78: tentacle.v1.SetVariableResponse.variable:type_name -> tentacle.v1.Variable
+	6,   // 79: tentacle.v1.ListVariablesResponse.variables:type_name -> tentacle.v1.Variable
+	5,   // 80: tentacle.v1.DeleteVariableRequest.scope:type_name -> tentacle.v1.VariableScope
+	9,   // 81: tentacle.v1.CancelDeploymentResponse.deployment:type_name -> tentacle.v1.Deployment
+	4,   // 82: tentacle.v1.RollbackRequest.rollout:type_name -> tentacle.v1.Rollout
+	9,   // 83: tentacle.v1.RollbackResponse.deployment:type_name -> tentacle.v1.Deployment
+	10,  // 84: tentacle.v1.RollbackResponse.tasks:type_name -> tentacle.v1.Task
+	77,  // 85: tentacle.v1.GetStatusResponse.applications:type_name -> tentacle.v1.ApplicationStatus
+	9,   // 86: tentacle.v1.ApplicationStatus.latest_deployment:type_name -> tentacle.v1.Deployment
+	78,  // 87: tentacle.v1.ApplicationStatus.targets:type_name -> tentacle.v1.TargetStatus
+	82,  // 88: tentacle.v1.TargetStatus.last_task_state:type_name -> tentacle.v1.TaskState
+	86,  // 89: tentacle.v1.TargetStatus.drift:type_name -> tentacle.v1.Drift
+	1,   // 90: tentacle.v1.TargetStatus.health_state:type_name -> tentacle.v1.TargetHealthState
+	18,  // 91: tentacle.v1.AdminService.CreateEnvironment:input_type -> tentacle.v1.CreateEnvironmentRequest
+	22,  // 92: tentacle.v1.AdminService.ListEnvironments:input_type -> tentacle.v1.ListEnvironmentsRequest
+	24,  // 93: tentacle.v1.AdminService.CreateApplication:input_type -> tentacle.v1.CreateApplicationRequest
+	26,  // 94: tentacle.v1.AdminService.ListApplications:input_type -> tentacle.v1.ListApplicationsRequest
+	28,  // 95: tentacle.v1.AdminService.CreateRelease:input_type -> tentacle.v1.CreateReleaseRequest
+	30,  // 96: tentacle.v1.AdminService.ListReleases:input_type -> tentacle.v1.ListReleasesRequest
+	32,  // 97: tentacle.v1.AdminService.CreateDeployment:input_type -> tentacle.v1.CreateDeploymentRequest
+	34,  // 98: tentacle.v1.AdminService.ListDeployments:input_type -> tentacle.v1.ListDeploymentsRequest
+	36,  // 99: tentacle.v1.AdminService.GetDeployment:input_type -> tentacle.v1.GetDeploymentRequest
+	38,  // 100: tentacle.v1.AdminService.WatchDeployment:input_type -> tentacle.v1.WatchDeploymentRequest
+	40,  // 101: tentacle.v1.AdminService.ListTasks:input_type -> tentacle.v1.ListTasksRequest
+	42,  // 102: tentacle.v1.AdminService.ReadTaskLog:input_type -> tentacle.v1.ReadTaskLogRequest
+	44,  // 103: tentacle.v1.AdminService.ListTargets:input_type -> tentacle.v1.ListTargetsRequest
+	46,  // 104: tentacle.v1.AdminService.CreateJoinToken:input_type -> tentacle.v1.CreateJoinTokenRequest
+	49,  // 105: tentacle.v1.AdminService.ListJoinTokens:input_type -> tentacle.v1.ListJoinTokensRequest
+	51,  // 106: tentacle.v1.AdminService.RevokeJoinToken:input_type -> tentacle.v1.RevokeJoinTokenRequest
+	53,  // 107: tentacle.v1.AdminService.RevokeTarget:input_type -> tentacle.v1.RevokeTargetRequest
+	56,  // 108: tentacle.v1.AdminService.CreateAdminToken:input_type -> tentacle.v1.CreateAdminTokenRequest
+	58,  // 109: tentacle.v1.AdminService.ListAdminTokens:input_type -> tentacle.v1.ListAdminTokensRequest
+	60,  // 110: tentacle.v1.AdminService.RevokeAdminToken:input_type -> tentacle.v1.RevokeAdminTokenRequest
+	63,  // 111: tentacle.v1.AdminService.ListAuditRecords:input_type -> tentacle.v1.ListAuditRecordsRequest
+	19,  // 112: tentacle.v1.AdminService.UpdateEnvironment:input_type -> tentacle.v1.UpdateEnvironmentRequest
+	65,  // 113: tentacle.v1.AdminService.SetVariable:input_type -> tentacle.v1.SetVariableRequest
+	67,  // 114: tentacle.v1.AdminService.ListVariables:input_type -> tentacle.v1.ListVariablesRequest
+	69,  // 115: tentacle.v1.AdminService.DeleteVariable:input_type -> tentacle.v1.DeleteVariableRequest
+	71,  // 116: tentacle.v1.AdminService.CancelDeployment:input_type -> tentacle.v1.CancelDeploymentRequest
+	73,  // 117: tentacle.v1.AdminService.Rollback:input_type -> tentacle.v1.RollbackRequest
+	75,  // 118: tentacle.v1.AdminService.GetStatus:input_type -> tentacle.v1.GetStatusRequest
+	14,  // 119: tentacle.v1.AdminService.GetTarget:input_type -> tentacle.v1.GetTargetRequest
+	16,  // 120: tentacle.v1.AdminService.TailLogs:input_type -> tentacle.v1.TailLogsRequest
+	21,  // 121: tentacle.v1.AdminService.CreateEnvironment:output_type -> tentacle.v1.CreateEnvironmentResponse
+	23,  // 122: tentacle.v1.AdminService.ListEnvironments:output_type -> tentacle.v1.ListEnvironmentsResponse
+	25,  // 123: tentacle.v1.AdminService.CreateApplication:output_type -> tentacle.v1.CreateApplicationResponse
+	27,  // 124: tentacle.v1.AdminService.ListApplications:output_type -> tentacle.v1.ListApplicationsResponse
+	29,  // 125: tentacle.v1.AdminService.CreateRelease:output_type -> tentacle.v1.CreateReleaseResponse
+	31,  // 126: tentacle.v1.AdminService.ListReleases:output_type -> tentacle.v1.ListReleasesResponse
+	33,  // 127: tentacle.v1.AdminService.CreateDeployment:output_type -> tentacle.v1.CreateDeploymentResponse
+	35,  // 128: tentacle.v1.AdminService.ListDeployments:output_type -> tentacle.v1.ListDeploymentsResponse
+	37,  // 129: tentacle.v1.AdminService.GetDeployment:output_type -> tentacle.v1.GetDeploymentResponse
+	39,  // 130: tentacle.v1.AdminService.WatchDeployment:output_type -> tentacle.v1.WatchDeploymentResponse
+	41,  // 131: tentacle.v1.AdminService.ListTasks:output_type -> tentacle.v1.ListTasksResponse
+	43,  // 132: tentacle.v1.AdminService.ReadTaskLog:output_type -> tentacle.v1.ReadTaskLogResponse
+	45,  // 133: tentacle.v1.AdminService.ListTargets:output_type -> tentacle.v1.ListTargetsResponse
+	47,  // 134: tentacle.v1.AdminService.CreateJoinToken:output_type -> tentacle.v1.CreateJoinTokenResponse
+	50,  // 135: tentacle.v1.AdminService.ListJoinTokens:output_type -> tentacle.v1.ListJoinTokensResponse
+	52,  // 136: tentacle.v1.AdminService.RevokeJoinToken:output_type -> tentacle.v1.RevokeJoinTokenResponse
+	54,  // 137: tentacle.v1.AdminService.RevokeTarget:output_type -> tentacle.v1.RevokeTargetResponse
+	57,  // 138: tentacle.v1.AdminService.CreateAdminToken:output_type -> tentacle.v1.CreateAdminTokenResponse
+	59,  // 139: tentacle.v1.AdminService.ListAdminTokens:output_type -> tentacle.v1.ListAdminTokensResponse
+	61,  // 140: tentacle.v1.AdminService.RevokeAdminToken:output_type -> tentacle.v1.RevokeAdminTokenResponse
+	64,  // 141: tentacle.v1.AdminService.ListAuditRecords:output_type -> tentacle.v1.ListAuditRecordsResponse
+	20,  // 142: tentacle.v1.AdminService.UpdateEnvironment:output_type -> tentacle.v1.UpdateEnvironmentResponse
+	66,  // 143: tentacle.v1.AdminService.SetVariable:output_type -> tentacle.v1.SetVariableResponse
+	68,  // 144: tentacle.v1.AdminService.ListVariables:output_type -> tentacle.v1.ListVariablesResponse
+	70,  // 145: tentacle.v1.AdminService.DeleteVariable:output_type -> tentacle.v1.DeleteVariableResponse
+	72,  // 146: tentacle.v1.AdminService.CancelDeployment:output_type -> tentacle.v1.CancelDeploymentResponse
+	74,  // 147: tentacle.v1.AdminService.Rollback:output_type -> tentacle.v1.RollbackResponse
+	76,  // 148: tentacle.v1.AdminService.GetStatus:output_type -> tentacle.v1.GetStatusResponse
+	15,  // 149: tentacle.v1.AdminService.GetTarget:output_type -> tentacle.v1.GetTargetResponse
+	17,  // 150: tentacle.v1.AdminService.TailLogs:output_type -> tentacle.v1.TailLogsResponse
+	121, // [121:151] is the sub-list for method output_type
+	91,  // [91:121] is the sub-list for method input_type
+	91,  // [91:91] is the sub-list for extension type_name
+	91,  // [91:91] is the sub-list for extension extendee
+	0,   // [0:91] is the sub-list for field type_name
 }
 
 func init() { file_tentacle_v1_admin_proto_init() }
@@ -5001,14 +5595,14 @@ func file_tentacle_v1_admin_proto_init() {
 		return
 	}
 	file_tentacle_v1_types_proto_init()
-	file_tentacle_v1_admin_proto_msgTypes[11].OneofWrappers = []any{}
+	file_tentacle_v1_admin_proto_msgTypes[16].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tentacle_v1_admin_proto_rawDesc), len(file_tentacle_v1_admin_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   71,
+			NumEnums:      3,
+			NumMessages:   76,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -47,6 +47,8 @@ const (
 	AdminService_CancelDeployment_FullMethodName  = "/tentacle.v1.AdminService/CancelDeployment"
 	AdminService_Rollback_FullMethodName          = "/tentacle.v1.AdminService/Rollback"
 	AdminService_GetStatus_FullMethodName         = "/tentacle.v1.AdminService/GetStatus"
+	AdminService_GetTarget_FullMethodName         = "/tentacle.v1.AdminService/GetTarget"
+	AdminService_TailLogs_FullMethodName          = "/tentacle.v1.AdminService/TailLogs"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -98,6 +100,14 @@ type AdminServiceClient interface {
 	Rollback(ctx context.Context, in *RollbackRequest, opts ...grpc.CallOption) (*RollbackResponse, error)
 	// GetStatus is the applications x environments view.
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
+	// GetTarget is one target with its health details: engine, containers,
+	// drift, clock skew.
+	GetTarget(ctx context.Context, in *GetTargetRequest, opts ...grpc.CallOption) (*GetTargetResponse, error)
+	// TailLogs streams the live log of an application's container from every
+	// matching target, through the agents' sessions. It ends when every
+	// target's tail has ended (the container stopped, or without follow the
+	// end of the log), or when the caller cancels.
+	TailLogs(ctx context.Context, in *TailLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailLogsResponse], error)
 }
 
 type adminServiceClient struct {
@@ -406,6 +416,35 @@ func (c *adminServiceClient) GetStatus(ctx context.Context, in *GetStatusRequest
 	return out, nil
 }
 
+func (c *adminServiceClient) GetTarget(ctx context.Context, in *GetTargetRequest, opts ...grpc.CallOption) (*GetTargetResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetTargetResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetTarget_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) TailLogs(ctx context.Context, in *TailLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TailLogsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AdminService_ServiceDesc.Streams[2], AdminService_TailLogs_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TailLogsRequest, TailLogsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdminService_TailLogsClient = grpc.ServerStreamingClient[TailLogsResponse]
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -455,6 +494,14 @@ type AdminServiceServer interface {
 	Rollback(context.Context, *RollbackRequest) (*RollbackResponse, error)
 	// GetStatus is the applications x environments view.
 	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
+	// GetTarget is one target with its health details: engine, containers,
+	// drift, clock skew.
+	GetTarget(context.Context, *GetTargetRequest) (*GetTargetResponse, error)
+	// TailLogs streams the live log of an application's container from every
+	// matching target, through the agents' sessions. It ends when every
+	// target's tail has ended (the container stopped, or without follow the
+	// end of the log), or when the caller cancels.
+	TailLogs(*TailLogsRequest, grpc.ServerStreamingServer[TailLogsResponse]) error
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -548,6 +595,12 @@ func (UnimplementedAdminServiceServer) Rollback(context.Context, *RollbackReques
 }
 func (UnimplementedAdminServiceServer) GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetStatus not implemented")
+}
+func (UnimplementedAdminServiceServer) GetTarget(context.Context, *GetTargetRequest) (*GetTargetResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTarget not implemented")
+}
+func (UnimplementedAdminServiceServer) TailLogs(*TailLogsRequest, grpc.ServerStreamingServer[TailLogsResponse]) error {
+	return status.Error(codes.Unimplemented, "method TailLogs not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -1060,6 +1113,35 @@ func _AdminService_GetStatus_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_GetTarget_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTargetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetTarget(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetTarget_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetTarget(ctx, req.(*GetTargetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_TailLogs_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(TailLogsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServiceServer).TailLogs(m, &grpc.GenericServerStream[TailLogsRequest, TailLogsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdminService_TailLogsServer = grpc.ServerStreamingServer[TailLogsResponse]
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1171,6 +1253,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetStatus",
 			Handler:    _AdminService_GetStatus_Handler,
 		},
+		{
+			MethodName: "GetTarget",
+			Handler:    _AdminService_GetTarget_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -1181,6 +1267,11 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "ReadTaskLog",
 			Handler:       _AdminService_ReadTaskLog_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "TailLogs",
+			Handler:       _AdminService_TailLogs_Handler,
 			ServerStreams: true,
 		},
 	},

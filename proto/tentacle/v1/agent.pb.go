@@ -196,6 +196,7 @@ type ConnectRequest struct {
 	//	*ConnectRequest_Heartbeat
 	//	*ConnectRequest_TaskAccepted
 	//	*ConnectRequest_TaskEvent
+	//	*ConnectRequest_HealthReport
 	Msg           isConnectRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -274,6 +275,15 @@ func (x *ConnectRequest) GetTaskEvent() *TaskEvent {
 	return nil
 }
 
+func (x *ConnectRequest) GetHealthReport() *HealthReport {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectRequest_HealthReport); ok {
+			return x.HealthReport
+		}
+	}
+	return nil
+}
+
 type isConnectRequest_Msg interface {
 	isConnectRequest_Msg()
 }
@@ -294,6 +304,10 @@ type ConnectRequest_TaskEvent struct {
 	TaskEvent *TaskEvent `protobuf:"bytes,4,opt,name=task_event,json=taskEvent,proto3,oneof"`
 }
 
+type ConnectRequest_HealthReport struct {
+	HealthReport *HealthReport `protobuf:"bytes,5,opt,name=health_report,json=healthReport,proto3,oneof"`
+}
+
 func (*ConnectRequest_Hello) isConnectRequest_Msg() {}
 
 func (*ConnectRequest_Heartbeat) isConnectRequest_Msg() {}
@@ -301,6 +315,8 @@ func (*ConnectRequest_Heartbeat) isConnectRequest_Msg() {}
 func (*ConnectRequest_TaskAccepted) isConnectRequest_Msg() {}
 
 func (*ConnectRequest_TaskEvent) isConnectRequest_Msg() {}
+
+func (*ConnectRequest_HealthReport) isConnectRequest_Msg() {}
 
 // Hello is the first message of every session.
 type Hello struct {
@@ -459,6 +475,8 @@ func (x *HeldTask) GetFinished() bool {
 	return false
 }
 
+// Heartbeat is cheap and regular: the server measures the agent's clock
+// skew from sent_at and notices a silent agent.
 type Heartbeat struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SentAt        *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
@@ -503,6 +521,97 @@ func (x *Heartbeat) GetSentAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// HealthReport is what the agent sees of its host: sent once at the start
+// of every session and again whenever something in it changes (debounced;
+// container changes come from Docker's event stream, not polling).
+type HealthReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Increases with every report of this agent process.
+	Sequence     uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	ObservedAt   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=observed_at,json=observedAt,proto3" json:"observed_at,omitempty"`
+	AgentVersion string                 `protobuf:"bytes,3,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	// When the agent process started (its uptime).
+	AgentStartedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=agent_started_at,json=agentStartedAt,proto3" json:"agent_started_at,omitempty"`
+	Engine         *EngineHealth          `protobuf:"bytes,5,opt,name=engine,proto3" json:"engine,omitempty"`
+	// The containers of every application the agent manages: one per
+	// application (its name), reported even when missing.
+	Containers    []*ContainerHealth `protobuf:"bytes,6,rep,name=containers,proto3" json:"containers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HealthReport) Reset() {
+	*x = HealthReport{}
+	mi := &file_tentacle_v1_agent_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthReport) ProtoMessage() {}
+
+func (x *HealthReport) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_agent_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthReport.ProtoReflect.Descriptor instead.
+func (*HealthReport) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *HealthReport) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *HealthReport) GetObservedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ObservedAt
+	}
+	return nil
+}
+
+func (x *HealthReport) GetAgentVersion() string {
+	if x != nil {
+		return x.AgentVersion
+	}
+	return ""
+}
+
+func (x *HealthReport) GetAgentStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AgentStartedAt
+	}
+	return nil
+}
+
+func (x *HealthReport) GetEngine() *EngineHealth {
+	if x != nil {
+		return x.Engine
+	}
+	return nil
+}
+
+func (x *HealthReport) GetContainers() []*ContainerHealth {
+	if x != nil {
+		return x.Containers
+	}
+	return nil
+}
+
 // TaskAccepted says the agent has journaled the task and will run it once.
 type TaskAccepted struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -513,7 +622,7 @@ type TaskAccepted struct {
 
 func (x *TaskAccepted) Reset() {
 	*x = TaskAccepted{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[6]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -525,7 +634,7 @@ func (x *TaskAccepted) String() string {
 func (*TaskAccepted) ProtoMessage() {}
 
 func (x *TaskAccepted) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[6]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -538,7 +647,7 @@ func (x *TaskAccepted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAccepted.ProtoReflect.Descriptor instead.
 func (*TaskAccepted) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TaskAccepted) GetTaskId() string {
@@ -573,7 +682,7 @@ type TaskEvent struct {
 
 func (x *TaskEvent) Reset() {
 	*x = TaskEvent{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[7]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -585,7 +694,7 @@ func (x *TaskEvent) String() string {
 func (*TaskEvent) ProtoMessage() {}
 
 func (x *TaskEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[7]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -598,7 +707,7 @@ func (x *TaskEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEvent.ProtoReflect.Descriptor instead.
 func (*TaskEvent) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TaskEvent) GetTaskId() string {
@@ -688,6 +797,7 @@ type ConnectResponse struct {
 	//	*ConnectResponse_Cancel
 	//	*ConnectResponse_EventAck
 	//	*ConnectResponse_Reconnect
+	//	*ConnectResponse_StartTail
 	Msg           isConnectResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -695,7 +805,7 @@ type ConnectResponse struct {
 
 func (x *ConnectResponse) Reset() {
 	*x = ConnectResponse{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[8]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -707,7 +817,7 @@ func (x *ConnectResponse) String() string {
 func (*ConnectResponse) ProtoMessage() {}
 
 func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[8]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -720,7 +830,7 @@ func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectResponse.ProtoReflect.Descriptor instead.
 func (*ConnectResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ConnectResponse) GetMsg() isConnectResponse_Msg {
@@ -775,6 +885,15 @@ func (x *ConnectResponse) GetReconnect() *Reconnect {
 	return nil
 }
 
+func (x *ConnectResponse) GetStartTail() *StartTail {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectResponse_StartTail); ok {
+			return x.StartTail
+		}
+	}
+	return nil
+}
+
 type isConnectResponse_Msg interface {
 	isConnectResponse_Msg()
 }
@@ -799,6 +918,10 @@ type ConnectResponse_Reconnect struct {
 	Reconnect *Reconnect `protobuf:"bytes,5,opt,name=reconnect,proto3,oneof"`
 }
 
+type ConnectResponse_StartTail struct {
+	StartTail *StartTail `protobuf:"bytes,6,opt,name=start_tail,json=startTail,proto3,oneof"`
+}
+
 func (*ConnectResponse_Welcome) isConnectResponse_Msg() {}
 
 func (*ConnectResponse_Assign) isConnectResponse_Msg() {}
@@ -808,6 +931,211 @@ func (*ConnectResponse_Cancel) isConnectResponse_Msg() {}
 func (*ConnectResponse_EventAck) isConnectResponse_Msg() {}
 
 func (*ConnectResponse_Reconnect) isConnectResponse_Msg() {}
+
+func (*ConnectResponse_StartTail) isConnectResponse_Msg() {}
+
+// StartTail asks the agent to stream the live log of an application's
+// container: it opens StreamTail with the tail id.
+type StartTail struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	TailId      string                 `protobuf:"bytes,1,opt,name=tail_id,json=tailId,proto3" json:"tail_id,omitempty"`
+	Application string                 `protobuf:"bytes,2,opt,name=application,proto3" json:"application,omitempty"`
+	// Only lines since this time; unset: from the start (or the tail_lines
+	// last).
+	Since *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
+	// The last N lines only; 0: all.
+	TailLines int64 `protobuf:"varint,4,opt,name=tail_lines,json=tailLines,proto3" json:"tail_lines,omitempty"`
+	// Keep streaming new lines until the container stops or the tail ends.
+	Follow        bool `protobuf:"varint,5,opt,name=follow,proto3" json:"follow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartTail) Reset() {
+	*x = StartTail{}
+	mi := &file_tentacle_v1_agent_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartTail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartTail) ProtoMessage() {}
+
+func (x *StartTail) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_agent_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartTail.ProtoReflect.Descriptor instead.
+func (*StartTail) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *StartTail) GetTailId() string {
+	if x != nil {
+		return x.TailId
+	}
+	return ""
+}
+
+func (x *StartTail) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *StartTail) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *StartTail) GetTailLines() int64 {
+	if x != nil {
+		return x.TailLines
+	}
+	return 0
+}
+
+func (x *StartTail) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+type StreamTailRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set on the first message of the stream.
+	TailId string `protobuf:"bytes,1,opt,name=tail_id,json=tailId,proto3" json:"tail_id,omitempty"`
+	// On the first message: the container streamed and the task that
+	// created it (its tentacle.task label; empty when made by hand).
+	ContainerName string `protobuf:"bytes,2,opt,name=container_name,json=containerName,proto3" json:"container_name,omitempty"`
+	TaskId        string `protobuf:"bytes,3,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// Complete lines (each ending in a newline), stdout and stderr
+	// interleaved as Docker returns them; secrets already masked.
+	Data []byte `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	// Set on the last message: why the tail ended, e.g. "container stopped",
+	// "no container named web on this host", "end of log" (not following).
+	Ended         string `protobuf:"bytes,5,opt,name=ended,proto3" json:"ended,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamTailRequest) Reset() {
+	*x = StreamTailRequest{}
+	mi := &file_tentacle_v1_agent_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamTailRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamTailRequest) ProtoMessage() {}
+
+func (x *StreamTailRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_agent_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamTailRequest.ProtoReflect.Descriptor instead.
+func (*StreamTailRequest) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *StreamTailRequest) GetTailId() string {
+	if x != nil {
+		return x.TailId
+	}
+	return ""
+}
+
+func (x *StreamTailRequest) GetContainerName() string {
+	if x != nil {
+		return x.ContainerName
+	}
+	return ""
+}
+
+func (x *StreamTailRequest) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *StreamTailRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *StreamTailRequest) GetEnded() string {
+	if x != nil {
+		return x.Ended
+	}
+	return ""
+}
+
+// StreamTailResponse is sent by the server on StreamTail; the stream ending is
+// what stops the agent.
+type StreamTailResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamTailResponse) Reset() {
+	*x = StreamTailResponse{}
+	mi := &file_tentacle_v1_agent_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamTailResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamTailResponse) ProtoMessage() {}
+
+func (x *StreamTailResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_agent_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamTailResponse.ProtoReflect.Descriptor instead.
+func (*StreamTailResponse) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{12}
+}
 
 // Reconnect asks the agent to close the session and dial again after a
 // random delay of up to after (the server is shutting down or shedding
@@ -822,7 +1150,7 @@ type Reconnect struct {
 
 func (x *Reconnect) Reset() {
 	*x = Reconnect{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[9]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -834,7 +1162,7 @@ func (x *Reconnect) String() string {
 func (*Reconnect) ProtoMessage() {}
 
 func (x *Reconnect) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[9]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -847,7 +1175,7 @@ func (x *Reconnect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reconnect.ProtoReflect.Descriptor instead.
 func (*Reconnect) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Reconnect) GetAfter() *durationpb.Duration {
@@ -874,13 +1202,17 @@ type Welcome struct {
 	// The server is rotating its CA and the agent's certificate is from the
 	// old one: renew now (the answer brings the new CA bundle).
 	RenewCertificate bool `protobuf:"varint,5,opt,name=renew_certificate,json=renewCertificate,proto3" json:"renew_certificate,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Applications with a succeeded deployment on this target: the agent
+	// reports their containers in its health reports (drift), even when it
+	// has pruned the tasks from its journal.
+	Applications  []string `protobuf:"bytes,6,rep,name=applications,proto3" json:"applications,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[10]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1224,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[10]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1237,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Welcome) GetSessionId() string {
@@ -943,6 +1275,13 @@ func (x *Welcome) GetRenewCertificate() bool {
 	return false
 }
 
+func (x *Welcome) GetApplications() []string {
+	if x != nil {
+		return x.Applications
+	}
+	return nil
+}
+
 // Assign hands a task to the agent. It may arrive more than once; the agent
 // runs a task id at most once.
 type Assign struct {
@@ -954,7 +1293,7 @@ type Assign struct {
 
 func (x *Assign) Reset() {
 	*x = Assign{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[11]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1305,7 @@ func (x *Assign) String() string {
 func (*Assign) ProtoMessage() {}
 
 func (x *Assign) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[11]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1318,7 @@ func (x *Assign) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assign.ProtoReflect.Descriptor instead.
 func (*Assign) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Assign) GetTask() *TaskAssignment {
@@ -1015,7 +1354,7 @@ type TaskAssignment struct {
 
 func (x *TaskAssignment) Reset() {
 	*x = TaskAssignment{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[12]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1366,7 @@ func (x *TaskAssignment) String() string {
 func (*TaskAssignment) ProtoMessage() {}
 
 func (x *TaskAssignment) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[12]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1379,7 @@ func (x *TaskAssignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskAssignment.ProtoReflect.Descriptor instead.
 func (*TaskAssignment) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TaskAssignment) GetTaskId() string {
@@ -1123,7 +1462,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[13]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1474,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[13]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1487,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Cancel) GetTaskId() string {
@@ -1177,7 +1516,7 @@ type EventAck struct {
 
 func (x *EventAck) Reset() {
 	*x = EventAck{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[14]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1189,7 +1528,7 @@ func (x *EventAck) String() string {
 func (*EventAck) ProtoMessage() {}
 
 func (x *EventAck) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[14]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1202,7 +1541,7 @@ func (x *EventAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventAck.ProtoReflect.Descriptor instead.
 func (*EventAck) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *EventAck) GetTaskId() string {
@@ -1231,7 +1570,7 @@ type PushLogsRequest struct {
 
 func (x *PushLogsRequest) Reset() {
 	*x = PushLogsRequest{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[15]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1582,7 @@ func (x *PushLogsRequest) String() string {
 func (*PushLogsRequest) ProtoMessage() {}
 
 func (x *PushLogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[15]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1595,7 @@ func (x *PushLogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushLogsRequest.ProtoReflect.Descriptor instead.
 func (*PushLogsRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PushLogsRequest) GetTaskId() string {
@@ -1291,7 +1630,7 @@ type PushLogsResponse struct {
 
 func (x *PushLogsResponse) Reset() {
 	*x = PushLogsResponse{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[16]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1303,7 +1642,7 @@ func (x *PushLogsResponse) String() string {
 func (*PushLogsResponse) ProtoMessage() {}
 
 func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[16]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1316,7 +1655,7 @@ func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushLogsResponse.ProtoReflect.Descriptor instead.
 func (*PushLogsResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PushLogsResponse) GetTaskId() string {
@@ -1343,7 +1682,7 @@ type RenewCertificateRequest struct {
 
 func (x *RenewCertificateRequest) Reset() {
 	*x = RenewCertificateRequest{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[17]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1694,7 @@ func (x *RenewCertificateRequest) String() string {
 func (*RenewCertificateRequest) ProtoMessage() {}
 
 func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[17]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1707,7 @@ func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RenewCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RenewCertificateRequest) GetCsrPem() []byte {
@@ -1388,7 +1727,7 @@ type RenewCertificateResponse struct {
 
 func (x *RenewCertificateResponse) Reset() {
 	*x = RenewCertificateResponse{}
-	mi := &file_tentacle_v1_agent_proto_msgTypes[18]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1739,7 @@ func (x *RenewCertificateResponse) String() string {
 func (*RenewCertificateResponse) ProtoMessage() {}
 
 func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tentacle_v1_agent_proto_msgTypes[18]
+	mi := &file_tentacle_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1752,7 @@ func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RenewCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_tentacle_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RenewCertificateResponse) GetCertificatePem() []byte {
@@ -1448,13 +1787,14 @@ const file_tentacle_v1_agent_proto_rawDesc = "" +
 	"\venvironment\x18\x03 \x01(\tR\venvironment\x12\x14\n" +
 	"\x05roles\x18\x04 \x03(\tR\x05roles\x12'\n" +
 	"\x0fcertificate_pem\x18\x05 \x01(\fR\x0ecertificatePem\x12\x15\n" +
-	"\x06ca_pem\x18\x06 \x01(\fR\x05caPem\"\xf6\x01\n" +
+	"\x06ca_pem\x18\x06 \x01(\fR\x05caPem\"\xb8\x02\n" +
 	"\x0eConnectRequest\x12*\n" +
 	"\x05hello\x18\x01 \x01(\v2\x12.tentacle.v1.HelloH\x00R\x05hello\x126\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x16.tentacle.v1.HeartbeatH\x00R\theartbeat\x12@\n" +
 	"\rtask_accepted\x18\x03 \x01(\v2\x19.tentacle.v1.TaskAcceptedH\x00R\ftaskAccepted\x127\n" +
 	"\n" +
-	"task_event\x18\x04 \x01(\v2\x16.tentacle.v1.TaskEventH\x00R\ttaskEventB\x05\n" +
+	"task_event\x18\x04 \x01(\v2\x16.tentacle.v1.TaskEventH\x00R\ttaskEvent\x12@\n" +
+	"\rhealth_report\x18\x05 \x01(\v2\x19.tentacle.v1.HealthReportH\x00R\fhealthReportB\x05\n" +
 	"\x03msg\"\xea\x01\n" +
 	"\x05Hello\x12#\n" +
 	"\ragent_version\x18\x01 \x01(\tR\fagentVersion\x12\x0e\n" +
@@ -1471,7 +1811,17 @@ const file_tentacle_v1_agent_proto_rawDesc = "" +
 	"\x13last_event_sequence\x18\x02 \x01(\x04R\x11lastEventSequence\x12\x1a\n" +
 	"\bfinished\x18\x03 \x01(\bR\bfinished\"@\n" +
 	"\tHeartbeat\x123\n" +
-	"\asent_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"'\n" +
+	"\asent_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"\xc3\x02\n" +
+	"\fHealthReport\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12;\n" +
+	"\vobserved_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"observedAt\x12#\n" +
+	"\ragent_version\x18\x03 \x01(\tR\fagentVersion\x12D\n" +
+	"\x10agent_started_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0eagentStartedAt\x121\n" +
+	"\x06engine\x18\x05 \x01(\v2\x19.tentacle.v1.EngineHealthR\x06engine\x12<\n" +
+	"\n" +
+	"containers\x18\x06 \x03(\v2\x1c.tentacle.v1.ContainerHealthR\n" +
+	"containers\"'\n" +
 	"\fTaskAccepted\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\"\xbe\x03\n" +
 	"\tTaskEvent\x12\x17\n" +
@@ -1487,17 +1837,33 @@ const file_tentacle_v1_agent_proto_rawDesc = "" +
 	"\tlog_bytes\x18\t \x01(\x04R\blogBytes\x12%\n" +
 	"\x0eprogress_bytes\x18\n" +
 	" \x01(\x04R\rprogressBytes\x120\n" +
-	"\x14progress_total_bytes\x18\v \x01(\x04R\x12progressTotalBytes\"\x96\x02\n" +
+	"\x14progress_total_bytes\x18\v \x01(\x04R\x12progressTotalBytes\"\xcf\x02\n" +
 	"\x0fConnectResponse\x120\n" +
 	"\awelcome\x18\x01 \x01(\v2\x14.tentacle.v1.WelcomeH\x00R\awelcome\x12-\n" +
 	"\x06assign\x18\x02 \x01(\v2\x13.tentacle.v1.AssignH\x00R\x06assign\x12-\n" +
 	"\x06cancel\x18\x03 \x01(\v2\x13.tentacle.v1.CancelH\x00R\x06cancel\x124\n" +
 	"\tevent_ack\x18\x04 \x01(\v2\x15.tentacle.v1.EventAckH\x00R\beventAck\x126\n" +
-	"\treconnect\x18\x05 \x01(\v2\x16.tentacle.v1.ReconnectH\x00R\treconnectB\x05\n" +
-	"\x03msg\"T\n" +
+	"\treconnect\x18\x05 \x01(\v2\x16.tentacle.v1.ReconnectH\x00R\treconnect\x127\n" +
+	"\n" +
+	"start_tail\x18\x06 \x01(\v2\x16.tentacle.v1.StartTailH\x00R\tstartTailB\x05\n" +
+	"\x03msg\"\xaf\x01\n" +
+	"\tStartTail\x12\x17\n" +
+	"\atail_id\x18\x01 \x01(\tR\x06tailId\x12 \n" +
+	"\vapplication\x18\x02 \x01(\tR\vapplication\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x1d\n" +
+	"\n" +
+	"tail_lines\x18\x04 \x01(\x03R\ttailLines\x12\x16\n" +
+	"\x06follow\x18\x05 \x01(\bR\x06follow\"\x96\x01\n" +
+	"\x11StreamTailRequest\x12\x17\n" +
+	"\atail_id\x18\x01 \x01(\tR\x06tailId\x12%\n" +
+	"\x0econtainer_name\x18\x02 \x01(\tR\rcontainerName\x12\x17\n" +
+	"\atask_id\x18\x03 \x01(\tR\x06taskId\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\x12\x14\n" +
+	"\x05ended\x18\x05 \x01(\tR\x05ended\"\x14\n" +
+	"\x12StreamTailResponse\"T\n" +
 	"\tReconnect\x12/\n" +
 	"\x05after\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x05after\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xdd\x01\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x81\x02\n" +
 	"\aWelcome\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1b\n" +
@@ -1505,7 +1871,8 @@ const file_tentacle_v1_agent_proto_rawDesc = "" +
 	"\vtarget_name\x18\x03 \x01(\tR\n" +
 	"targetName\x12H\n" +
 	"\x12heartbeat_interval\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x12+\n" +
-	"\x11renew_certificate\x18\x05 \x01(\bR\x10renewCertificate\"9\n" +
+	"\x11renew_certificate\x18\x05 \x01(\bR\x10renewCertificate\x12\"\n" +
+	"\fapplications\x18\x06 \x03(\tR\fapplications\"9\n" +
 	"\x06Assign\x12/\n" +
 	"\x04task\x18\x01 \x01(\v2\x1b.tentacle.v1.TaskAssignmentR\x04task\"\xf9\x02\n" +
 	"\x0eTaskAssignment\x12\x17\n" +
@@ -1538,11 +1905,13 @@ const file_tentacle_v1_agent_proto_rawDesc = "" +
 	"\acsr_pem\x18\x01 \x01(\fR\x06csrPem\"Z\n" +
 	"\x18RenewCertificateResponse\x12'\n" +
 	"\x0fcertificate_pem\x18\x01 \x01(\fR\x0ecertificatePem\x12\x15\n" +
-	"\x06ca_pem\x18\x02 \x01(\fR\x05caPem2\xc9\x02\n" +
+	"\x06ca_pem\x18\x02 \x01(\fR\x05caPem2\x9c\x03\n" +
 	"\fAgentService\x12A\n" +
 	"\x06Enroll\x12\x1a.tentacle.v1.EnrollRequest\x1a\x1b.tentacle.v1.EnrollResponse\x12H\n" +
 	"\aConnect\x12\x1b.tentacle.v1.ConnectRequest\x1a\x1c.tentacle.v1.ConnectResponse(\x010\x01\x12K\n" +
-	"\bPushLogs\x12\x1c.tentacle.v1.PushLogsRequest\x1a\x1d.tentacle.v1.PushLogsResponse(\x010\x01\x12_\n" +
+	"\bPushLogs\x12\x1c.tentacle.v1.PushLogsRequest\x1a\x1d.tentacle.v1.PushLogsResponse(\x010\x01\x12Q\n" +
+	"\n" +
+	"StreamTail\x12\x1e.tentacle.v1.StreamTailRequest\x1a\x1f.tentacle.v1.StreamTailResponse(\x010\x01\x12_\n" +
 	"\x10RenewCertificate\x12$.tentacle.v1.RenewCertificateRequest\x1a%.tentacle.v1.RenewCertificateResponseBBZ@github.com/tentacle-deploy/tentacle/proto/tentacle/v1;tentaclev1b\x06proto3"
 
 var (
@@ -1557,7 +1926,7 @@ func file_tentacle_v1_agent_proto_rawDescGZIP() []byte {
 	return file_tentacle_v1_agent_proto_rawDescData
 }
 
-var file_tentacle_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_tentacle_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_tentacle_v1_agent_proto_goTypes = []any{
 	(*EnrollRequest)(nil),            // 0: tentacle.v1.EnrollRequest
 	(*EnrollResponse)(nil),           // 1: tentacle.v1.EnrollResponse
@@ -1565,57 +1934,72 @@ var file_tentacle_v1_agent_proto_goTypes = []any{
 	(*Hello)(nil),                    // 3: tentacle.v1.Hello
 	(*HeldTask)(nil),                 // 4: tentacle.v1.HeldTask
 	(*Heartbeat)(nil),                // 5: tentacle.v1.Heartbeat
-	(*TaskAccepted)(nil),             // 6: tentacle.v1.TaskAccepted
-	(*TaskEvent)(nil),                // 7: tentacle.v1.TaskEvent
-	(*ConnectResponse)(nil),          // 8: tentacle.v1.ConnectResponse
-	(*Reconnect)(nil),                // 9: tentacle.v1.Reconnect
-	(*Welcome)(nil),                  // 10: tentacle.v1.Welcome
-	(*Assign)(nil),                   // 11: tentacle.v1.Assign
-	(*TaskAssignment)(nil),           // 12: tentacle.v1.TaskAssignment
-	(*Cancel)(nil),                   // 13: tentacle.v1.Cancel
-	(*EventAck)(nil),                 // 14: tentacle.v1.EventAck
-	(*PushLogsRequest)(nil),          // 15: tentacle.v1.PushLogsRequest
-	(*PushLogsResponse)(nil),         // 16: tentacle.v1.PushLogsResponse
-	(*RenewCertificateRequest)(nil),  // 17: tentacle.v1.RenewCertificateRequest
-	(*RenewCertificateResponse)(nil), // 18: tentacle.v1.RenewCertificateResponse
-	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
-	(TaskState)(0),                   // 20: tentacle.v1.TaskState
-	(FailureKind)(0),                 // 21: tentacle.v1.FailureKind
-	(*durationpb.Duration)(nil),      // 22: google.protobuf.Duration
-	(*RunSpec)(nil),                  // 23: tentacle.v1.RunSpec
+	(*HealthReport)(nil),             // 6: tentacle.v1.HealthReport
+	(*TaskAccepted)(nil),             // 7: tentacle.v1.TaskAccepted
+	(*TaskEvent)(nil),                // 8: tentacle.v1.TaskEvent
+	(*ConnectResponse)(nil),          // 9: tentacle.v1.ConnectResponse
+	(*StartTail)(nil),                // 10: tentacle.v1.StartTail
+	(*StreamTailRequest)(nil),        // 11: tentacle.v1.StreamTailRequest
+	(*StreamTailResponse)(nil),       // 12: tentacle.v1.StreamTailResponse
+	(*Reconnect)(nil),                // 13: tentacle.v1.Reconnect
+	(*Welcome)(nil),                  // 14: tentacle.v1.Welcome
+	(*Assign)(nil),                   // 15: tentacle.v1.Assign
+	(*TaskAssignment)(nil),           // 16: tentacle.v1.TaskAssignment
+	(*Cancel)(nil),                   // 17: tentacle.v1.Cancel
+	(*EventAck)(nil),                 // 18: tentacle.v1.EventAck
+	(*PushLogsRequest)(nil),          // 19: tentacle.v1.PushLogsRequest
+	(*PushLogsResponse)(nil),         // 20: tentacle.v1.PushLogsResponse
+	(*RenewCertificateRequest)(nil),  // 21: tentacle.v1.RenewCertificateRequest
+	(*RenewCertificateResponse)(nil), // 22: tentacle.v1.RenewCertificateResponse
+	(*timestamppb.Timestamp)(nil),    // 23: google.protobuf.Timestamp
+	(*EngineHealth)(nil),             // 24: tentacle.v1.EngineHealth
+	(*ContainerHealth)(nil),          // 25: tentacle.v1.ContainerHealth
+	(TaskState)(0),                   // 26: tentacle.v1.TaskState
+	(FailureKind)(0),                 // 27: tentacle.v1.FailureKind
+	(*durationpb.Duration)(nil),      // 28: google.protobuf.Duration
+	(*RunSpec)(nil),                  // 29: tentacle.v1.RunSpec
 }
 var file_tentacle_v1_agent_proto_depIdxs = []int32{
 	3,  // 0: tentacle.v1.ConnectRequest.hello:type_name -> tentacle.v1.Hello
 	5,  // 1: tentacle.v1.ConnectRequest.heartbeat:type_name -> tentacle.v1.Heartbeat
-	6,  // 2: tentacle.v1.ConnectRequest.task_accepted:type_name -> tentacle.v1.TaskAccepted
-	7,  // 3: tentacle.v1.ConnectRequest.task_event:type_name -> tentacle.v1.TaskEvent
-	4,  // 4: tentacle.v1.Hello.held_tasks:type_name -> tentacle.v1.HeldTask
-	19, // 5: tentacle.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
-	20, // 6: tentacle.v1.TaskEvent.state:type_name -> tentacle.v1.TaskState
-	19, // 7: tentacle.v1.TaskEvent.occurred_at:type_name -> google.protobuf.Timestamp
-	21, // 8: tentacle.v1.TaskEvent.failure_kind:type_name -> tentacle.v1.FailureKind
-	10, // 9: tentacle.v1.ConnectResponse.welcome:type_name -> tentacle.v1.Welcome
-	11, // 10: tentacle.v1.ConnectResponse.assign:type_name -> tentacle.v1.Assign
-	13, // 11: tentacle.v1.ConnectResponse.cancel:type_name -> tentacle.v1.Cancel
-	14, // 12: tentacle.v1.ConnectResponse.event_ack:type_name -> tentacle.v1.EventAck
-	9,  // 13: tentacle.v1.ConnectResponse.reconnect:type_name -> tentacle.v1.Reconnect
-	22, // 14: tentacle.v1.Reconnect.after:type_name -> google.protobuf.Duration
-	22, // 15: tentacle.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	12, // 16: tentacle.v1.Assign.task:type_name -> tentacle.v1.TaskAssignment
-	23, // 17: tentacle.v1.TaskAssignment.run_spec:type_name -> tentacle.v1.RunSpec
-	0,  // 18: tentacle.v1.AgentService.Enroll:input_type -> tentacle.v1.EnrollRequest
-	2,  // 19: tentacle.v1.AgentService.Connect:input_type -> tentacle.v1.ConnectRequest
-	15, // 20: tentacle.v1.AgentService.PushLogs:input_type -> tentacle.v1.PushLogsRequest
-	17, // 21: tentacle.v1.AgentService.RenewCertificate:input_type -> tentacle.v1.RenewCertificateRequest
-	1,  // 22: tentacle.v1.AgentService.Enroll:output_type -> tentacle.v1.EnrollResponse
-	8,  // 23: tentacle.v1.AgentService.Connect:output_type -> tentacle.v1.ConnectResponse
-	16, // 24: tentacle.v1.AgentService.PushLogs:output_type -> tentacle.v1.PushLogsResponse
-	18, // 25: tentacle.v1.AgentService.RenewCertificate:output_type -> tentacle.v1.RenewCertificateResponse
-	22, // [22:26] is the sub-list for method output_type
-	18, // [18:22] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	7,  // 2: tentacle.v1.ConnectRequest.task_accepted:type_name -> tentacle.v1.TaskAccepted
+	8,  // 3: tentacle.v1.ConnectRequest.task_event:type_name -> tentacle.v1.TaskEvent
+	6,  // 4: tentacle.v1.ConnectRequest.health_report:type_name -> tentacle.v1.HealthReport
+	4,  // 5: tentacle.v1.Hello.held_tasks:type_name -> tentacle.v1.HeldTask
+	23, // 6: tentacle.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
+	23, // 7: tentacle.v1.HealthReport.observed_at:type_name -> google.protobuf.Timestamp
+	23, // 8: tentacle.v1.HealthReport.agent_started_at:type_name -> google.protobuf.Timestamp
+	24, // 9: tentacle.v1.HealthReport.engine:type_name -> tentacle.v1.EngineHealth
+	25, // 10: tentacle.v1.HealthReport.containers:type_name -> tentacle.v1.ContainerHealth
+	26, // 11: tentacle.v1.TaskEvent.state:type_name -> tentacle.v1.TaskState
+	23, // 12: tentacle.v1.TaskEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	27, // 13: tentacle.v1.TaskEvent.failure_kind:type_name -> tentacle.v1.FailureKind
+	14, // 14: tentacle.v1.ConnectResponse.welcome:type_name -> tentacle.v1.Welcome
+	15, // 15: tentacle.v1.ConnectResponse.assign:type_name -> tentacle.v1.Assign
+	17, // 16: tentacle.v1.ConnectResponse.cancel:type_name -> tentacle.v1.Cancel
+	18, // 17: tentacle.v1.ConnectResponse.event_ack:type_name -> tentacle.v1.EventAck
+	13, // 18: tentacle.v1.ConnectResponse.reconnect:type_name -> tentacle.v1.Reconnect
+	10, // 19: tentacle.v1.ConnectResponse.start_tail:type_name -> tentacle.v1.StartTail
+	23, // 20: tentacle.v1.StartTail.since:type_name -> google.protobuf.Timestamp
+	28, // 21: tentacle.v1.Reconnect.after:type_name -> google.protobuf.Duration
+	28, // 22: tentacle.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	16, // 23: tentacle.v1.Assign.task:type_name -> tentacle.v1.TaskAssignment
+	29, // 24: tentacle.v1.TaskAssignment.run_spec:type_name -> tentacle.v1.RunSpec
+	0,  // 25: tentacle.v1.AgentService.Enroll:input_type -> tentacle.v1.EnrollRequest
+	2,  // 26: tentacle.v1.AgentService.Connect:input_type -> tentacle.v1.ConnectRequest
+	19, // 27: tentacle.v1.AgentService.PushLogs:input_type -> tentacle.v1.PushLogsRequest
+	11, // 28: tentacle.v1.AgentService.StreamTail:input_type -> tentacle.v1.StreamTailRequest
+	21, // 29: tentacle.v1.AgentService.RenewCertificate:input_type -> tentacle.v1.RenewCertificateRequest
+	1,  // 30: tentacle.v1.AgentService.Enroll:output_type -> tentacle.v1.EnrollResponse
+	9,  // 31: tentacle.v1.AgentService.Connect:output_type -> tentacle.v1.ConnectResponse
+	20, // 32: tentacle.v1.AgentService.PushLogs:output_type -> tentacle.v1.PushLogsResponse
+	12, // 33: tentacle.v1.AgentService.StreamTail:output_type -> tentacle.v1.StreamTailResponse
+	22, // 34: tentacle.v1.AgentService.RenewCertificate:output_type -> tentacle.v1.RenewCertificateResponse
+	30, // [30:35] is the sub-list for method output_type
+	25, // [25:30] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_tentacle_v1_agent_proto_init() }
@@ -1629,13 +2013,15 @@ func file_tentacle_v1_agent_proto_init() {
 		(*ConnectRequest_Heartbeat)(nil),
 		(*ConnectRequest_TaskAccepted)(nil),
 		(*ConnectRequest_TaskEvent)(nil),
+		(*ConnectRequest_HealthReport)(nil),
 	}
-	file_tentacle_v1_agent_proto_msgTypes[8].OneofWrappers = []any{
+	file_tentacle_v1_agent_proto_msgTypes[9].OneofWrappers = []any{
 		(*ConnectResponse_Welcome)(nil),
 		(*ConnectResponse_Assign)(nil),
 		(*ConnectResponse_Cancel)(nil),
 		(*ConnectResponse_EventAck)(nil),
 		(*ConnectResponse_Reconnect)(nil),
+		(*ConnectResponse_StartTail)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1643,7 +2029,7 @@ func file_tentacle_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tentacle_v1_agent_proto_rawDesc), len(file_tentacle_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,7 @@ const (
 	AgentService_Enroll_FullMethodName           = "/tentacle.v1.AgentService/Enroll"
 	AgentService_Connect_FullMethodName          = "/tentacle.v1.AgentService/Connect"
 	AgentService_PushLogs_FullMethodName         = "/tentacle.v1.AgentService/PushLogs"
+	AgentService_StreamTail_FullMethodName       = "/tentacle.v1.AgentService/StreamTail"
 	AgentService_RenewCertificate_FullMethodName = "/tentacle.v1.AgentService/RenewCertificate"
 )
 
@@ -45,6 +46,12 @@ type AgentServiceClient interface {
 	// never delay control messages. The server answers each chunk with the
 	// offset it has durably stored.
 	PushLogs(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PushLogsRequest, PushLogsResponse], error)
+	// StreamTail carries one live log tail the server asked for with
+	// StartTail: the first message names the tail, then chunks of complete
+	// lines, then one with ended set. The server reads only as fast as the
+	// admin reading the tail (gRPC flow control slows the agent); it ends the
+	// call when the admin stops, and the agent then stops reading the log.
+	StreamTail(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamTailRequest, StreamTailResponse], error)
 	// RenewCertificate issues a new client certificate for the caller's own
 	// target, authenticated by its current one. The previous certificate stays
 	// valid until the new one is first used, so an agent that crashes before
@@ -96,6 +103,19 @@ func (c *agentServiceClient) PushLogs(ctx context.Context, opts ...grpc.CallOpti
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_PushLogsClient = grpc.BidiStreamingClient[PushLogsRequest, PushLogsResponse]
 
+func (c *agentServiceClient) StreamTail(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamTailRequest, StreamTailResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[2], AgentService_StreamTail_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StreamTailRequest, StreamTailResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_StreamTailClient = grpc.BidiStreamingClient[StreamTailRequest, StreamTailResponse]
+
 func (c *agentServiceClient) RenewCertificate(ctx context.Context, in *RenewCertificateRequest, opts ...grpc.CallOption) (*RenewCertificateResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RenewCertificateResponse)
@@ -126,6 +146,12 @@ type AgentServiceServer interface {
 	// never delay control messages. The server answers each chunk with the
 	// offset it has durably stored.
 	PushLogs(grpc.BidiStreamingServer[PushLogsRequest, PushLogsResponse]) error
+	// StreamTail carries one live log tail the server asked for with
+	// StartTail: the first message names the tail, then chunks of complete
+	// lines, then one with ended set. The server reads only as fast as the
+	// admin reading the tail (gRPC flow control slows the agent); it ends the
+	// call when the admin stops, and the agent then stops reading the log.
+	StreamTail(grpc.BidiStreamingServer[StreamTailRequest, StreamTailResponse]) error
 	// RenewCertificate issues a new client certificate for the caller's own
 	// target, authenticated by its current one. The previous certificate stays
 	// valid until the new one is first used, so an agent that crashes before
@@ -149,6 +175,9 @@ func (UnimplementedAgentServiceServer) Connect(grpc.BidiStreamingServer[ConnectR
 }
 func (UnimplementedAgentServiceServer) PushLogs(grpc.BidiStreamingServer[PushLogsRequest, PushLogsResponse]) error {
 	return status.Error(codes.Unimplemented, "method PushLogs not implemented")
+}
+func (UnimplementedAgentServiceServer) StreamTail(grpc.BidiStreamingServer[StreamTailRequest, StreamTailResponse]) error {
+	return status.Error(codes.Unimplemented, "method StreamTail not implemented")
 }
 func (UnimplementedAgentServiceServer) RenewCertificate(context.Context, *RenewCertificateRequest) (*RenewCertificateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RenewCertificate not implemented")
@@ -206,6 +235,13 @@ func _AgentService_PushLogs_Handler(srv interface{}, stream grpc.ServerStream) e
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_PushLogsServer = grpc.BidiStreamingServer[PushLogsRequest, PushLogsResponse]
 
+func _AgentService_StreamTail_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(AgentServiceServer).StreamTail(&grpc.GenericServerStream[StreamTailRequest, StreamTailResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_StreamTailServer = grpc.BidiStreamingServer[StreamTailRequest, StreamTailResponse]
+
 func _AgentService_RenewCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RenewCertificateRequest)
 	if err := dec(in); err != nil {
@@ -250,6 +286,12 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "PushLogs",
 			Handler:       _AgentService_PushLogs_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "StreamTail",
+			Handler:       _AgentService_StreamTail_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},

@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -854,11 +855,346 @@ func (x *PortMapping) GetHostIp() string {
 	return ""
 }
 
+// EngineHealth is the agent's view of its Docker engine.
+type EngineHealth struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Reachable bool                   `protobuf:"varint,1,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	// Why it is not reachable (the error of the last call).
+	Error      string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	Version    string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	ApiVersion string `protobuf:"bytes,4,opt,name=api_version,json=apiVersion,proto3" json:"api_version,omitempty"`
+	// Docker's data root (docker info's DockerRootDir) and the free and total
+	// bytes of the filesystem it is on; 0 when unknown.
+	RootDir        string `protobuf:"bytes,5,opt,name=root_dir,json=rootDir,proto3" json:"root_dir,omitempty"`
+	DiskFreeBytes  uint64 `protobuf:"varint,6,opt,name=disk_free_bytes,json=diskFreeBytes,proto3" json:"disk_free_bytes,omitempty"`
+	DiskTotalBytes uint64 `protobuf:"varint,7,opt,name=disk_total_bytes,json=diskTotalBytes,proto3" json:"disk_total_bytes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *EngineHealth) Reset() {
+	*x = EngineHealth{}
+	mi := &file_tentacle_v1_types_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EngineHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EngineHealth) ProtoMessage() {}
+
+func (x *EngineHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_types_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EngineHealth.ProtoReflect.Descriptor instead.
+func (*EngineHealth) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_types_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *EngineHealth) GetReachable() bool {
+	if x != nil {
+		return x.Reachable
+	}
+	return false
+}
+
+func (x *EngineHealth) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *EngineHealth) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *EngineHealth) GetApiVersion() string {
+	if x != nil {
+		return x.ApiVersion
+	}
+	return ""
+}
+
+func (x *EngineHealth) GetRootDir() string {
+	if x != nil {
+		return x.RootDir
+	}
+	return ""
+}
+
+func (x *EngineHealth) GetDiskFreeBytes() uint64 {
+	if x != nil {
+		return x.DiskFreeBytes
+	}
+	return 0
+}
+
+func (x *EngineHealth) GetDiskTotalBytes() uint64 {
+	if x != nil {
+		return x.DiskTotalBytes
+	}
+	return 0
+}
+
+// ContainerHealth is one application's container as the agent sees it.
+type ContainerHealth struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Application string                 `protobuf:"bytes,1,opt,name=application,proto3" json:"application,omitempty"`
+	// The container's name (with the agent's container prefix).
+	Name        string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	ContainerId string `protobuf:"bytes,3,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	// Docker's state (created, running, paused, restarting, removing,
+	// exited, dead), or "missing" when no container has the name.
+	State string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	// "none" (no healthcheck), "starting", "healthy" or "unhealthy".
+	Health       string `protobuf:"bytes,5,opt,name=health,proto3" json:"health,omitempty"`
+	RestartCount int64  `protobuf:"varint,6,opt,name=restart_count,json=restartCount,proto3" json:"restart_count,omitempty"`
+	// The image reference the container was created from and its image id.
+	Image   string `protobuf:"bytes,7,opt,name=image,proto3" json:"image,omitempty"`
+	ImageId string `protobuf:"bytes,8,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"`
+	// Its tentacle.task and tentacle.release labels; empty on a container
+	// made by hand.
+	TaskId        string                 `protobuf:"bytes,9,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	ReleaseId     string                 `protobuf:"bytes,10,opt,name=release_id,json=releaseId,proto3" json:"release_id,omitempty"`
+	ExitCode      int32                  `protobuf:"varint,11,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	FinishedAt    *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerHealth) Reset() {
+	*x = ContainerHealth{}
+	mi := &file_tentacle_v1_types_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerHealth) ProtoMessage() {}
+
+func (x *ContainerHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_types_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerHealth.ProtoReflect.Descriptor instead.
+func (*ContainerHealth) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_types_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ContainerHealth) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *ContainerHealth) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ContainerHealth) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+func (x *ContainerHealth) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ContainerHealth) GetHealth() string {
+	if x != nil {
+		return x.Health
+	}
+	return ""
+}
+
+func (x *ContainerHealth) GetRestartCount() int64 {
+	if x != nil {
+		return x.RestartCount
+	}
+	return 0
+}
+
+func (x *ContainerHealth) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
+func (x *ContainerHealth) GetImageId() string {
+	if x != nil {
+		return x.ImageId
+	}
+	return ""
+}
+
+func (x *ContainerHealth) GetTaskId() string {
+	if x != nil {
+		return x.TaskId
+	}
+	return ""
+}
+
+func (x *ContainerHealth) GetReleaseId() string {
+	if x != nil {
+		return x.ReleaseId
+	}
+	return ""
+}
+
+func (x *ContainerHealth) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *ContainerHealth) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *ContainerHealth) GetFinishedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinishedAt
+	}
+	return nil
+}
+
+// Drift is a difference between what the last succeeded deployment left on
+// a target and what runs there now.
+type Drift struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Application string                 `protobuf:"bytes,1,opt,name=application,proto3" json:"application,omitempty"`
+	// "stopped", "removed" or "replaced".
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// A sentence for people, e.g. "container web exited with code 137 at
+	// 12:01:02 (killed by hand?)".
+	Detail string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	// What should run: the release of the last succeeded task.
+	ExpectedReleaseVersion string `protobuf:"bytes,4,opt,name=expected_release_version,json=expectedReleaseVersion,proto3" json:"expected_release_version,omitempty"`
+	ExpectedTaskId         string `protobuf:"bytes,5,opt,name=expected_task_id,json=expectedTaskId,proto3" json:"expected_task_id,omitempty"`
+	// When the agent first reported it.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Drift) Reset() {
+	*x = Drift{}
+	mi := &file_tentacle_v1_types_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Drift) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Drift) ProtoMessage() {}
+
+func (x *Drift) ProtoReflect() protoreflect.Message {
+	mi := &file_tentacle_v1_types_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Drift.ProtoReflect.Descriptor instead.
+func (*Drift) Descriptor() ([]byte, []int) {
+	return file_tentacle_v1_types_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Drift) GetApplication() string {
+	if x != nil {
+		return x.Application
+	}
+	return ""
+}
+
+func (x *Drift) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Drift) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *Drift) GetExpectedReleaseVersion() string {
+	if x != nil {
+		return x.ExpectedReleaseVersion
+	}
+	return ""
+}
+
+func (x *Drift) GetExpectedTaskId() string {
+	if x != nil {
+		return x.ExpectedTaskId
+	}
+	return ""
+}
+
+func (x *Drift) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
 var File_tentacle_v1_types_proto protoreflect.FileDescriptor
 
 const file_tentacle_v1_types_proto_rawDesc = "" +
 	"\n" +
-	"\x17tentacle/v1/types.proto\x12\vtentacle.v1\x1a\x1egoogle/protobuf/duration.proto\"\x84\b\n" +
+	"\x17tentacle/v1/types.proto\x12\vtentacle.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x84\b\n" +
 	"\aRunSpec\x12%\n" +
 	"\x03env\x18\x01 \x03(\v2\x13.tentacle.v1.EnvVarR\x03env\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12.\n" +
@@ -922,7 +1258,41 @@ const file_tentacle_v1_types_proto_rawDesc = "" +
 	"\x0econtainer_port\x18\x01 \x01(\rR\rcontainerPort\x12\x1b\n" +
 	"\thost_port\x18\x02 \x01(\rR\bhostPort\x12\x1a\n" +
 	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12\x17\n" +
-	"\ahost_ip\x18\x04 \x01(\tR\x06hostIp*\x9e\x02\n" +
+	"\ahost_ip\x18\x04 \x01(\tR\x06hostIp\"\xea\x01\n" +
+	"\fEngineHealth\x12\x1c\n" +
+	"\treachable\x18\x01 \x01(\bR\treachable\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\x12\x1f\n" +
+	"\vapi_version\x18\x04 \x01(\tR\n" +
+	"apiVersion\x12\x19\n" +
+	"\broot_dir\x18\x05 \x01(\tR\arootDir\x12&\n" +
+	"\x0fdisk_free_bytes\x18\x06 \x01(\x04R\rdiskFreeBytes\x12(\n" +
+	"\x10disk_total_bytes\x18\a \x01(\x04R\x0ediskTotalBytes\"\xbb\x03\n" +
+	"\x0fContainerHealth\x12 \n" +
+	"\vapplication\x18\x01 \x01(\tR\vapplication\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
+	"\fcontainer_id\x18\x03 \x01(\tR\vcontainerId\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12\x16\n" +
+	"\x06health\x18\x05 \x01(\tR\x06health\x12#\n" +
+	"\rrestart_count\x18\x06 \x01(\x03R\frestartCount\x12\x14\n" +
+	"\x05image\x18\a \x01(\tR\x05image\x12\x19\n" +
+	"\bimage_id\x18\b \x01(\tR\aimageId\x12\x17\n" +
+	"\atask_id\x18\t \x01(\tR\x06taskId\x12\x1d\n" +
+	"\n" +
+	"release_id\x18\n" +
+	" \x01(\tR\treleaseId\x12\x1b\n" +
+	"\texit_code\x18\v \x01(\x05R\bexitCode\x129\n" +
+	"\n" +
+	"started_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
+	"\vfinished_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"finishedAt\"\xeb\x01\n" +
+	"\x05Drift\x12 \n" +
+	"\vapplication\x18\x01 \x01(\tR\vapplication\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x128\n" +
+	"\x18expected_release_version\x18\x04 \x01(\tR\x16expectedReleaseVersion\x12(\n" +
+	"\x10expected_task_id\x18\x05 \x01(\tR\x0eexpectedTaskId\x120\n" +
+	"\x05since\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x05since*\x9e\x02\n" +
 	"\tTaskState\x12\x1a\n" +
 	"\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11TASK_STATE_QUEUED\x10\x01\x12\x17\n" +
@@ -964,42 +1334,49 @@ func file_tentacle_v1_types_proto_rawDescGZIP() []byte {
 }
 
 var file_tentacle_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_tentacle_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_tentacle_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_tentacle_v1_types_proto_goTypes = []any{
-	(TaskState)(0),              // 0: tentacle.v1.TaskState
-	(FailureKind)(0),            // 1: tentacle.v1.FailureKind
-	(*RunSpec)(nil),             // 2: tentacle.v1.RunSpec
-	(*VolumeMount)(nil),         // 3: tentacle.v1.VolumeMount
-	(*NetworkAttachment)(nil),   // 4: tentacle.v1.NetworkAttachment
-	(*Healthcheck)(nil),         // 5: tentacle.v1.Healthcheck
-	(*LogConfig)(nil),           // 6: tentacle.v1.LogConfig
-	(*ExtraHost)(nil),           // 7: tentacle.v1.ExtraHost
-	(*EnvVar)(nil),              // 8: tentacle.v1.EnvVar
-	(*PortMapping)(nil),         // 9: tentacle.v1.PortMapping
-	nil,                         // 10: tentacle.v1.RunSpec.LabelsEntry
-	nil,                         // 11: tentacle.v1.LogConfig.OptionsEntry
-	(*durationpb.Duration)(nil), // 12: google.protobuf.Duration
+	(TaskState)(0),                // 0: tentacle.v1.TaskState
+	(FailureKind)(0),              // 1: tentacle.v1.FailureKind
+	(*RunSpec)(nil),               // 2: tentacle.v1.RunSpec
+	(*VolumeMount)(nil),           // 3: tentacle.v1.VolumeMount
+	(*NetworkAttachment)(nil),     // 4: tentacle.v1.NetworkAttachment
+	(*Healthcheck)(nil),           // 5: tentacle.v1.Healthcheck
+	(*LogConfig)(nil),             // 6: tentacle.v1.LogConfig
+	(*ExtraHost)(nil),             // 7: tentacle.v1.ExtraHost
+	(*EnvVar)(nil),                // 8: tentacle.v1.EnvVar
+	(*PortMapping)(nil),           // 9: tentacle.v1.PortMapping
+	(*EngineHealth)(nil),          // 10: tentacle.v1.EngineHealth
+	(*ContainerHealth)(nil),       // 11: tentacle.v1.ContainerHealth
+	(*Drift)(nil),                 // 12: tentacle.v1.Drift
+	nil,                           // 13: tentacle.v1.RunSpec.LabelsEntry
+	nil,                           // 14: tentacle.v1.LogConfig.OptionsEntry
+	(*durationpb.Duration)(nil),   // 15: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
 }
 var file_tentacle_v1_types_proto_depIdxs = []int32{
 	8,  // 0: tentacle.v1.RunSpec.env:type_name -> tentacle.v1.EnvVar
 	9,  // 1: tentacle.v1.RunSpec.ports:type_name -> tentacle.v1.PortMapping
-	12, // 2: tentacle.v1.RunSpec.ready_after:type_name -> google.protobuf.Duration
-	12, // 3: tentacle.v1.RunSpec.stop_timeout:type_name -> google.protobuf.Duration
+	15, // 2: tentacle.v1.RunSpec.ready_after:type_name -> google.protobuf.Duration
+	15, // 3: tentacle.v1.RunSpec.stop_timeout:type_name -> google.protobuf.Duration
 	3,  // 4: tentacle.v1.RunSpec.volumes:type_name -> tentacle.v1.VolumeMount
 	4,  // 5: tentacle.v1.RunSpec.networks:type_name -> tentacle.v1.NetworkAttachment
-	10, // 6: tentacle.v1.RunSpec.labels:type_name -> tentacle.v1.RunSpec.LabelsEntry
+	13, // 6: tentacle.v1.RunSpec.labels:type_name -> tentacle.v1.RunSpec.LabelsEntry
 	5,  // 7: tentacle.v1.RunSpec.healthcheck:type_name -> tentacle.v1.Healthcheck
 	6,  // 8: tentacle.v1.RunSpec.log:type_name -> tentacle.v1.LogConfig
 	7,  // 9: tentacle.v1.RunSpec.extra_hosts:type_name -> tentacle.v1.ExtraHost
-	12, // 10: tentacle.v1.RunSpec.health_timeout:type_name -> google.protobuf.Duration
-	12, // 11: tentacle.v1.Healthcheck.interval:type_name -> google.protobuf.Duration
-	12, // 12: tentacle.v1.Healthcheck.timeout:type_name -> google.protobuf.Duration
-	11, // 13: tentacle.v1.LogConfig.options:type_name -> tentacle.v1.LogConfig.OptionsEntry
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	15, // 10: tentacle.v1.RunSpec.health_timeout:type_name -> google.protobuf.Duration
+	15, // 11: tentacle.v1.Healthcheck.interval:type_name -> google.protobuf.Duration
+	15, // 12: tentacle.v1.Healthcheck.timeout:type_name -> google.protobuf.Duration
+	14, // 13: tentacle.v1.LogConfig.options:type_name -> tentacle.v1.LogConfig.OptionsEntry
+	16, // 14: tentacle.v1.ContainerHealth.started_at:type_name -> google.protobuf.Timestamp
+	16, // 15: tentacle.v1.ContainerHealth.finished_at:type_name -> google.protobuf.Timestamp
+	16, // 16: tentacle.v1.Drift.since:type_name -> google.protobuf.Timestamp
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_tentacle_v1_types_proto_init() }
@@ -1013,7 +1390,7 @@ func file_tentacle_v1_types_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tentacle_v1_types_proto_rawDesc), len(file_tentacle_v1_types_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   10,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
