@@ -12,7 +12,9 @@
 //	TESTAPP_LISTEN    address (e.g. ":8080") answering HTTP 200 "ok"
 //
 // "testapp health" is the image's HEALTHCHECK command: it exits with
-// TESTAPP_HEALTH_EXIT (default 0).
+// TESTAPP_HEALTH_EXIT (default 0), or 1 while the container is sick.
+// "testapp sick" and "testapp well", run with docker exec, make a running
+// container fail its healthcheck from then on, and pass it again.
 package main
 
 import (
@@ -28,15 +30,35 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "health" {
-		code, err := intEnv("TESTAPP_HEALTH_EXIT", 0)
-		if err != nil {
-			os.Exit(fail(err))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "health":
+			if _, err := os.Stat(sickFile); err == nil {
+				fmt.Println("sick: " + sickFile + " exists")
+				os.Exit(1)
+			}
+			code, err := intEnv("TESTAPP_HEALTH_EXIT", 0)
+			if err != nil {
+				os.Exit(fail(err))
+			}
+			os.Exit(code)
+		case "sick":
+			if err := os.WriteFile(sickFile, nil, 0o644); err != nil {
+				os.Exit(fail(err))
+			}
+			os.Exit(0)
+		case "well":
+			if err := os.Remove(sickFile); err != nil && !os.IsNotExist(err) {
+				os.Exit(fail(err))
+			}
+			os.Exit(0)
 		}
-		os.Exit(code)
 	}
 	os.Exit(run())
 }
+
+// sickFile is in the container's root: the image has no other directory.
+const sickFile = "/testapp.sick"
 
 func run() int {
 	// As PID 1 the kernel gives SIGTERM no default action: without a handler
