@@ -144,7 +144,7 @@ func (a *admin) CreateDeployment(ctx context.Context, req *tentaclev1.CreateDepl
 			return nil, err
 		}
 		if len(targets) == 0 {
-			return nil, status.Errorf(codes.FailedPrecondition, "nothing to deploy: every target of %s already runs %s %s, without drift", env.Name, app.Name, rel.Version)
+			return nil, status.Errorf(codes.FailedPrecondition, "nothing to deploy: every target of %s already runs %s %s", env.Name, app.Name, rel.Version)
 		}
 	}
 	n := newDeployment{release: rel, env: env, rollout: app.Rollout, deadline: deadline, kind: kind, by: principalFrom(ctx).Name}

@@ -134,7 +134,7 @@ func TestDriftOverSession(t *testing.T) {
 		return ""
 	})
 	_, err := c.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.0", Environment: "dev", MissingOnly: true})
-	wantStatus(t, err, codes.FailedPrecondition, "nothing to deploy: every target of dev already runs web 1.0, without drift")
+	wantStatus(t, err, codes.FailedPrecondition, "nothing to deploy: every target of dev already runs web 1.0")
 
 	// Stopped by hand.
 	stopped := &tentaclev1.ContainerHealth{Application: "web", Name: "web", ContainerId: "c1", State: "exited", ExitCode: 137,
