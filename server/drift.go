@@ -145,6 +145,9 @@ func (b *healthBook) noteDrift(targetID string, drift []*tentaclev1.Drift, at ti
 // receiveHealthReport keeps an agent's report, stores it when it changed,
 // logs drift newly found, and wakes the watchers.
 func (s *Server) receiveHealthReport(ctx context.Context, sess *session, r *tentaclev1.HealthReport) error {
+	if !s.current(sess) {
+		return nil
+	}
 	now := time.Now().UTC()
 	data, err := s.health.setReport(sess.target.ID, sess.id, r, now)
 	if err != nil {
@@ -170,13 +173,18 @@ func (s *Server) receiveHealthReport(ctx context.Context, sess *session, r *tent
 // receiveHeartbeat records the agent's clock skew: its send time minus the
 // server's receive time (the link's latency makes it a little early).
 func (s *Server) receiveHeartbeat(sess *session, hb *tentaclev1.Heartbeat, received time.Time) {
-	if hb.GetSentAt() == nil {
+	if hb.GetSentAt() == nil || !s.current(sess) {
 		return
 	}
 	if s.health.setSkew(sess.target.ID, sess.id, hb.GetSentAt().AsTime().Sub(received)) {
 		s.changes.Changed()
 	}
 }
+
+// current reports whether sess is its target's live session: a session
+// being replaced may still deliver a message, which must not overwrite
+// what its successor reported.
+func (s *Server) current(sess *session) bool { return s.sessions.get(sess.target.ID) == sess }
 
 // judge judges target t from its current session (sessionID, when
 // connected) and apps (its store.TargetApplications).

@@ -377,3 +377,50 @@ func TestDeployUnavailableTargets(t *testing.T) {
 	_, err = prod(tentaclev1.UnavailableTargets(9))
 	wantStatus(t, err, codes.InvalidArgument, "unavailable_targets: 9 is not a policy: use WAIT, SKIP or FAIL")
 }
+
+// A report that changes nothing but its sequence and time is not written
+// again; one that changes something is.
+func TestHealthReportStoredWhenChanged(t *testing.T) {
+	t.Parallel()
+	s, c := webInDev(t)
+	ctx := ctxT(t)
+	a, _ := enrollHealthAgent(t, s, c, "dev", "a")
+	id := getTarget(t, c, a.name).GetId()
+	stored := func() (string, time.Time) {
+		t.Helper()
+		tg, err := s.Store().GetTarget(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(tg.Health), tg.HealthAt
+	}
+	engine := &tentaclev1.EngineHealth{Reachable: true, Version: "28.0.1"}
+	a.sendReport(t, &tentaclev1.HealthReport{Sequence: 1, ObservedAt: timestamppb.Now(), Engine: engine})
+	var first time.Time
+	eventually(t, func() string {
+		if _, first = stored(); first.IsZero() {
+			return "the first report was not stored"
+		}
+		return ""
+	})
+	// The heartbeat after it is handled after it: once its skew shows, the
+	// second report has been handled too.
+	a.sendReport(t, &tentaclev1.HealthReport{Sequence: 2, ObservedAt: timestamppb.Now(), Engine: engine})
+	a.send(t, &tentaclev1.ConnectRequest{Msg: &tentaclev1.ConnectRequest_Heartbeat{Heartbeat: &tentaclev1.Heartbeat{SentAt: timestamppb.New(time.Now().Add(time.Hour))}}})
+	eventually(t, func() string {
+		if getTarget(t, c, a.name).GetHealth().GetClockSkew().AsDuration() < 50*time.Minute {
+			return "the heartbeat was not handled"
+		}
+		return ""
+	})
+	if _, at := stored(); !at.Equal(first) {
+		t.Errorf("an unchanged report was stored again: at %v, first at %v", at, first)
+	}
+	a.sendReport(t, &tentaclev1.HealthReport{Sequence: 3, ObservedAt: timestamppb.Now(), Engine: &tentaclev1.EngineHealth{Reachable: true, Version: "28.0.2"}})
+	eventually(t, func() string {
+		if data, at := stored(); at.Equal(first) || !strings.Contains(data, "28.0.2") {
+			return "a changed report was not stored"
+		}
+		return ""
+	})
+}
