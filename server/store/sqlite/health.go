@@ -32,8 +32,15 @@ func (s *Store) updateTarget(ctx context.Context, what, id, query string, args .
 }
 
 // TargetApplications reads two index ranges of tasks: the newest succeeded
-// task per (target, application), and the tasks under way.
+// task per (target, application), and the tasks under way. For one target
+// the filter is a plain equality, so that SQLite uses the index on
+// (target_id, state) instead of scanning every target's tasks: it runs on
+// every health report.
 func (s *Store) TargetApplications(ctx context.Context, targetID string) ([]store.TargetApplication, error) {
+	filter := "t.target_id = ?1"
+	if targetID == "" {
+		filter = "?1 = ''"
+	}
 	apps, err := listRows(ctx, s.read, func(sc scanner) (store.TargetApplication, error) {
 		var a store.TargetApplication
 		var deploying int
@@ -44,12 +51,12 @@ func (s *Store) TargetApplications(ctx context.Context, targetID string) ([]stor
 			SELECT t.target_id, r.application, t.id AS task_id, r.id AS release_id, r.version, t.image_digest,
 				row_number() OVER (PARTITION BY t.target_id, r.application ORDER BY t.updated_at DESC, t.rowid DESC) AS n
 			FROM tasks t JOIN deployments d ON d.id = t.deployment_id JOIN releases r ON r.id = d.release_id
-			WHERE t.state = 'succeeded' AND (?1 = '' OR t.target_id = ?1)
+			WHERE t.state = 'succeeded' AND `+filter+`
 		), deploying AS (
 			SELECT DISTINCT t.target_id, r.application
 			FROM tasks t JOIN deployments d ON d.id = t.deployment_id JOIN releases r ON r.id = d.release_id
 			WHERE t.state IN ('queued', 'assigned', 'accepted', 'pulling', 'starting', 'verifying')
-				AND (?1 = '' OR t.target_id = ?1)
+				AND `+filter+`
 		)
 		SELECT s.target_id, s.application, s.task_id, s.release_id, s.version, s.image_digest,
 			EXISTS (SELECT 1 FROM deploying g WHERE g.target_id = s.target_id AND g.application = s.application)
