@@ -55,6 +55,18 @@ func (s *Server) createDeployment(ctx context.Context, n newDeployment) (store.D
 		Environment: n.env.Name, State: store.DeploymentRunning, CreatedBy: n.by, CreatedAt: now,
 		Rollout: n.rollout, Kind: n.kind, DeadlineAt: s.deadlineAt(now, n.deadline), SkippedTargets: n.skipped,
 	}
+	// Under the halt policy a task failed at creation halts the
+	// deployment as any failed task would: the others are created halted
+	// (rollouts.halt's message), so none is ever sent.
+	halt := ""
+	if n.rollout.FailurePolicy != store.FailureContinue {
+		for _, t := range targets {
+			if n.unavailable[t.ID] {
+				halt = fmt.Sprintf("halted: task on %s failed", t.Name)
+				break
+			}
+		}
+	}
 	tasks := make([]store.Task, 0, len(targets))
 	var failed *store.Task
 	for i, t := range targets {
@@ -64,9 +76,12 @@ func (s *Server) createDeployment(ctx context.Context, n newDeployment) (store.D
 		}
 		task := store.Task{ID: newID(), DeploymentID: d.ID, TargetID: t.ID, TargetName: t.Name,
 			State: state, Wave: wave, FinalLogBytes: -1, CreatedAt: now, UpdatedAt: now}
-		if n.unavailable[t.ID] {
+		switch {
+		case n.unavailable[t.ID]:
 			task.State, task.FailureKind = store.TaskFailed, "target_unavailable"
 			task.Message = fmt.Sprintf("target %s has no session (agent stopped, host down or link cut): failed at once, as the deployment asked (unavailable targets: fail)", t.Name)
+		case halt != "":
+			task.State, task.FailureKind, task.Message = store.TaskCancelled, "halted", halt
 		}
 		tasks = append(tasks, task)
 		if task.State == store.TaskFailed && failed == nil {
@@ -77,8 +92,8 @@ func (s *Server) createDeployment(ctx context.Context, n newDeployment) (store.D
 		return store.Deployment{}, nil, storeErr("create deployment", err)
 	}
 	if failed != nil {
-		// As for any failed task: with the halt policy, the tasks not yet
-		// sent are cancelled before any session is woken for them.
+		// The store ended the deployment if every task has; under the
+		// continue policy a rolling one may have its next wave to start.
 		ended := *failed
 		if err := s.rollouts.advance(ctx, d.ID, &ended); err != nil {
 			return store.Deployment{}, nil, storeErr("advance rollout", err)
