@@ -74,6 +74,10 @@ With -o json, stdout gets one JSON document (the created deployment, or with
   # Two targets at a time, a minute apart, stopping at the first failure
   tentaclectl deploy --app web --release 1.4.2 --env prod --window 2 --pause 1m --wait
 
+  # Leave out the targets that are down; put right containers changed by hand
+  tentaclectl deploy --app web --release 1.4.2 --env prod --unavailable skip --wait
+  tentaclectl deploy --app web --release 1.4.2 --env prod --missing --wait
+
   # In a script
   id=$(tentaclectl deploy --app web --release 1.4.2 --env test)
   tentaclectl deployment show "$id"`,
