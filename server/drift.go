@@ -148,7 +148,9 @@ func (s *Server) receiveHealthReport(ctx context.Context, sess *session, r *tent
 	if !s.current(sess) {
 		return nil
 	}
-	now := time.Now().UTC()
+	// The store keeps microseconds: the time shown is the same before and
+	// after the session ends.
+	now := time.Now().UTC().Truncate(time.Microsecond)
 	data, err := s.health.setReport(sess.target.ID, sess.id, r, now)
 	if err != nil {
 		return fmt.Errorf("health report: %w", err)

@@ -424,3 +424,44 @@ func TestHealthReportStoredWhenChanged(t *testing.T) {
 		return ""
 	})
 }
+
+// The last report outlives the server: after a restart, a target whose
+// agent has not come back shows what it last reported, and when.
+func TestHealthReportSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, stop := startServerAt(t, dir)
+	c := adminClient(t, s, s.BootstrapToken)
+	ctx := ctxT(t)
+	tok, err := c.CreateAdminToken(ctx, &tentaclev1.CreateAdminTokenRequest{Name: "ops", Role: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateEnvironment(ctx, &tentaclev1.CreateEnvironmentRequest{Name: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := enrollHealthAgent(t, s, c, "dev", "a")
+	a.sendReport(t, &tentaclev1.HealthReport{Sequence: 1, AgentVersion: "1.2.3", Engine: &tentaclev1.EngineHealth{Reachable: true, Version: "28.0.1"},
+		Containers: []*tentaclev1.ContainerHealth{{Application: "web", Name: "web", State: "running"}}})
+	var reported time.Time
+	eventually(t, func() string {
+		h := getTarget(t, c, a.name).GetHealth()
+		if h.GetEngine().GetVersion() != "28.0.1" {
+			return "the report was not taken"
+		}
+		reported = h.GetReportedAt().AsTime()
+		return ""
+	})
+	stop()
+
+	s2, _ := startServerAt(t, dir)
+	c2 := adminClient(t, s2, tok.GetToken())
+	tg := getTarget(t, c2, a.name)
+	if tg.GetHealthState() != tentaclev1.TargetHealthState_TARGET_HEALTH_STATE_UNAVAILABLE {
+		t.Errorf("after the restart: %s", targetLine(tg))
+	}
+	h := tg.GetHealth()
+	if h.GetEngine().GetVersion() != "28.0.1" || len(h.GetContainers()) != 1 || !h.GetReportedAt().AsTime().Equal(reported) {
+		t.Errorf("after the restart, the last report is %v (reported %v), want engine 28.0.1, container web, reported at %v", h, h.GetReportedAt().AsTime(), reported)
+	}
+}
