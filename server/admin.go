@@ -357,11 +357,52 @@ func (a *admin) ListTargets(ctx context.Context, _ *tentaclev1.ListTargetsReques
 	if err != nil {
 		return nil, storeErr("list targets", err)
 	}
+	apps, err := a.s.applicationsByTarget(ctx, "")
+	if err != nil {
+		return nil, err
+	}
 	out := &tentaclev1.ListTargetsResponse{}
 	for _, t := range targets {
-		out.Targets = append(out.Targets, a.targetToProto(t))
+		p := a.targetToProto(t)
+		v := a.s.targetHealth(t, apps[t.ID])
+		p.HealthState, p.HealthReasons = v.State, v.Reasons
+		out.Targets = append(out.Targets, p)
 	}
 	return out, nil
+}
+
+// findTarget finds a target by name, or else by id; NotFound names it.
+func (a *admin) findTarget(ctx context.Context, nameOrID string) (store.Target, error) {
+	t, err := a.s.store.GetTargetByName(ctx, nameOrID)
+	if errors.Is(err, store.ErrNotFound) {
+		t, err = a.s.store.GetTarget(ctx, nameOrID)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return t, status.Errorf(codes.NotFound, "target %q: not found: tentaclectl targets lists them", nameOrID)
+	}
+	if err != nil {
+		return t, storeErr("get target", err)
+	}
+	return t, nil
+}
+
+// GetTarget is one target, by name or id, with its health in detail.
+func (a *admin) GetTarget(ctx context.Context, req *tentaclev1.GetTargetRequest) (*tentaclev1.GetTargetResponse, error) {
+	if req.GetTarget() == "" {
+		return nil, invalid(errors.New("target: required: give its name or id (see tentaclectl targets)"))
+	}
+	t, err := a.findTarget(ctx, req.GetTarget())
+	if err != nil {
+		return nil, err
+	}
+	apps, err := a.s.applicationsByTarget(ctx, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	p := a.targetToProto(t)
+	v := a.s.targetHealth(t, apps[t.ID])
+	p.HealthState, p.HealthReasons, p.Health = v.State, v.Reasons, a.s.targetHealthDetail(t, v)
+	return &tentaclev1.GetTargetResponse{Target: p}, nil
 }
 
 func (a *admin) CreateJoinToken(ctx context.Context, req *tentaclev1.CreateJoinTokenRequest) (*tentaclev1.CreateJoinTokenResponse, error) {

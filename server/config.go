@@ -69,5 +69,28 @@ func (c *Config) applyDefaults() error {
 	if c.DeploymentDeadline < minDefaultDeadline || c.DeploymentDeadline > maxDeadline {
 		return fmt.Errorf("--deployment-deadline: %s out of range: use 1m to 168h (7 days)", c.DeploymentDeadline)
 	}
+	return c.Health.applyDefaults()
+}
+
+// applyDefaults fills the zero thresholds; errors name the flag.
+func (h *HealthThresholds) applyDefaults() error {
+	if h.DiskFreePercent < 0 || h.DiskFreePercent >= 100 {
+		return fmt.Errorf("--health-disk-free: %g is not a percentage below 100: use e.g. %d (degraded under %d%% free)", h.DiskFreePercent, defaultHealthDiskFreePercent, defaultHealthDiskFreePercent)
+	}
+	if h.DiskFreePercent == 0 {
+		h.DiskFreePercent = defaultHealthDiskFreePercent
+	}
+	if h.ClockSkew < 0 {
+		return fmt.Errorf("--health-clock-skew: %s is negative: use a positive duration such as %s", h.ClockSkew, defaultHealthClockSkew)
+	}
+	if h.ClockSkew == 0 {
+		h.ClockSkew = defaultHealthClockSkew
+	}
+	if h.Restarts < 0 {
+		return fmt.Errorf("--health-restarts: %d is negative: use a count such as %d (degraded when a container restarted more often)", h.Restarts, defaultHealthRestarts)
+	}
+	if h.Restarts == 0 {
+		h.Restarts = defaultHealthRestarts
+	}
 	return nil
 }

@@ -113,7 +113,7 @@ func deploymentToProto(d store.Deployment) *tentaclev1.Deployment {
 		Id: d.ID, ReleaseId: d.ReleaseID, Application: d.Application, ReleaseVersion: d.ReleaseVersion,
 		Environment: d.Environment, State: deploymentStates[d.State], CreatedAt: ts(d.CreatedAt),
 		FinishedAt: ts(d.FinishedAt), CreatedBy: d.CreatedBy, Rollout: rolloutToProto(d.Rollout), Kind: d.Kind,
-		CancelRequestedAt: ts(d.CancelRequestedAt), DeadlineAt: ts(d.DeadlineAt),
+		CancelRequestedAt: ts(d.CancelRequestedAt), DeadlineAt: ts(d.DeadlineAt), SkippedTargets: d.SkippedTargets,
 	}
 }
 

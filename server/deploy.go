@@ -30,6 +30,11 @@ type newDeployment struct {
 	deadline time.Duration
 	kind     string
 	by       string
+	// skipped names the targets left out for having no session.
+	skipped []string
+	// unavailable are targets whose tasks fail at creation for having no
+	// session (unavailable targets: fail); they are among targets.
+	unavailable map[string]bool
 }
 
 // createDeployment writes the deployment and one task per target in one
@@ -48,23 +53,63 @@ func (s *Server) createDeployment(ctx context.Context, n newDeployment) (store.D
 	d := store.Deployment{
 		ID: newID(), ReleaseID: n.release.ID, Application: n.release.Application, ReleaseVersion: n.release.Version,
 		Environment: n.env.Name, State: store.DeploymentRunning, CreatedBy: n.by, CreatedAt: now,
-		Rollout: n.rollout, Kind: n.kind, DeadlineAt: s.deadlineAt(now, n.deadline),
+		Rollout: n.rollout, Kind: n.kind, DeadlineAt: s.deadlineAt(now, n.deadline), SkippedTargets: n.skipped,
+	}
+	// Under the halt policy a task failed at creation halts the
+	// deployment as any failed task would: the others are created halted
+	// (rollouts.halt's message), so none is ever sent.
+	halt := ""
+	if n.rollout.FailurePolicy != store.FailureContinue {
+		for _, t := range targets {
+			if n.unavailable[t.ID] {
+				halt = fmt.Sprintf("halted: task on %s failed", t.Name)
+				break
+			}
+		}
 	}
 	tasks := make([]store.Task, 0, len(targets))
+	var failed *store.Task
 	for i, t := range targets {
 		wave, state := waveOf(i, n.rollout.Window), store.TaskQueued
 		if wave > 1 {
 			state = store.TaskWaiting
 		}
-		tasks = append(tasks, store.Task{ID: newID(), DeploymentID: d.ID, TargetID: t.ID, TargetName: t.Name,
-			State: state, Wave: wave, FinalLogBytes: -1, CreatedAt: now, UpdatedAt: now})
+		task := store.Task{ID: newID(), DeploymentID: d.ID, TargetID: t.ID, TargetName: t.Name,
+			State: state, Wave: wave, FinalLogBytes: -1, CreatedAt: now, UpdatedAt: now}
+		switch {
+		case n.unavailable[t.ID]:
+			task.State, task.FailureKind = store.TaskFailed, "target_unavailable"
+			task.Message = fmt.Sprintf("target %s has no session (agent stopped, host down or link cut): failed at once, as the deployment asked (unavailable targets: fail)", t.Name)
+		case halt != "":
+			task.State, task.FailureKind, task.Message = store.TaskCancelled, "halted", halt
+		}
+		tasks = append(tasks, task)
+		if task.State == store.TaskFailed && failed == nil {
+			failed = &tasks[len(tasks)-1]
+		}
 	}
 	if err := s.store.CreateDeployment(ctx, d, tasks); err != nil {
 		return store.Deployment{}, nil, storeErr("create deployment", err)
 	}
+	if failed != nil {
+		// The store ended the deployment if every task has; under the
+		// continue policy a rolling one may have its next wave to start.
+		ended := *failed
+		if err := s.rollouts.advance(ctx, d.ID, &ended); err != nil {
+			return store.Deployment{}, nil, storeErr("advance rollout", err)
+		}
+		var err error
+		if d, err = s.store.GetDeployment(ctx, d.ID); err != nil {
+			return store.Deployment{}, nil, storeErr("get deployment", err)
+		}
+		if tasks, err = s.store.ListTasks(ctx, d.ID); err != nil {
+			return store.Deployment{}, nil, storeErr("list tasks", err)
+		}
+	}
 	s.log.Info("deployment queued", zap.String("deployment", d.ID), zap.String("kind", d.Kind), zap.String("app", d.Application),
 		zap.String("release", d.ReleaseVersion), zap.String("environment", d.Environment), zap.Int("tasks", len(tasks)),
-		zap.Int("waves", waveOf(len(tasks)-1, n.rollout.Window)), zap.String("by", d.CreatedBy))
+		zap.Int("waves", waveOf(len(tasks)-1, n.rollout.Window)), zap.String("by", d.CreatedBy),
+		zap.Strings("skipped_targets", n.skipped), zap.Int("failed_unavailable", len(n.unavailable)))
 	for _, t := range tasks {
 		if t.State == store.TaskQueued {
 			s.sessions.kick(t.TargetID)
@@ -117,15 +162,17 @@ func (a *admin) CreateDeployment(ctx context.Context, req *tentaclev1.CreateDepl
 			return nil, status.Errorf(codes.FailedPrecondition, "nothing to deploy: every target of %s already runs %s %s", env.Name, app.Name, rel.Version)
 		}
 	}
-	rollout := app.Rollout
-	if req.GetRollout() != nil {
-		rollout = override
-	}
-	if err := a.s.checkDeadlineFitsRollout(deadline, rollout, len(targets)); err != nil {
+	n := newDeployment{release: rel, env: env, rollout: app.Rollout, deadline: deadline, kind: kind, by: principalFrom(ctx).Name}
+	if n.targets, n.skipped, n.unavailable, err = a.s.applyUnavailable(req.GetUnavailableTargets(), targets, env, app); err != nil {
 		return nil, err
 	}
-	d, tasks, err := a.s.createDeployment(ctx, newDeployment{release: rel, env: env, targets: targets, rollout: rollout,
-		deadline: deadline, kind: kind, by: principalFrom(ctx).Name})
+	if req.GetRollout() != nil {
+		n.rollout = override
+	}
+	if err := a.s.checkDeadlineFitsRollout(deadline, n.rollout, len(n.targets)); err != nil {
+		return nil, err
+	}
+	d, tasks, err := a.s.createDeployment(ctx, n)
 	if err != nil {
 		return nil, err
 	}
@@ -150,9 +197,57 @@ func (s *Server) deployTargets(ctx context.Context, env store.Environment, app s
 	return targets, nil
 }
 
+// applyUnavailable applies the request's policy for targets without a
+// session: WAIT (unspecified) keeps them, their tasks queued until they
+// return or the deadline passes; SKIP leaves them out (and refuses a
+// deployment left with no target); FAIL keeps them, marked to fail at
+// once. It returns the targets to give tasks to, the names skipped, and
+// the ids to fail.
+func (s *Server) applyUnavailable(policy tentaclev1.UnavailableTargets, targets []store.Target, env store.Environment, app store.Application) ([]store.Target, []string, map[string]bool, error) {
+	switch policy {
+	case tentaclev1.UnavailableTargets_UNAVAILABLE_TARGETS_UNSPECIFIED, tentaclev1.UnavailableTargets_UNAVAILABLE_TARGETS_WAIT:
+		return targets, nil, nil, nil
+	case tentaclev1.UnavailableTargets_UNAVAILABLE_TARGETS_SKIP, tentaclev1.UnavailableTargets_UNAVAILABLE_TARGETS_FAIL:
+	default:
+		return nil, nil, nil, invalid(fmt.Errorf("unavailable_targets: %d is not a policy: use WAIT, SKIP or FAIL", policy))
+	}
+	var available []store.Target
+	var names []string
+	ids := map[string]bool{}
+	for _, t := range targets {
+		if s.sessions.connected(t.ID) {
+			available = append(available, t)
+			continue
+		}
+		names = append(names, t.Name)
+		ids[t.ID] = true
+	}
+	if policy == tentaclev1.UnavailableTargets_UNAVAILABLE_TARGETS_FAIL {
+		return targets, nil, ids, nil
+	}
+	if len(available) == 0 {
+		return nil, nil, nil, status.Errorf(codes.FailedPrecondition, "no target of %s for %s has a session (unavailable: %s): nothing to deploy with --unavailable skip; start their agents, or use --unavailable wait to queue the tasks until they return",
+			env.Name, app.Name, strings.Join(names, ", "))
+	}
+	return available, names, nil, nil
+}
+
 // withoutRelease keeps the targets that have no succeeded task of the
-// release in the environment.
+// release in the environment, and those where the application drifted:
+// its container was stopped, removed or replaced since it was deployed.
 func (s *Server) withoutRelease(ctx context.Context, targets []store.Target, rel store.Release, env store.Environment) ([]store.Target, error) {
+	deployed, err := s.applicationsByTarget(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	drifted := map[string]bool{}
+	for _, t := range targets {
+		for _, d := range s.targetHealth(t, deployed[t.ID]).Drift {
+			if d.GetApplication() == rel.Application {
+				drifted[t.ID] = true
+			}
+		}
+	}
 	ds, err := s.store.ListDeployments(ctx, store.DeploymentFilter{Application: rel.Application, Environment: env.Name})
 	if err != nil {
 		return nil, storeErr("list deployments", err)
@@ -172,7 +267,7 @@ func (s *Server) withoutRelease(ctx context.Context, targets []store.Target, rel
 			}
 		}
 	}
-	return slices.DeleteFunc(targets, func(t store.Target) bool { return runs[t.ID] }), nil
+	return slices.DeleteFunc(targets, func(t store.Target) bool { return runs[t.ID] && !drifted[t.ID] }), nil
 }
 
 // withRoles keeps the targets that carry every one of roles.

@@ -156,11 +156,16 @@ func (g *gateway) Connect(stream tentaclev1.AgentService_ConnectServer) error {
 	g.s.changes.Changed()
 	defer g.s.changes.Changed()
 
+	apps, err := g.s.welcomeApplications(ctx, t.ID)
+	if err != nil {
+		return storeErr("target applications", err)
+	}
 	// Welcome goes out before the writer starts, so it is always first.
 	if err := stream.Send(&tentaclev1.ConnectResponse{Msg: &tentaclev1.ConnectResponse_Welcome{Welcome: &tentaclev1.Welcome{
 		SessionId: sess.id, TargetId: t.ID, TargetName: t.Name,
 		HeartbeatInterval: durationpb.New(g.s.cfg.HeartbeatInterval),
 		RenewCertificate:  g.s.cas.Next != nil && !pki.IssuedBy(peerCert(ctx), g.s.cas.Next.Cert),
+		Applications:      apps,
 	}}}); err != nil {
 		return err
 	}

@@ -81,6 +81,7 @@ type Server struct {
 	handshakes *handshakes
 	changes    *changes
 	rollouts   *rollouts
+	health     *healthBook
 	grpc       *grpc.Server
 	lis        net.Listener
 	// stopping is closed when shutdown begins: long-lived streams (logs,
@@ -146,7 +147,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, store: st, ca: ca, cas: cas, box: box, sessions: newSessions(), handshakes: newHandshakes(cfg.MaxHandshakes), changes: newChanges(), stopping: make(chan struct{})}
+	s := &Server{cfg: cfg, log: log, store: st, ca: ca, cas: cas, box: box, sessions: newSessions(), handshakes: newHandshakes(cfg.MaxHandshakes), changes: newChanges(), health: newHealthBook(), stopping: make(chan struct{})}
 	s.rollouts = newRollouts(s)
 	s.resendAfterNs.Store(int64(defaultResendAfter))
 	if err := s.bootstrap(ctx); err != nil {

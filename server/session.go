@@ -540,6 +540,7 @@ func (s *session) handle(ctx context.Context, m *tentaclev1.ConnectRequest) erro
 		// last-seen time only needs minute precision, so most of them
 		// write nothing.
 		now := time.Now().UTC()
+		s.s.receiveHeartbeat(s, msg.Heartbeat, now)
 		if now.Sub(s.lastStored) < lastSeenPrecision {
 			return nil
 		}
@@ -556,6 +557,8 @@ func (s *session) handle(ctx context.Context, m *tentaclev1.ConnectRequest) erro
 		s.s.changes.Changed()
 	case *tentaclev1.ConnectRequest_TaskEvent:
 		return s.handleEvent(ctx, msg.TaskEvent)
+	case *tentaclev1.ConnectRequest_HealthReport:
+		return s.s.receiveHealthReport(ctx, s, msg.HealthReport)
 	case *tentaclev1.ConnectRequest_Hello:
 		return status.Error(codes.InvalidArgument, "Hello sent twice on one session")
 	}

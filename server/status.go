@@ -12,6 +12,7 @@ const (
 	statusNone      = "none"
 	statusDeploying = "deploying"
 	statusFailed    = "failed"
+	statusDrift     = "drift"
 	statusOffline   = "offline"
 	statusMissing   = "missing"
 	statusHealthy   = "healthy"
@@ -45,14 +46,22 @@ func (a *admin) GetStatus(ctx context.Context, req *tentaclev1.GetStatusRequest)
 	if err != nil {
 		return nil, err
 	}
+	deployed, err := a.s.applicationsByTarget(ctx, "")
+	if err != nil {
+		return nil, err
+	}
 	out := &tentaclev1.GetStatusResponse{}
 	for _, env := range envs {
 		targets, err := a.s.store.ListTargetsInEnvironment(ctx, env.Name)
 		if err != nil {
 			return nil, storeErr("list targets", err)
 		}
+		health := make(map[string]healthVerdict, len(targets))
+		for _, t := range targets {
+			health[t.ID] = a.s.targetHealth(t, deployed[t.ID])
+		}
 		for _, app := range apps {
-			st, err := a.applicationStatus(ctx, app, env.Name, withRoles(targets, app.Roles))
+			st, err := a.applicationStatus(ctx, app, env.Name, withRoles(targets, app.Roles), health)
 			if err != nil {
 				return nil, err
 			}
@@ -80,13 +89,20 @@ func oneOrAll[T any](ctx context.Context, name, what string, get func(context.Co
 }
 
 // applicationStatus builds one cell of the view from the newest deployments
-// of app in env; targets are the environment's targets with the app's roles.
-func (a *admin) applicationStatus(ctx context.Context, app store.Application, env string, targets []store.Target) (*tentaclev1.ApplicationStatus, error) {
+// of app in env; targets are the environment's targets with the app's
+// roles, health their judged health by target id.
+func (a *admin) applicationStatus(ctx context.Context, app store.Application, env string, targets []store.Target, health map[string]healthVerdict) (*tentaclev1.ApplicationStatus, error) {
 	st := &tentaclev1.ApplicationStatus{Application: app.Name, Environment: env, State: statusNone}
 	targetStates := make([]*tentaclev1.TargetStatus, len(targets))
 	byID := make(map[string]*tentaclev1.TargetStatus, len(targets))
 	for i, t := range targets {
-		targetStates[i] = &tentaclev1.TargetStatus{Target: t.Name, Connected: a.s.sessions.connected(t.ID)}
+		v := health[t.ID]
+		targetStates[i] = &tentaclev1.TargetStatus{Target: t.Name, Connected: a.s.sessions.connected(t.ID), HealthState: v.State}
+		for _, d := range v.Drift {
+			if d.GetApplication() == app.Name {
+				targetStates[i].Drift = d
+			}
+		}
 		byID[t.ID] = targetStates[i]
 	}
 	st.Targets = targetStates
@@ -145,7 +161,11 @@ func resolved(t *tentaclev1.TargetStatus, stateKnown bool) bool {
 	return stateKnown && t.Version != ""
 }
 
-// cellState decides the one word the dashboard shows, most urgent first.
+// cellState decides the one word the dashboard shows, most urgent first:
+// deploying, failed, drift (a container changed by hand since the last
+// deployment), offline, missing, healthy. Drift comes before offline and
+// missing because it is something that ran and no longer runs as
+// deployed; docs/OPERATIONS.md lists the order.
 func cellState(latest store.Deployment, current string, targets []*tentaclev1.TargetStatus) string {
 	switch latest.State {
 	case store.DeploymentRunning:
@@ -154,6 +174,11 @@ func cellState(latest store.Deployment, current string, targets []*tentaclev1.Ta
 		// latest is the newest deployment, so it is newer than the one
 		// that made current.
 		return statusFailed
+	}
+	for _, t := range targets {
+		if t.Drift != nil {
+			return statusDrift
+		}
 	}
 	for _, t := range targets {
 		if !t.Connected {

@@ -396,7 +396,7 @@ func TestHelpGroups(t *testing.T) {
 		"Access:\n" +
 		"  admin-token Create, list and revoke admin API tokens\n" +
 		"  audit       Show the audit log: who did what, from where, and how it ended\n" +
-		"  target      Revoke a target (tentaclectl targets lists them)\n" +
+		"  target      Show or revoke a target (tentaclectl targets lists them)\n" +
 		"  token       Create, list and revoke join tokens that enroll targets\n"
 	if !strings.Contains(r.stdout, want) {
 		t.Errorf("help lacks\n%s\ngot:\n%s", want, r.stdout)

@@ -17,12 +17,12 @@ import (
 )
 
 func (c *cli) newDeployCmd() *cobra.Command {
-	var app, release, env string
+	var app, release, env, unavailable string
 	var wait, force, missing bool
 	var deadline time.Duration
 	var rollout rolloutFlags
 	cmd := &cobra.Command{
-		Use:   "deploy --app APP --release VERSION --env ENV [--wait] [--window N --pause D --on-failure halt|continue] [--missing] [--deadline D]",
+		Use:   "deploy --app APP --release VERSION --env ENV [--wait] [--window N --pause D --on-failure halt|continue] [--missing] [--deadline D] [--unavailable wait|skip|fail]",
 		Short: "Deploy a release to an environment",
 		Long: `Deploy a release of an application to every target of an environment, and
 print the deployment's id.
@@ -37,7 +37,17 @@ yet started when a task fails, continue goes on. The application's rollout
 (app create sets it) applies, with these flags laid over it: --pause 1m alone
 keeps the application's window. --missing deploys only to
 the targets that do not already run the release successfully, e.g. a target
-that joined later.
+that joined later, and to those where the application drifted: its
+container was stopped, removed or replaced by hand since it was deployed
+(tentaclectl status shows drift).
+
+--unavailable says what to do with targets that have no session with the
+server when the deployment is created (the agent is stopped, or the link is
+down): wait (the default) queues their tasks, which run when the target
+returns or fail at the deadline; skip leaves them out (the deployment lists
+them as skipped, and is refused if no target is left); fail fails their tasks
+at once as target-unavailable, and --on-failure decides what happens to the
+rest (halt, the default, stops the tasks not yet sent).
 
 --deadline D bounds how long the deployment waits for its targets: a task
 whose agent has not taken it D after the deployment was created (the target
@@ -64,6 +74,10 @@ With -o json, stdout gets one JSON document (the created deployment, or with
   # Two targets at a time, a minute apart, stopping at the first failure
   tentaclectl deploy --app web --release 1.4.2 --env prod --window 2 --pause 1m --wait
 
+  # Leave out the targets that are down; put right containers changed by hand
+  tentaclectl deploy --app web --release 1.4.2 --env prod --unavailable skip --wait
+  tentaclectl deploy --app web --release 1.4.2 --env prod --missing --wait
+
   # In a script
   id=$(tentaclectl deploy --app web --release 1.4.2 --env test)
   tentaclectl deployment show "$id"`,
@@ -83,6 +97,15 @@ With -o json, stdout gets one JSON document (the created deployment, or with
 			}
 			req := &tentaclev1.CreateDeploymentRequest{
 				Application: app, ReleaseVersion: release, Environment: env, Force: force, MissingOnly: missing,
+			}
+			// Unset, the server waits: the request stays as older servers
+			// know it.
+			if cmd.Flags().Changed("unavailable") {
+				policy, err := parseUnavailable(unavailable)
+				if err != nil {
+					return badValue("%v", err)
+				}
+				req.UnavailableTargets = policy
 			}
 			if cmd.Flags().Changed("deadline") {
 				if deadline < time.Second || deadline > maxDeadline {
@@ -105,6 +128,9 @@ With -o json, stdout gets one JSON document (the created deployment, or with
 			if len(resp.GetTasks()) == 0 {
 				fmt.Fprintf(c.stderr, "tentaclectl: warning: deployment %s has no tasks: no target in environment %s\n", cell(d.GetId()), env)
 			}
+			if skipped := d.GetSkippedTargets(); len(skipped) > 0 {
+				fmt.Fprintf(c.stderr, "tentaclectl: skipped %d unavailable target(s) without a session: %s\n", len(skipped), cell(strings.Join(skipped, ", ")))
+			}
 			if !wait {
 				if c.output == "json" {
 					return c.printJSON(resp)
@@ -121,7 +147,8 @@ With -o json, stdout gets one JSON document (the created deployment, or with
 	fl.StringVar(&env, "env", "", "environment (required)")
 	fl.BoolVar(&wait, "wait", false, "follow the deployment until it finishes; exit 1 if it failed or was cancelled")
 	fl.BoolVar(&force, "force", false, "deploy even if the release has not succeeded in the previous environment (role admin; audited)")
-	fl.BoolVar(&missing, "missing", false, "only to the targets that do not already run the release successfully")
+	fl.BoolVar(&missing, "missing", false, "only to the targets that do not already run the release successfully, or where its container drifted (stopped, removed or replaced by hand)")
+	fl.StringVar(&unavailable, "unavailable", "wait", "targets without a session: wait (queue their tasks), skip (leave them out) or fail (fail their tasks at once)")
 	fl.DurationVar(&deadline, "deadline", 0, "fail the tasks whose target has not taken them this long after the deployment starts, e.g. 30m (default: the server's, 1h unless set)")
 	rollout.add(cmd, "(default: the application's rollout)")
 	for _, name := range []string{"app", "release", "env"} {
@@ -239,4 +266,17 @@ func (c *cli) printSummary(w io.Writer, final *tentaclev1.WatchDeploymentRespons
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "hint: tentaclectl logs %s shows a task's log\n", cell(failed[0].GetId()))
+}
+
+// parseUnavailable reads --unavailable.
+func parseUnavailable(s string) (tentaclev1.UnavailableTargets, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "wait":
+		return tentaclev1.UnavailableTargets_UNAVAILABLE_TARGETS_WAIT, nil
+	case "skip":
+		return tentaclev1.UnavailableTargets_UNAVAILABLE_TARGETS_SKIP, nil
+	case "fail":
+		return tentaclev1.UnavailableTargets_UNAVAILABLE_TARGETS_FAIL, nil
+	}
+	return tentaclev1.UnavailableTargets_UNAVAILABLE_TARGETS_UNSPECIFIED, fmt.Errorf("--unavailable %q: use wait (queue tasks until the target returns), skip (leave such targets out) or fail (fail their tasks at once)", s)
 }

@@ -228,3 +228,74 @@ func TestDeployDeadline(t *testing.T) {
 		{append(deploy, "--deadline", "200h"), "--deadline 200h0m0s: use 1s to 168h (7 days), e.g. 30m, or leave it out for the server's default"},
 	}, "See 'tentaclectl ")
 }
+
+func TestDeployUnavailableFlag(t *testing.T) {
+	t.Parallel()
+	for value, want := range map[string]tentaclev1.UnavailableTargets{
+		"wait": tentaclev1.UnavailableTargets_UNAVAILABLE_TARGETS_WAIT,
+		"skip": tentaclev1.UnavailableTargets_UNAVAILABLE_TARGETS_SKIP,
+		"FAIL": tentaclev1.UnavailableTargets_UNAVAILABLE_TARGETS_FAIL,
+	} {
+		h := newHarness(t, &fakeAdmin{tasks: []*tentaclev1.Task{task("task-1", "web-1", queued, noFailure, "")}})
+		r := h.run(t, "deploy", "--app", "web", "--release", "1.4.2", "--env", "prod", "--unavailable", value)
+		wantCode(t, r, 0)
+		wantRequest(t, h.fake, &tentaclev1.CreateDeploymentRequest{Application: "web", ReleaseVersion: "1.4.2", Environment: "prod", UnavailableTargets: want})
+	}
+	h := newHarness(t, &fakeAdmin{})
+	r := h.run(t, "deploy", "--app", "web", "--release", "1.4.2", "--env", "prod", "--unavailable", "later")
+	wantCode(t, r, 2)
+	if want := "tentaclectl: --unavailable \"later\": use wait (queue tasks until the target returns), skip (leave such targets out) or fail (fail their tasks at once)\n"; !strings.HasPrefix(r.stderr, want) {
+		t.Errorf("stderr = %q, want it to start with %q", r.stderr, want)
+	}
+	if h.fake.count() != 0 {
+		t.Errorf("a bad --unavailable reached the server")
+	}
+}
+
+func FuzzParseUnavailable(f *testing.F) {
+	for _, s := range []string{"wait", "skip", "fail", "Skip", " fail ", "", "later", "wait,skip"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := parseUnavailable(s)
+		if (err == nil) == (p == tentaclev1.UnavailableTargets_UNAVAILABLE_TARGETS_UNSPECIFIED) {
+			t.Fatalf("parseUnavailable(%q) = %v, %v: a policy or an error, never both or neither", s, p, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "--unavailable") {
+			t.Fatalf("error %q does not name the flag", err)
+		}
+	})
+}
+
+// Against a real server: one target connected, one whose agent stopped.
+func TestDeployUnavailableTargets(t *testing.T) {
+	t.Parallel()
+	r := startRealServer(t)
+	r.must(t, "env", "create", "dev")
+	r.must(t, "app", "create", "web", "--image", "r.example.com/web")
+	r.must(t, "release", "create", "--app", "web", "--tag", "1.0")
+	r.startAgent(t, "dev", "", &fakeEngine{})
+	down := r.startAgent(t, "dev", "", &fakeEngine{})
+	down.stop()
+	r.eventually(t, "unavailable", "target", "show", down.name)
+
+	res := r.must(t, "deploy", "--app", "web", "--release", "1.0", "--env", "dev", "--unavailable", "skip", "--wait")
+	if want := "tentaclectl: skipped 1 unavailable target(s) without a session: " + down.name + "\n"; res.stderr != want {
+		t.Errorf("stderr = %q, want %q", res.stderr, want)
+	}
+	if !strings.Contains(res.stdout, " succeeded: 1 of 1 tasks succeeded\n") {
+		t.Errorf("deploy --unavailable skip --wait:\n%s", res.stdout)
+	}
+
+	res = r.run(t, "deploy", "--app", "web", "--release", "1.0", "--env", "dev", "--unavailable", "fail", "--wait")
+	wantCode(t, res, 1)
+	for _, want := range []string{
+		" failed: 0 of 2 tasks succeeded\n",
+		"target-unavailable: target " + down.name + " has no session (agent stopped, host down or link cut): failed at once",
+		"halted: task on " + down.name + " failed",
+	} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("deploy --unavailable fail --wait lacks %q:\n%s", want, res.stdout)
+		}
+	}
+}

@@ -24,15 +24,20 @@ order). Each cell is the release that runs there and how it is doing:
   1.4.0 ✓              healthy: every target runs 1.4.0
   1.5.0 ↻ 2/4          a deployment of 1.5.0 runs; 2 of 4 targets are done
   1.3.0 ✗ 1.4.0 failed  1.4.0 failed (or was cancelled); 1.3.0 is current
-  1.4.0 ⚠ 1 missing    a target does not run 1.4.0 (deploy --missing fixes it)
+  1.4.0 ⚠ 1 drift      on a target, the container was stopped, removed or
+                       replaced by hand since (deploy --missing fixes it)
   1.4.0 ⚠ 1 offline    a target has no session with the server
+  1.4.0 ⚠ 1 missing    a target does not run 1.4.0 (deploy --missing fixes it)
   ·                    never deployed
+
+A cell shows its most urgent state, in the order above.
 
 On a terminal that is not UTF-8, when the output is not a terminal, or with
 --ascii, the marks are words: ok, deploying, x, ! and -.
 
 With both --app and --env, the one cell is shown by target: the release each
-runs, its session and its latest task. -o json prints the server's answer.`,
+runs, its session, its health (see tentaclectl targets), its latest task and
+its drift, explained below the table. -o json prints the server's answer.`,
 		Example: `  tentaclectl status
   tentaclectl status --app web --env prod
   tentaclectl status --env prod -o json`,
@@ -182,6 +187,9 @@ func statusCell(st *tentaclev1.ApplicationStatus, m statusMarks) string {
 			s = current + " " + s
 		}
 		return s
+	case "drift":
+		n := count(func(t *tentaclev1.TargetStatus) bool { return t.GetDrift() != nil })
+		return fmt.Sprintf("%s %s %d drift", current, m.warn, n)
 	case "missing":
 		n := count(func(t *tentaclev1.TargetStatus) bool { return t.GetVersion() != st.GetCurrentVersion() })
 		return fmt.Sprintf("%s %s %d missing", current, m.warn, n)
@@ -215,7 +223,8 @@ func (c *cli) printStatusTargets(st *tentaclev1.ApplicationStatus, m statusMarks
 	}
 	fmt.Fprintln(c.stdout)
 	tw = newTable(c.stdout)
-	row(tw, "TARGET", "RELEASE", "SESSION", "LAST TASK")
+	row(tw, "TARGET", "RELEASE", "SESSION", "HEALTH", "LAST TASK", "DRIFT")
+	var drifted []*tentaclev1.TargetStatus
 	for _, t := range st.GetTargets() {
 		session := "offline"
 		if t.GetConnected() {
@@ -225,7 +234,27 @@ func (c *cli) printStatusTargets(st *tentaclev1.ApplicationStatus, m statusMarks
 		if t.GetLastTaskState() != tentaclev1.TaskState_TASK_STATE_UNSPECIFIED {
 			last = taskState(t.GetLastTaskState())
 		}
-		row(tw, cell(t.GetTarget()), cell(t.GetVersion()), session, last)
+		health := "-"
+		if t.GetHealthState() != tentaclev1.TargetHealthState_TARGET_HEALTH_STATE_UNSPECIFIED {
+			health = enumName(t.GetHealthState().String(), "TARGET_HEALTH_STATE_")
+		}
+		drift := "-"
+		if d := t.GetDrift(); d != nil {
+			drift = cell(d.GetKind())
+			drifted = append(drifted, t)
+		}
+		row(tw, cell(t.GetTarget()), cell(t.GetVersion()), session, health, last, drift)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, t := range drifted {
+		d := t.GetDrift()
+		fmt.Fprintf(c.stdout, "drift on %s since %s: %s\n", cell(t.GetTarget()), c.formatTime(d.GetSince()), cell(d.GetDetail()))
+	}
+	if len(drifted) > 0 {
+		fmt.Fprintf(c.stdout, "hint: tentaclectl deploy --app %s --release %s --env %s --missing puts it right\n",
+			cell(st.GetApplication()), shellQuote(drifted[0].GetDrift().GetExpectedReleaseVersion()), cell(st.GetEnvironment()))
+	}
+	return nil
 }

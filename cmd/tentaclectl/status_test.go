@@ -1,11 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 )
 
 // status follows what really happens: a real server, a real agent (with a
@@ -69,7 +75,8 @@ func TestStatusFollowsDeployments(t *testing.T) {
 			t.Errorf("status --app web --env dev lacks %q:\n%s", want, res.stdout)
 		}
 	}
-	if !regexp.MustCompile(`\nTARGET +RELEASE  SESSION    LAST TASK\n` + regexp.QuoteMeta(a.name) + ` +1.0      connected  failed\n$`).MatchString(res.stdout) {
+	// Its health depends on what the agent reports of its (fake) engine.
+	if !regexp.MustCompile(`\nTARGET +RELEASE  SESSION    HEALTH +LAST TASK  DRIFT\n` + regexp.QuoteMeta(a.name) + ` +1.0      connected  (healthy|degraded) +failed     -\n$`).MatchString(res.stdout) {
 		t.Errorf("status --app web --env dev: no target table with %s:\n%s", a.name, res.stdout)
 	}
 
@@ -116,4 +123,58 @@ func TestStatusFollowsDeployments(t *testing.T) {
 	res = r.run(t, "status", "--app", "nope")
 	wantCode(t, res, 1)
 	wantOutput(t, res.stderr, "tentaclectl: application \"nope\": not found\n")
+}
+
+// cannedStatus is what GetStatus answers, per fake server.
+var cannedStatus sync.Map // *fakeAdmin → *tentaclev1.GetStatusResponse
+
+func (f *fakeAdmin) GetStatus(ctx context.Context, req *tentaclev1.GetStatusRequest) (*tentaclev1.GetStatusResponse, error) {
+	if err := f.record(ctx, req); err != nil {
+		return nil, err
+	}
+	resp, _ := cannedStatus.Load(f)
+	return resp.(*tentaclev1.GetStatusResponse), nil
+}
+
+func TestStatusDrift(t *testing.T) {
+	t.Parallel()
+	fake := &fakeAdmin{}
+	cannedStatus.Store(fake, &tentaclev1.GetStatusResponse{Applications: []*tentaclev1.ApplicationStatus{{
+		Application: "web", Environment: "prod", CurrentVersion: "1.4.0", State: "drift",
+		LatestDeployment: &tentaclev1.Deployment{Id: "dep-1", ReleaseVersion: "1.4.0", State: tentaclev1.DeploymentState_DEPLOYMENT_STATE_SUCCEEDED, Kind: "deploy", CreatedAt: timestamppb.New(t0)},
+		Targets: []*tentaclev1.TargetStatus{
+			{Target: "web-1", Version: "1.4.0", Connected: true, LastTaskState: tentaclev1.TaskState_TASK_STATE_SUCCEEDED, HealthState: tentaclev1.TargetHealthState_TARGET_HEALTH_STATE_DEGRADED,
+				Drift: &tentaclev1.Drift{Application: "web", Kind: "removed", Detail: "container web is gone (removed by hand?); release 1.4.0 should run",
+					ExpectedReleaseVersion: "1.4.0", ExpectedTaskId: "task-1", Since: timestamppb.New(t0)}},
+			{Target: "web-2", Version: "1.4.0", Connected: true, LastTaskState: tentaclev1.TaskState_TASK_STATE_SUCCEEDED, HealthState: tentaclev1.TargetHealthState_TARGET_HEALTH_STATE_HEALTHY},
+		},
+	}}})
+	h := newHarness(t, fake)
+	r := h.run(t, "status")
+	wantCode(t, r, 0)
+	wantOutput(t, r.stdout, ""+
+		"APP  prod\n"+
+		"web  1.4.0 ! 1 drift\n"+
+		"hint: tentaclectl status --app web --env prod shows each target\n")
+
+	h.terminal = func(io.Writer) (int, int, bool) { return 80, 24, true }
+	r = h.runEnv(t, context.Background(), map[string]string{"LANG": "en_US.UTF-8", "TENTACLE_SERVER": h.addr, "TENTACLE_TOKEN": testToken, "TENTACLE_CA_FILE": h.caFile}, "status")
+	wantCode(t, r, 0)
+	if !strings.Contains(r.stdout, "web  1.4.0 ⚠ 1 drift\n") {
+		t.Errorf("status on a UTF-8 terminal:\n%s", r.stdout)
+	}
+
+	h.terminal = nil
+	r = h.run(t, "status", "--app", "web", "--env", "prod")
+	wantCode(t, r, 0)
+	wantOutput(t, r.stdout, ""+
+		"web in prod: 1.4.0 ! 1 drift\n"+
+		"Current release:    1.4.0\n"+
+		"Latest deployment:  dep-1 (1.4.0 succeeded, deploy, created 2026-01-02 03:04:05)\n"+
+		"\n"+
+		"TARGET  RELEASE  SESSION    HEALTH    LAST TASK  DRIFT\n"+
+		"web-1   1.4.0    connected  degraded  succeeded  removed\n"+
+		"web-2   1.4.0    connected  healthy   succeeded  -\n"+
+		"drift on web-1 since 2026-01-02 03:04:05: container web is gone (removed by hand?); release 1.4.0 should run\n"+
+		"hint: tentaclectl deploy --app web --release 1.4.0 --env prod --missing puts it right\n")
 }

@@ -140,6 +140,28 @@ type Target struct {
 	// Alert is the latest security alert raised on the target, at AlertAt.
 	Alert   string
 	AlertAt time.Time
+	// Health is the agent's latest health report (the protobuf bytes of
+	// tentacle.v1.HealthReport: the store does not read them), received at
+	// HealthAt; nil before the first report.
+	Health   []byte
+	HealthAt time.Time
+}
+
+// TargetApplication is an application on one target: the newest task of it
+// that succeeded there (what should run), and whether a deployment of it is
+// under way there now.
+type TargetApplication struct {
+	TargetID    string
+	Application string
+	// The newest succeeded task of the application on the target, with
+	// its release; empty when none succeeded (only Deploying is set).
+	TaskID         string
+	ReleaseID      string
+	ReleaseVersion string
+	ImageDigest    string
+	// Deploying: a task of the application on the target is queued, sent,
+	// or running (not waiting for its wave, not finished).
+	Deploying bool
 }
 
 // TargetSeen is what an agent reports about itself in Hello.
@@ -226,6 +248,9 @@ type Deployment struct {
 	// DeadlineAt: tasks still queued or assigned then fail with failure
 	// kind "target_unavailable" (FailOverdueTasks). Zero: no deadline.
 	DeadlineAt time.Time
+	// SkippedTargets names the targets left out because they had no
+	// session when the deployment was created (unavailable targets: skip).
+	SkippedTargets []string
 }
 
 type TaskState string
@@ -364,6 +389,14 @@ type Store interface {
 	MarkTargetSeen(ctx context.Context, id string, seen TargetSeen) error
 	// TouchTarget moves only LastSeenAt (heartbeats).
 	TouchTarget(ctx context.Context, id string, at time.Time) error
+	// SetTargetHealth replaces the target's health report (Health,
+	// HealthAt); ErrNotFound for an unknown target.
+	SetTargetHealth(ctx context.Context, id string, report []byte, at time.Time) error
+	// TargetApplications lists, per target and application, the newest
+	// succeeded task and whether a deployment is under way (see
+	// TargetApplication), ordered by target id then application. targetID
+	// "" lists every target's; an unknown target has none.
+	TargetApplications(ctx context.Context, targetID string) ([]TargetApplication, error)
 
 	// CreateJoinToken fails with ErrNotFound when the environment does not exist.
 	CreateJoinToken(ctx context.Context, t JoinToken) error
@@ -397,7 +430,10 @@ type Store interface {
 	// DeleteVariable removes one scoped value; ErrNotFound if absent.
 	DeleteVariable(ctx context.Context, application, name string, scope VariableScope) error
 
-	// CreateDeployment writes the deployment and its tasks in one transaction.
+	// CreateDeployment writes the deployment and its tasks in one
+	// transaction. Tasks may be created terminal (failed at once); when
+	// every task is, the deployment finishes in the same transaction, as
+	// it would when its last task ended.
 	CreateDeployment(ctx context.Context, d Deployment, tasks []Task) error
 	GetDeployment(ctx context.Context, id string) (Deployment, error)
 	// ListDeployments lists newest first.

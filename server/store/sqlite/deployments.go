@@ -28,6 +28,10 @@ func (s *Store) CreateDeployment(ctx context.Context, d store.Deployment, tasks 
 	if err != nil {
 		return fmt.Errorf("create deployment %q: rollout: %w", d.ID, err)
 	}
+	skipped, err := rolesJSON(d.SkippedTargets)
+	if err != nil {
+		return fmt.Errorf("create deployment %q: skipped targets: %w", d.ID, err)
+	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		ok, err := exists(ctx, tx, `SELECT 1 FROM releases WHERE id = ?`, d.ReleaseID)
 		if err != nil {
@@ -44,20 +48,27 @@ func (s *Store) CreateDeployment(ctx context.Context, d store.Deployment, tasks 
 			return fmt.Errorf("environment %q: %w", d.Environment, store.ErrNotFound)
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO deployments
-			(id, release_id, environment, state, created_by, created_at, finished_at, rollout, kind, cancel_requested_at, deadline_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			(id, release_id, environment, state, created_by, created_at, finished_at, rollout, kind, cancel_requested_at, deadline_at, skipped_targets)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			d.ID, d.ReleaseID, d.Environment, d.State, d.CreatedBy, created, dbTime(d.FinishedAt),
-			rollout, d.Kind, dbTime(d.CancelRequestedAt), dbTime(d.DeadlineAt))
+			rollout, d.Kind, dbTime(d.CancelRequestedAt), dbTime(d.DeadlineAt), skipped)
 		if isUnique(err) {
 			return fmt.Errorf("deployment %q: %w", d.ID, store.ErrConflict)
 		}
 		if err != nil {
 			return fmt.Errorf("create deployment %q: %w", d.ID, err)
 		}
+		anyEnded := false
 		for _, t := range tasks {
 			if err := insertTask(ctx, tx, d.ID, created, t); err != nil {
 				return err
 			}
+			anyEnded = anyEnded || t.State.Terminal()
+		}
+		// Tasks failed at creation (unavailable targets: fail) may be all
+		// the deployment has: it then ends here, as when its last task ends.
+		if anyEnded && d.State == store.DeploymentRunning {
+			return finishDeployment(ctx, tx, d.ID, created)
 		}
 		return nil
 	})
@@ -98,13 +109,14 @@ func insertTask(ctx context.Context, tx *sql.Tx, deploymentID string, deployment
 }
 
 const deploymentSelect = `SELECT d.id, d.release_id, r.application, r.version, d.environment, d.state,
-	d.created_by, d.created_at, d.finished_at, d.rollout, d.kind, d.cancel_requested_at, d.deadline_at
+	d.created_by, d.created_at, d.finished_at, d.rollout, d.kind, d.cancel_requested_at, d.deadline_at, d.skipped_targets
 	FROM deployments d JOIN releases r ON r.id = d.release_id`
 
 func scanDeployment(sc scanner) (store.Deployment, error) {
 	var d store.Deployment
 	err := sc.Scan(&d.ID, &d.ReleaseID, &d.Application, &d.ReleaseVersion, &d.Environment, &d.State,
-		&d.CreatedBy, timeCol{&d.CreatedAt}, timeCol{&d.FinishedAt}, jsonCol{&d.Rollout}, &d.Kind, timeCol{&d.CancelRequestedAt}, timeCol{&d.DeadlineAt})
+		&d.CreatedBy, timeCol{&d.CreatedAt}, timeCol{&d.FinishedAt}, jsonCol{&d.Rollout}, &d.Kind, timeCol{&d.CancelRequestedAt}, timeCol{&d.DeadlineAt},
+		rolesCol{&d.SkippedTargets})
 	return d, err
 }
 

@@ -192,13 +192,14 @@ func freeTargetName(ctx context.Context, tx *sql.Tx, base string) (string, error
 }
 
 const targetCols = `id, name, environment, roles, hostname, os, arch, agent_version, docker_version,
-	cert_fingerprint, prev_cert_fingerprint, cert_ca_hash, cert_not_after, enrolled_at, last_seen_at, revoked_at, alert, alert_at`
+	cert_fingerprint, prev_cert_fingerprint, cert_ca_hash, cert_not_after, enrolled_at, last_seen_at, revoked_at, alert, alert_at, health, health_at`
 
 func scanTarget(sc scanner) (store.Target, error) {
 	var t store.Target
 	err := sc.Scan(&t.ID, &t.Name, &t.Environment, rolesCol{&t.Roles}, &t.Hostname, &t.OS, &t.Arch,
 		&t.AgentVersion, &t.DockerVersion, &t.CertFingerprint, &t.PrevCertFingerprint, &t.CertCAHash, timeCol{&t.CertNotAfter},
-		timeCol{&t.EnrolledAt}, timeCol{&t.LastSeenAt}, timeCol{&t.RevokedAt}, &t.Alert, timeCol{&t.AlertAt})
+		timeCol{&t.EnrolledAt}, timeCol{&t.LastSeenAt}, timeCol{&t.RevokedAt}, &t.Alert, timeCol{&t.AlertAt},
+		&t.Health, timeCol{&t.HealthAt})
 	return t, err
 }
 
@@ -250,17 +251,7 @@ func (s *Store) RevokeTarget(ctx context.Context, id string, at time.Time) (stor
 // RaiseTargetAlert replaces the target's alert, revoked or not; a zero at
 // means now.
 func (s *Store) RaiseTargetAlert(ctx context.Context, id, alert string, at time.Time) error {
-	res, err := s.write.ExecContext(ctx, `UPDATE targets SET alert = ?, alert_at = ? WHERE id = ?`,
-		alert, stamp(at), id)
-	if err != nil {
-		return fmt.Errorf("raise alert on target %q: %w", id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("raise alert on target %q: %w", id, err)
-	} else if n == 0 {
-		return fmt.Errorf("target %q: %w", id, store.ErrNotFound)
-	}
-	return nil
+	return s.updateTarget(ctx, "raise alert on", id, `UPDATE targets SET alert = ?, alert_at = ? WHERE id = ?`, alert, stamp(at), id)
 }
 
 // ListTargets lists by name, revoked targets included.
@@ -287,31 +278,14 @@ func (s *Store) ListTargetsInEnvironment(ctx context.Context, environment string
 	return ts, nil
 }
 
-// MarkTargetSeen records what the agent reported; a zero At means now.
+// TouchTarget moves last_seen_at; a zero at means now.
 func (s *Store) TouchTarget(ctx context.Context, id string, at time.Time) error {
-	res, err := s.write.ExecContext(ctx, `UPDATE targets SET last_seen_at = ? WHERE id = ?`, stamp(at), id)
-	if err != nil {
-		return fmt.Errorf("touch target %q: %w", id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("touch target %q: %w", id, err)
-	} else if n == 0 {
-		return fmt.Errorf("target %q: %w", id, store.ErrNotFound)
-	}
-	return nil
+	return s.updateTarget(ctx, "touch", id, `UPDATE targets SET last_seen_at = ? WHERE id = ?`, stamp(at), id)
 }
 
+// MarkTargetSeen records what the agent reported; a zero At means now.
 func (s *Store) MarkTargetSeen(ctx context.Context, id string, seen store.TargetSeen) error {
-	res, err := s.write.ExecContext(ctx, `UPDATE targets SET hostname = ?, os = ?, arch = ?,
+	return s.updateTarget(ctx, "mark seen", id, `UPDATE targets SET hostname = ?, os = ?, arch = ?,
 		agent_version = ?, docker_version = ?, last_seen_at = ? WHERE id = ?`,
 		seen.Hostname, seen.OS, seen.Arch, seen.AgentVersion, seen.DockerVersion, stamp(seen.At), id)
-	if err != nil {
-		return fmt.Errorf("mark target %q seen: %w", id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("mark target %q seen: %w", id, err)
-	} else if n == 0 {
-		return fmt.Errorf("target %q: %w", id, store.ErrNotFound)
-	}
-	return nil
 }
