@@ -78,6 +78,12 @@ func auditObject(req any) string {
 		if r.GetForce() {
 			o += " (--force: lifecycle not checked)"
 		}
+		switch r.GetUnavailableTargets() {
+		case tentaclev1.UnavailableTargets_UNAVAILABLE_TARGETS_SKIP:
+			o += " (unavailable targets skipped)"
+		case tentaclev1.UnavailableTargets_UNAVAILABLE_TARGETS_FAIL:
+			o += " (unavailable targets failed)"
+		}
 		return o
 	case *tentaclev1.SetVariableRequest:
 		v := r.GetVariable()

@@ -44,6 +44,7 @@ var methodRoles = map[string]string{
 	tentaclev1.AdminService_ReadTaskLog_FullMethodName:      RoleViewer,
 	tentaclev1.AdminService_ListTargets_FullMethodName:      RoleViewer,
 	tentaclev1.AdminService_GetStatus_FullMethodName:        RoleViewer,
+	tentaclev1.AdminService_GetTarget_FullMethodName:        RoleViewer,
 	tentaclev1.AdminService_CreateRelease_FullMethodName:    RoleDeployer,
 	tentaclev1.AdminService_CreateDeployment_FullMethodName: RoleDeployer,
 	tentaclev1.AdminService_ListVariables_FullMethodName:    RoleViewer,
