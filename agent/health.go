@@ -101,10 +101,12 @@ func (a *Agent) healthLoop(ctx context.Context, welcomeApps []string, interval t
 		case <-tick.C:
 		}
 		reached := r.report(ctx)
-		if reached && !lastReached && ended != nil {
+		if reached && !lastReached {
 			// The stream may hang on the connection of an engine that
-			// stopped answering; a fresh one misses nothing from now on.
+			// stopped answering, or wait for a retry backed off while it
+			// was gone; a fresh one misses nothing from now on.
 			watch()
+			retry, retryWait = nil, time.Second
 			reached = r.report(ctx)
 		}
 		lastReached = reached

@@ -222,6 +222,10 @@ var ErrWatchEnded = errors.New("the docker engine closed its event stream")
 // application's name). A signal can be spurious; the caller observes
 // again to learn what changed.
 //
+// It returns once the engine has answered the subscription (or after
+// EngineTimeout, when it does not answer), so that what the caller
+// observes next is followed by a signal for every later change.
+//
 // ended receives exactly one value when the watch is over: nil once ctx
 // has ended, else why the stream broke (the engine stopped or restarted;
 // ErrWatchEnded when it closed the stream cleanly). The caller then
@@ -231,9 +235,11 @@ var ErrWatchEnded = errors.New("the docker engine closed its event stream")
 func (d *Deployer) WatchContainers(ctx context.Context) (changes <-chan struct{}, ended <-chan error) {
 	ch := make(chan struct{}, 1)
 	endc := make(chan error, 1)
+	subscribed := make(chan struct{})
 	go func() {
-		// Events blocks until the engine answers the request.
+		// Events returns once the engine has answered the request.
 		msgs, errs := d.api.Events(ctx, events.ListOptions{Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)))})
+		close(subscribed)
 		for {
 			select {
 			case m := <-msgs:
@@ -255,6 +261,16 @@ func (d *Deployer) WatchContainers(ctx context.Context) (changes <-chan struct{}
 			}
 		}
 	}()
+	// Waiting for the subscription lets the caller observe after it
+	// without missing a change in between; an engine that hangs delays
+	// the caller by EngineTimeout at most.
+	t := time.NewTimer(EngineTimeout)
+	defer t.Stop()
+	select {
+	case <-subscribed:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 	return ch, endc
 }
 
