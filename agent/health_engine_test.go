@@ -2,10 +2,17 @@ package agent
 
 import (
 	"context"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/client"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/tentacle-deploy/tentacle/agent/docker"
+	"github.com/tentacle-deploy/tentacle/internal/faultproxy"
+	"github.com/tentacle-deploy/tentacle/internal/testimage"
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 )
 
@@ -52,5 +59,48 @@ func TestHealthReportsContainerKilledByHand(t *testing.T) {
 			t.Logf("docker kill -> health report: %s", time.Since(start))
 			return
 		}
+	}
+}
+
+// The real engine behind a socket that stops answering: the target's
+// report says unreachable within a heartbeat interval or two (each look
+// waits docker.EngineTimeout), and reachable again once it answers.
+func TestHealthReportsEngineHangAndRecovery(t *testing.T) {
+	t.Parallel()
+	real := testimage.RequireEngine(t)
+	u, err := url.Parse(real.DaemonHost())
+	if err != nil || u.Scheme != "unix" {
+		t.Skipf("the engine is not on a unix socket (%s): the stalling proxy needs one", real.DaemonHost())
+	}
+	p, err := faultproxy.StartUnix(u.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	api, err := docker.NewClient(client.WithHost(p.DockerHost()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { api.Close() })
+	reports := healthSession(t, docker.New(api, nil, zaptest.NewLogger(t)), nil, 500*time.Millisecond, nil)
+
+	awaitEngine := func(what string, reachable bool) *tentaclev1.EngineHealth {
+		t.Helper()
+		for {
+			if e := nextReport(t, reports, what).GetEngine(); e.GetReachable() == reachable {
+				return e
+			}
+		}
+	}
+	if e := awaitEngine("session start", true); e.GetVersion() == "" {
+		t.Errorf("reachable engine reported without its version: %v", e)
+	}
+	p.Stall()
+	if e := awaitEngine("engine hangs", false); e.GetError() == "" {
+		t.Errorf("unreachable engine reported without the error: %v", e)
+	}
+	p.Heal()
+	if e := awaitEngine("engine answers again", true); e.GetError() != "" || e.GetDiskTotalBytes() == 0 {
+		t.Errorf("engine back reported as %v", e)
 	}
 }
