@@ -63,6 +63,9 @@ type Agent struct {
 	stopGrace time.Duration
 	// live is true while a session is established (Welcome received).
 	live atomic.Bool
+	// healthSeq numbers the health reports of this process, across
+	// sessions.
+	healthSeq atomic.Uint64
 
 	mu       sync.Mutex
 	appLocks map[string]*sync.Mutex

@@ -67,6 +67,7 @@ func (a *Agent) session(ctx, taskCtx context.Context) error {
 	out := make(chan *tentaclev1.ConnectRequest, 16)
 	errc := make(chan error, 2)
 	go func() { errc <- a.sendLoop(sctx, stream, out, interval) }()
+	go a.healthLoop(sctx, welcome.GetApplications(), interval, out)
 	go func() {
 		for {
 			m, err := stream.Recv()

@@ -59,3 +59,24 @@ func (e *Engine) AllRuns() map[string]int {
 	defer e.mu.Unlock()
 	return maps.Clone(e.runs)
 }
+
+// Simulated disk figures of the engine's data root: plenty free, so that
+// no simulated target is degraded by its disk.
+const (
+	simulatedDiskTotal = 100 << 30
+	simulatedDiskFree  = 60 << 30
+)
+
+// Observe reports a reachable engine and no containers: the simulated
+// engine keeps none, and an application left out of a report is not
+// judged (only a reported state "missing" is a removed container).
+func (e *Engine) Observe(context.Context, []string) docker.Observation {
+	return docker.Observation{Engine: docker.EngineHealth{
+		Reachable: true, Version: "simulated", APIVersion: "1.41", RootDir: "/var/lib/docker",
+		DiskFree: simulatedDiskFree, DiskTotal: simulatedDiskTotal,
+	}}
+}
+
+// WatchContainers never signals: nothing changes on the simulated engine
+// but through Deploy.
+func (e *Engine) WatchContainers(context.Context) (<-chan struct{}, <-chan error) { return nil, nil }
