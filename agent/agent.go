@@ -63,6 +63,8 @@ type Agent struct {
 	stopGrace time.Duration
 	// live is true while a session is established (Welcome received).
 	live atomic.Bool
+	// tails counts the live log tails streaming now (see maxTails).
+	tails atomic.Int32
 
 	mu       sync.Mutex
 	appLocks map[string]*sync.Mutex
