@@ -114,10 +114,10 @@ func (a *Agent) runTail(ctx context.Context, st *tentaclev1.StartTail, log *zap.
 	if st.GetSince() != nil {
 		opts.Since = st.GetSince().AsTime()
 	}
-	log.Debug("live tail started", zap.String("container", c.Name), zap.Bool("follow", opts.Follow))
+	log.Info("live tail started", zap.String("container", c.Name), zap.Bool("follow", opts.Follow))
 	ended, err := f.FollowLogs(ctx, c, opts, masked)
 	if ctx.Err() != nil {
-		log.Debug("live tail stopped by the server")
+		log.Info("live tail stopped by the server")
 		return
 	}
 	if err == nil {
@@ -129,7 +129,7 @@ func (a *Agent) runTail(ctx context.Context, st *tentaclev1.StartTail, log *zap.
 	if err != nil {
 		ended = "cannot read the log: " + err.Error()
 	}
-	log.Debug("live tail ended", zap.String("reason", ended))
+	log.Info("live tail ended", zap.String("reason", ended))
 	endTail(stream, &tentaclev1.StreamTailRequest{Ended: ended}, answered)
 }
 
