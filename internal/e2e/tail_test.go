@@ -19,9 +19,8 @@ import (
 	"github.com/tentacle-deploy/tentacle/internal/testimage"
 )
 
-// TestLiveTailAcrossTwoAgents runs two real agents (each with its own
-// container prefix, as two hosts would have their own engines), deploys an
-// application that prints a line every 100 ms with a secret in it, and
+// TestLiveTailAcrossTwoAgents runs two real agents on the local engine,
+// deploys an application that prints a line every 100 ms with a secret in it, and
 // reads its live log with `tentaclectl logs APP --env ENV` as a user would.
 func TestLiveTailAcrossTwoAgents(t *testing.T) {
 	docker := requireDocker(t)
@@ -31,23 +30,7 @@ func TestLiveTailAcrossTwoAgents(t *testing.T) {
 	removeContainers(t, docker, "tail-web")
 	s.ok("env", "create", "tail")
 	creds := fmt.Sprintf("registries:\n  - registry: %s\n    username: tail-user\n    password: tail-pass\n", reg.Host())
-	prefixes := map[string]string{} // target name → container prefix
-	agents := map[string]*proc{}
-	var names []string
-	for i, p := range []string{"ta-", "tb-"} {
-		a := s.agentProc("tail", p, creds+"container_prefix: "+p+"\n")
-		var ts targetsJSON
-		waitFor(t, "agent enrolled", 30*time.Second, func() bool {
-			s.json(&ts, "targets")
-			return len(ts.Targets) == i+1
-		})
-		for _, tg := range ts.Targets {
-			if _, ok := prefixes[tg.Name]; !ok {
-				prefixes[tg.Name], agents[tg.Name] = p, a
-				names = append(names, tg.Name)
-			}
-		}
-	}
+	names, prefixes, agents := s.prefixedAgents("tail", creds, "ta-", "tb-")
 	s.waitConnected(2)
 	const secret = "tail-secret-0123456789"
 	s.ok("app", "create", "tail-web", "--image", reg.Host()+"/tail/web", "--ready-after", "1s",
@@ -208,4 +191,29 @@ func (s *system) ctlProc(args ...string) *ctlProc {
 func (s *system) ctlEnv() []string {
 	return []string{"TENTACLE_SERVER=" + s.addr, "TENTACLE_TOKEN=" + s.token,
 		"TENTACLE_CA_FILE=" + filepath.Join(s.dataDir, "pki", "ca.crt"), "HOME=" + s.home, "XDG_CONFIG_HOME=" + s.home}
+}
+
+// prefixedAgents enrolls and runs one agent into env per container prefix
+// (so that several agents share the local engine, as hosts would have
+// their own), with config extra. It returns the target names in the order
+// of the prefixes, and each target's prefix and process.
+func (s *system) prefixedAgents(env, extra string, prefixes ...string) ([]string, map[string]string, map[string]*proc) {
+	s.t.Helper()
+	var names []string
+	prefixOf, procOf := map[string]string{}, map[string]*proc{}
+	for i, p := range prefixes {
+		a := s.agentProc(env, p, extra+"container_prefix: "+p+"\n")
+		var ts targetsJSON
+		waitFor(s.t, "agent enrolled", 30*time.Second, func() bool {
+			s.json(&ts, "targets")
+			return len(ts.Targets) == i+1
+		})
+		for _, tg := range ts.Targets {
+			if _, ok := prefixOf[tg.Name]; !ok {
+				prefixOf[tg.Name], procOf[tg.Name] = p, a
+				names = append(names, tg.Name)
+			}
+		}
+	}
+	return names, prefixOf, procOf
 }
