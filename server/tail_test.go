@@ -89,10 +89,17 @@ func webInProd(t *testing.T) (*Server, tentaclev1.AdminServiceClient, context.Co
 	return s, c, ctx, cert, key
 }
 
+// TestTailLogsRejectsBadInput calls as a viewer: reading logs, live or
+// not, is a viewer's right.
 func TestTailLogsRejectsBadInput(t *testing.T) {
 	t.Parallel()
-	_, c, ctx, _, _ := webInProd(t)
-	c.CreateEnvironment(ctx, &tentaclev1.CreateEnvironmentRequest{Name: "empty"})
+	s, root, ctx, _, _ := webInProd(t)
+	root.CreateEnvironment(ctx, &tentaclev1.CreateEnvironmentRequest{Name: "empty"})
+	viewer, err := root.CreateAdminToken(ctx, &tentaclev1.CreateAdminTokenRequest{Name: "viewer", Role: RoleViewer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := adminClient(t, s, viewer.GetToken())
 	for _, tc := range []struct {
 		name string
 		req  *tentaclev1.TailLogsRequest
