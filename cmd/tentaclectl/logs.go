@@ -41,9 +41,9 @@ every target of the environment that has the application's roles (or only
 its target ("web-2 | ..."); with -o json each line is one JSON object
 {"target": ..., "line": ...}. Secrets are masked as in task logs. With -f it
 keeps streaming until the containers stop or you press Ctrl-C (exit 0).
-Why each target's log ended, and targets that cannot be tailed (no session,
-no container), are reported on stderr; the exit code is 1 only if no target
-could be tailed at all. A slow terminal slows the tail down: nothing is lost
+Why each target's log ended (container stopped, end of log, no container) and
+targets that cannot be tailed (no session, no answer) are reported on stderr;
+the exit code is 1 only if every target failed that way. A slow terminal slows the tail down: nothing is lost
 and nothing piles up on the server.`,
 		Example: `  tentaclectl logs 0190f6d2-8e11-7c2a-b1f0-5a6b7c8d9e0f
   tentaclectl logs -f 0190f6d2-8e11-7c2a-b1f0-5a6b7c8d9e0f
@@ -85,10 +85,10 @@ and nothing piles up on the server.`,
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&follow, "follow", "f", false, "follow the log: until the task has finished, or (with --env) until the containers stop")
-	f.StringVar(&env, "env", "", "environment: print the live log of application APP there instead of a task's log")
-	f.StringVar(&target, "target", "", "with --env: only this target (name)")
-	f.StringVar(&since, "since", "", "with --env: only lines from the last duration, e.g. 10m or 2h")
-	f.StringVar(&tailFlag, "tail", "", "with --env: only the last N lines of each target (0: all)")
+	f.StringVar(&env, "env", "", "print the live log of application APP in environment `ENV` instead of a task's log")
+	f.StringVar(&target, "target", "", "with --env: only the target named `NAME`")
+	f.StringVar(&since, "since", "", "with --env: only lines from the last `DURATION`, e.g. 10m or 2h")
+	f.StringVar(&tailFlag, "tail", "", "with --env: only the last `N` lines of each target (0: all)")
 	return cmd
 }
 
