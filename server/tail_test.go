@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -28,10 +29,17 @@ func nextStartTail(t *testing.T, stream tentaclev1.AgentService_ConnectClient) *
 	}
 }
 
+// agentTail is a StreamTail call opened as an agent; ended receives the
+// error the server ends it with (its one Recv runs all along).
+type agentTail struct {
+	tentaclev1.AgentService_StreamTailClient
+	ended chan error
+}
+
 // openTail opens StreamTail as an agent with first as its first message and
-// returns the stream and the error the server ends it with, if it does
-// within a second.
-func openTail(t *testing.T, ac tentaclev1.AgentServiceClient, first *tentaclev1.StreamTailRequest) (tentaclev1.AgentService_StreamTailClient, error) {
+// returns the call, and the error the server ends it with if it does within
+// a second.
+func openTail(t *testing.T, ac tentaclev1.AgentServiceClient, first *tentaclev1.StreamTailRequest) (*agentTail, error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -42,16 +50,16 @@ func openTail(t *testing.T, ac tentaclev1.AgentServiceClient, first *tentaclev1.
 	if err := st.Send(first); err != nil && !errors.Is(err, io.EOF) {
 		t.Fatal(err)
 	}
-	errc := make(chan error, 1)
+	a := &agentTail{AgentService_StreamTailClient: st, ended: make(chan error, 1)}
 	go func() {
 		_, err := st.Recv()
-		errc <- err
+		a.ended <- err
 	}()
 	select {
-	case err := <-errc:
-		return st, err
+	case err := <-a.ended:
+		return a, err
 	case <-time.After(time.Second):
-		return st, nil
+		return a, nil
 	}
 }
 
@@ -297,4 +305,57 @@ func TestSlowTailReaderBoundsServerMemory(t *testing.T) {
 		t.Fatal("the agent's stream still open 10 s after the admin left")
 	}
 	until(t, "no tail registered", func() bool { return s.tails.pending() == 0 })
+}
+
+// A stopping server ends live tails at once: the admin's call and the
+// agent's stream both end with "server shutting down", and the shutdown is
+// not held up by them.
+func TestShutdownEndsLiveTails(t *testing.T) {
+	t.Parallel()
+	s, stop, served := startServerWith(t, Config{}, zaptest.NewLogger(t))
+	c := adminClient(t, s, s.BootstrapToken)
+	ctx := ctxT(t)
+	_, cert, key := enrollRaw(t, s, c, "prod")
+	c.CreateApplication(ctx, &tentaclev1.CreateApplicationRequest{Name: "web", ImageRepository: "r.example.com/web"})
+	ac, _ := agentConn(t, s, cert, key)
+	sess, err := connect(t, ac, "i1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := c.TailLogs(ctx, &tentaclev1.TailLogsRequest{Application: "web", Environment: "prod", Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := nextStartTail(t, sess)
+	agent, err := openTail(t, ac, &tentaclev1.StreamTailRequest{TailId: st.GetTailId(), Data: []byte("hello\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := admin.Recv(); err != nil || string(m.GetData()) != "hello\n" {
+		t.Fatalf("admin got %v, %v; want the agent's line", m, err)
+	}
+	stop()
+	for {
+		m, err := admin.Recv()
+		if err != nil {
+			wantStatus(t, err, codes.Unavailable, "server shutting down")
+			break
+		}
+		if m.GetError() != "server shutting down" {
+			t.Errorf("admin got %v while the server stopped", m)
+		}
+	}
+	select {
+	case err := <-agent.ended:
+		if status.Code(err) != codes.Unavailable {
+			t.Errorf("agent's tail ended with %v, want Unavailable", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("agent's tail still open 20 s after shutdown began")
+	}
+	select {
+	case <-served:
+	case <-time.After(20 * time.Second):
+		t.Fatal("server still serving 20 s after shutdown began")
+	}
 }
