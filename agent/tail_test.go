@@ -201,19 +201,26 @@ func TestTailEndsAtOnceWhenThereIsNothingToStream(t *testing.T) {
 	}
 }
 
-// An agent streams at most maxTails tails at once; the next one is ended
-// at once. When the server ends a tail, the agent stops reading the log.
+// An agent streams at most maxTails tails at once, beside its session;
+// the next one is ended at once. When the server ends a tail, the agent
+// stops reading the log.
 func TestTailsAreBoundedAndStopWithTheServer(t *testing.T) {
 	t.Parallel()
 	r := &followRunner{script: []string{"hello\n"}, hold: true}
 	a, srv := tailAgent(t, r)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// Through the session's handler, which must return while the tails
+	// stream: it is the session's receive loop.
+	start := func(id string) {
+		a.handle(ctx, a.taskCtx, &tentaclev1.ConnectResponse{Msg: &tentaclev1.ConnectResponse_StartTail{StartTail: &tentaclev1.StartTail{
+			TailId: id, Application: "web", Follow: true}}}, nil)
+	}
 	for range maxTails {
-		a.startTail(ctx, &tentaclev1.StartTail{TailId: "hold", Application: "web", Follow: true})
+		start("hold")
 		<-srv.opened
 	}
-	a.startTail(ctx, &tentaclev1.StartTail{TailId: "one-too-many", Application: "web", Follow: true})
+	start("one-too-many")
 	got := srv.next(t)
 	if want := fmt.Sprintf("too many tails: this agent streams at most %d at once", maxTails); len(got) != 1 || got[0].GetTailId() != "one-too-many" || got[0].GetEnded() != want {
 		t.Errorf("tail past the bound: %v, want ended with %q", got, want)
