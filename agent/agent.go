@@ -66,6 +66,8 @@ type Agent struct {
 	// healthSeq numbers the health reports of this process, across
 	// sessions.
 	healthSeq atomic.Uint64
+	// tails counts the live log tails streaming now (see maxTails).
+	tails atomic.Int32
 
 	mu       sync.Mutex
 	appLocks map[string]*sync.Mutex

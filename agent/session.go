@@ -139,6 +139,8 @@ func (a *Agent) handle(ctx, taskCtx context.Context, m *tentaclev1.ConnectRespon
 			a.log.Info("task cancelled by server", zap.String("task", msg.Cancel.GetTaskId()), zap.String("reason", msg.Cancel.GetReason()))
 			cancel()
 		}
+	case *tentaclev1.ConnectResponse_StartTail:
+		a.startTail(ctx, msg.StartTail)
 	}
 }
 

@@ -42,6 +42,7 @@ var methodRoles = map[string]string{
 	tentaclev1.AdminService_WatchDeployment_FullMethodName:  RoleViewer,
 	tentaclev1.AdminService_ListTasks_FullMethodName:        RoleViewer,
 	tentaclev1.AdminService_ReadTaskLog_FullMethodName:      RoleViewer,
+	tentaclev1.AdminService_TailLogs_FullMethodName:         RoleViewer,
 	tentaclev1.AdminService_ListTargets_FullMethodName:      RoleViewer,
 	tentaclev1.AdminService_GetStatus_FullMethodName:        RoleViewer,
 	tentaclev1.AdminService_GetTarget_FullMethodName:        RoleViewer,

@@ -93,6 +93,9 @@ type Server struct {
 	resendAfterNs atomic.Int64
 	// BootstrapToken is set when this start created the first admin token.
 	BootstrapToken string
+
+	// tails are the live log tails waiting for their agent's stream.
+	tails tails
 }
 
 // New opens the store, loads or creates the CA, server certificate and
