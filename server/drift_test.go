@@ -222,7 +222,7 @@ func TestDriftOverSession(t *testing.T) {
 	eventually(t, func() string {
 		tg := getTarget(t, c, a.name)
 		if tg.GetHealthState() != tentaclev1.TargetHealthState_TARGET_HEALTH_STATE_UNAVAILABLE ||
-			!strings.HasPrefix(tg.GetHealthReasons()[0], "no session since ") || !strings.HasSuffix(tg.GetHealthReasons()[0], ": agent stopped, host down or link cut") {
+			!strings.HasPrefix(tg.GetHealthReasons()[0], "no session (last seen ") || !strings.HasSuffix(tg.GetHealthReasons()[0], ": agent stopped, host down or link cut") {
 			return "after the session ended: " + targetLine(tg)
 		}
 		if h := tg.GetHealth(); h.GetReportedAt() == nil || len(h.GetContainers()) != 1 || h.GetContainers()[0].GetTaskId() != fix || h.GetEngine().GetVersion() != "28.0.1" {

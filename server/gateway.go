@@ -189,6 +189,14 @@ func (g *gateway) Connect(stream tentaclev1.AgentService_ConnectServer) error {
 
 	err = sess.readLoop(ctx, g.s.cfg.AgentTimeout)
 	sess.close(err)
+	// Last seen is stored at most once a minute while the session lives;
+	// its end is when the target was last heard from, which the health
+	// reason of an unavailable target quotes.
+	tctx, cancelTouch := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	if terr := g.s.store.TouchTarget(tctx, t.ID, time.Unix(0, sess.lastRecv.Load()).UTC()); terr != nil {
+		log.Warn("record when the target was last seen", zap.Error(terr))
+	}
+	cancelTouch()
 	select {
 	case <-written:
 	case <-time.After(5 * time.Second):

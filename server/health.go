@@ -64,7 +64,7 @@ func judgeHealth(in healthInput) healthVerdict {
 	if !in.Connected {
 		reason := "no session yet: the agent has never connected since the target enrolled"
 		if !in.LastSeen.IsZero() {
-			reason = fmt.Sprintf("no session since %s: agent stopped, host down or link cut", in.LastSeen.UTC().Format(time.DateTime+" MST"))
+			reason = fmt.Sprintf("no session (last seen %s): agent stopped, host down or link cut", in.LastSeen.UTC().Format(time.DateTime+" MST"))
 		}
 		return healthVerdict{State: tentaclev1.TargetHealthState_TARGET_HEALTH_STATE_UNAVAILABLE, Reasons: []string{reason}}
 	}
@@ -140,7 +140,9 @@ func containerReasons(c *tentaclev1.ContainerHealth, th HealthThresholds) []stri
 	if c.GetState() == "restarting" {
 		out = append(out, fmt.Sprintf("%s is restarting: it keeps exiting (tentaclectl logs shows why)", name))
 	}
-	if c.GetHealth() == "unhealthy" {
+	// Docker keeps the last health status of a container that stopped;
+	// a stopped container is drift, not a failing healthcheck.
+	if c.GetHealth() == "unhealthy" && c.GetState() == "running" {
 		out = append(out, fmt.Sprintf("%s is unhealthy: its HEALTHCHECK fails", name))
 	}
 	if n := c.GetRestartCount(); n > int64(th.Restarts) {

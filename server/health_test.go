@@ -60,9 +60,9 @@ func TestJudgeHealth(t *testing.T) {
 		drift   []string // application:kind
 	}{
 		{
-			name:  "no session since a time",
+			name:  "no session, last seen at a time",
 			in:    healthInput{LastSeen: healthT0, Report: report(running("web", "stale")), Applications: []store.TargetApplication{web}},
-			state: unavailable, reasons: []string{"no session since 2026-11-26 12:01:02 UTC: agent stopped, host down or link cut"},
+			state: unavailable, reasons: []string{"no session (last seen 2026-11-26 12:01:02 UTC): agent stopped, host down or link cut"},
 		},
 		{
 			name:  "never connected",

@@ -69,7 +69,7 @@ func TestTargetsHealth(t *testing.T) {
 		{Name: "web-2", Environment: "prod", Connected: true, HealthState: stateHealthy},
 		{Name: "web-3", Environment: "prod", Connected: true, HealthState: stateUnhealthy, HealthReasons: []string{"Docker engine unreachable: connection refused"}},
 		{Name: "web-4", Environment: "prod", LastSeenAt: timestamppb.New(t0), HealthState: stateUnavailable,
-			HealthReasons: []string{"no session since 2026-01-02 03:04:05 UTC: agent stopped, host down or link cut"}},
+			HealthReasons: []string{"no session (last seen 2026-01-02 03:04:05 UTC): agent stopped, host down or link cut"}},
 		{Name: "old-1", Environment: "prod", HealthState: stateUnavailable, RevokedAt: timestamppb.New(t0), HealthReasons: []string{"no session yet"}},
 	}})
 	r := h.run(t, "targets")
@@ -79,7 +79,7 @@ func TestTargetsHealth(t *testing.T) {
 		"web-1  prod         web    degraded     10s ago    1.2.0  28.0.1  linux/amd64  -             drift: container web exited with code 137 at 2026-01-02 03:04:00 UTC (stopped or killed by hand?) (tentaclectl deploy --missing puts it right) (+1 more)\n"+
 		"web-2  prod         -      healthy      never      -      -       -            -             -\n"+
 		"web-3  prod         -      unhealthy    never      -      -       -            -             Docker engine unreachable: connection refused\n"+
-		"web-4  prod         -      unavailable  1m ago     -      -       -            -             no session since 2026-01-02 03:04:05 UTC: agent stopped, host down or link cut\n"+
+		"web-4  prod         -      unavailable  1m ago     -      -       -            -             no session (last seen 2026-01-02 03:04:05 UTC): agent stopped, host down or link cut\n"+
 		"old-1  prod         -      revoked      never      -      -       -            -             -\n")
 }
 

@@ -387,7 +387,8 @@ type Store interface {
 	ListTargetsInEnvironment(ctx context.Context, environment string) ([]Target, error)
 	// MarkTargetSeen records what an agent reports in Hello, and when.
 	MarkTargetSeen(ctx context.Context, id string, seen TargetSeen) error
-	// TouchTarget moves only LastSeenAt (heartbeats).
+	// TouchTarget moves only LastSeenAt (heartbeats, a session's end), and
+	// only forward: a session ending late never hides a newer one's time.
 	TouchTarget(ctx context.Context, id string, at time.Time) error
 	// SetTargetHealth replaces the target's health report (Health,
 	// HealthAt); ErrNotFound for an unknown target.

@@ -280,7 +280,7 @@ func (s *Store) ListTargetsInEnvironment(ctx context.Context, environment string
 
 // TouchTarget moves last_seen_at; a zero at means now.
 func (s *Store) TouchTarget(ctx context.Context, id string, at time.Time) error {
-	return s.updateTarget(ctx, "touch", id, `UPDATE targets SET last_seen_at = ? WHERE id = ?`, stamp(at), id)
+	return s.updateTarget(ctx, "touch", id, `UPDATE targets SET last_seen_at = MAX(COALESCE(last_seen_at, 0), ?) WHERE id = ?`, stamp(at), id)
 }
 
 // MarkTargetSeen records what the agent reported; a zero At means now.

@@ -251,5 +251,11 @@ func testMarkTargetSeen(t *testing.T, s store.Store) {
 	must(t, err)
 	want.LastSeenAt = at(20 * time.Minute)
 	wantEqual(t, "target after TouchTarget", got, want)
+	// A session that ends after a newer one began reports an older time:
+	// last seen stays the newer.
+	must(t, s.TouchTarget(f.ctx, id, at(15*time.Minute)))
+	got, err = s.GetTarget(f.ctx, id)
+	must(t, err)
+	wantEqual(t, "target after an older TouchTarget", got, want)
 	wantErr(t, s.TouchTarget(f.ctx, "tgt-nope", at(0)), store.ErrNotFound, `"tgt-nope"`)
 }
