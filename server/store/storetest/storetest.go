@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"logs", logTests},
 		{"concurrency", concurrencyTests},
 		{"variables", variableTests},
+		{"metrics", metricsTests},
 	}
 	for _, g := range groups {
 		for _, tc := range g.tests {
