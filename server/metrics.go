@@ -82,6 +82,18 @@ func newMetrics(s *Server) *metrics {
 		}, []string{"kind"}),
 		accepted: map[string]time.Time{},
 	}
+	// Series that exist from the start: rate() and increase() see the
+	// first event, and a dashboard shows 0 rather than nothing.
+	for _, kind := range []string{store.KindDeploy, store.KindMissing, store.KindRollback, store.KindAuto} {
+		m.deployments.WithLabelValues(kind)
+	}
+	for _, outcome := range []store.TaskState{store.TaskSucceeded, store.TaskFailed, store.TaskCancelled} {
+		m.finished.WithLabelValues(string(outcome), "")
+		m.duration.WithLabelValues(string(outcome))
+	}
+	for kind := range failureKinds {
+		m.finished.WithLabelValues(string(store.TaskFailed), kind)
+	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -128,10 +140,11 @@ func (s *Server) targetStates(ctx context.Context) (map[tentaclev1.TargetHealthS
 	return out, nil
 }
 
-// CountDeploymentCreated counts a new deployment of kind ("deploy",
-// "rollback", "missing", …: a short fixed word, never user input).
+// CountDeploymentCreated counts a new deployment of kind (store.KindDeploy,
+// KindMissing, KindRollback or KindAuto: never user input).
 //
-// INTEGRATOR: call it where a deployment is created (server/deploy.go).
+// INTEGRATOR: call it where a deployment is created: in server/deploy.go
+// after the "deployment queued" log, s.CountDeploymentCreated(d.Kind).
 func (s *Server) CountDeploymentCreated(kind string) {
 	s.metrics.deployments.WithLabelValues(kind).Inc()
 }
