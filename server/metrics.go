@@ -10,7 +10,6 @@ import (
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"go.uber.org/zap"
 
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 	"github.com/tentacle-deploy/tentacle/server/store"
@@ -106,9 +105,9 @@ func newMetrics(s *Server) *metrics {
 			Name: metricsPrefix + "handshakes_refused_total",
 			Help: "Agent sessions refused with a retry hint (too many handshakes at once, or shutting down).",
 		}, func() float64 { return float64(s.handshakes.refusedTotal.Load()) }),
-		newStateCollector(s.log, metricsPrefix+"tasks", "Stored tasks by state (read at most every 10 s).",
+		newStateCollector(metricsPrefix+"tasks", "Stored tasks by state (read at most every 10 s).",
 			taskStateNames, s.store.CountTasksByState),
-		newStateCollector(s.log, metricsPrefix+"targets", "Enrolled, unrevoked targets by health state (read at most every 10 s).",
+		newStateCollector(metricsPrefix+"targets", "Enrolled, unrevoked targets by health state (read at most every 10 s).",
 			targetStateNames, func(ctx context.Context) (map[tentaclev1.TargetHealthState]int, error) {
 				return s.targetStates(ctx)
 			}),
@@ -149,7 +148,7 @@ func (s *Server) CountDeploymentCreated(kind string) {
 	s.metrics.deployments.WithLabelValues(kind).Inc()
 }
 
-// taskSent is the hook for TaskAccepted: sentAt is when this session sent
+// taskAccepted is the hook for TaskAccepted: sentAt is when this session sent
 // the task (zero when it did not: the accept is then not timed).
 func (m *metrics) taskAccepted(taskID string, sentAt time.Time) {
 	now := time.Now()
@@ -219,7 +218,6 @@ var targetStateNames = func() map[tentaclev1.TargetHealthState]string {
 // by countsTimeout. Every known state is reported, 0 when nothing is in
 // it, so an alert can compare against 0.
 type stateCollector[K comparable] struct {
-	log   *zap.Logger
 	name  string
 	desc  *prometheus.Desc
 	names map[K]string
@@ -230,8 +228,8 @@ type stateCollector[K comparable] struct {
 	counts map[K]int
 }
 
-func newStateCollector[K comparable](log *zap.Logger, name, help string, names map[K]string, count func(context.Context) (map[K]int, error)) *stateCollector[K] {
-	return &stateCollector[K]{log: log, name: name, names: names, count: count,
+func newStateCollector[K comparable](name, help string, names map[K]string, count func(context.Context) (map[K]int, error)) *stateCollector[K] {
+	return &stateCollector[K]{name: name, names: names, count: count,
 		desc: prometheus.NewDesc(name, help, []string{"state"}, nil)}
 }
 

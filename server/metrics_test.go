@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
-	"go.uber.org/zap/zaptest"
 
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 	"github.com/tentacle-deploy/tentacle/server/store"
@@ -22,7 +21,7 @@ import (
 func TestStateCountsAreCachedAndEveryStateIsReported(t *testing.T) {
 	t.Parallel()
 	var reads atomic.Int32
-	c := newStateCollector(zaptest.NewLogger(t), "tentacle_server_tasks", "help", taskStateNames,
+	c := newStateCollector("tentacle_server_tasks", "help", taskStateNames,
 		func(context.Context) (map[store.TaskState]int, error) {
 			reads.Add(1)
 			return map[store.TaskState]int{store.TaskQueued: 2, store.TaskSucceeded: 5}, nil
@@ -59,7 +58,7 @@ func TestStoreThatHangsFailsOnlyItsSeries(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		newStateCollector(zaptest.NewLogger(t), "tentacle_server_targets", "help", targetStateNames,
+		newStateCollector("tentacle_server_targets", "help", targetStateNames,
 			func(ctx context.Context) (map[tentaclev1.TargetHealthState]int, error) {
 				<-ctx.Done()
 				return nil, ctx.Err()
