@@ -48,7 +48,10 @@ type Config struct {
 	// LogSpoolCap bounds each task's log bytes the server has not
 	// acknowledged: "64MiB" (the default when empty), or bytes with an
 	// optional KiB, MiB or GiB suffix. See SpoolCap.
-	LogSpoolCap string          `yaml:"log_spool_cap"`
+	LogSpoolCap string `yaml:"log_spool_cap"`
+	// MetricsAddr is the HOST:PORT of the agent's plain-HTTP /metrics;
+	// empty (the default) serves none.
+	MetricsAddr string          `yaml:"metrics_addr"`
 	Log         logging.Options `yaml:"log"`
 }
 
@@ -461,6 +464,9 @@ func problems(cfg Config) []problem {
 	if msg := checkLogSpoolCap(cfg.LogSpoolCap); msg != "" {
 		out = append(out, problem{"log_spool_cap", msg})
 	}
+	if msg := CheckMetricsAddr(cfg.MetricsAddr); msg != "" {
+		out = append(out, problem{"metrics_addr", msg})
+	}
 	if msg := checkLogFormat(cfg.Log.Format); msg != "" {
 		out = append(out, problem{"log.format", msg})
 	}
@@ -489,19 +495,26 @@ func problems(cfg Config) []problem {
 // The check functions return "" for a valid (or empty, meaning default)
 // value, else what is wrong with it, without the field's name.
 
-func checkServer(s string) string {
+func checkServer(s string) string { return checkHostPort(s, false) }
+
+// checkHostPort checks a HOST:PORT; anyHost allows :PORT (every interface).
+func checkHostPort(s string, anyHost bool) string {
 	if s == "" {
 		return ""
 	}
+	form := "HOST:PORT"
+	if anyHost {
+		form = "HOST:PORT or :PORT"
+	}
 	if strings.Contains(s, "://") {
-		return fmt.Sprintf("%q must be HOST:PORT, without a scheme", s)
+		return fmt.Sprintf("%q must be %s, without a scheme", s, form)
 	}
 	host, port, err := net.SplitHostPort(s)
-	if err != nil || host == "" || strings.ContainsAny(host, " \t\r\n/@") {
-		return fmt.Sprintf("%q must be HOST:PORT", s)
+	if err != nil || (host == "" && !anyHost) || strings.ContainsAny(host, " \t\r\n/@") {
+		return fmt.Sprintf("%q must be %s", s, form)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fmt.Sprintf("%q must be HOST:PORT with a port from 1 to 65535", s)
+		return fmt.Sprintf("%q must be %s with a port from 1 to 65535", s, form)
 	}
 	return ""
 }

@@ -20,14 +20,15 @@ var envOverrides = []struct {
 	{"TENTACLE_DOCKER_CONFIG", func(c *Config) *string { return &c.DockerConfig }, func(string) string { return "" }},
 	{"TENTACLE_CONTAINER_PREFIX", func(c *Config) *string { return &c.ContainerPrefix }, checkContainerPrefix},
 	{"TENTACLE_LOG_SPOOL_CAP", func(c *Config) *string { return &c.LogSpoolCap }, checkLogSpoolCap},
+	{"TENTACLE_METRICS_ADDR", func(c *Config) *string { return &c.MetricsAddr }, CheckMetricsAddr},
 	{"TENTACLE_LOG_FORMAT", func(c *Config) *string { return &c.Log.Format }, checkLogFormat},
 	{"TENTACLE_LOG_LEVEL", func(c *Config) *string { return &c.Log.Level }, checkLogLevel},
 }
 
 // ApplyEnv overrides cfg with the environment variables TENTACLE_SERVER,
 // TENTACLE_DATA_DIR, TENTACLE_DOCKER_HOST, TENTACLE_DOCKER_CONFIG,
-// TENTACLE_CONTAINER_PREFIX, TENTACLE_LOG_SPOOL_CAP, TENTACLE_LOG_FORMAT and
-// TENTACLE_LOG_LEVEL, read through lookup
+// TENTACLE_CONTAINER_PREFIX, TENTACLE_LOG_SPOOL_CAP, TENTACLE_METRICS_ADDR,
+// TENTACLE_LOG_FORMAT and TENTACLE_LOG_LEVEL, read through lookup
 // (os.LookupEnv in production). An empty variable is the same as an unset
 // one. TENTACLE_DATA_DIR must be absolute: a service's working directory is
 // nothing to rely on. Values are checked as in the file; on error cfg is

@@ -110,6 +110,7 @@ func (s *Server) createDeployment(ctx context.Context, n newDeployment) (store.D
 		zap.String("release", d.ReleaseVersion), zap.String("environment", d.Environment), zap.Int("tasks", len(tasks)),
 		zap.Int("waves", waveOf(len(tasks)-1, n.rollout.Window)), zap.String("by", d.CreatedBy),
 		zap.Strings("skipped_targets", n.skipped), zap.Int("failed_unavailable", len(n.unavailable)))
+	s.countDeploymentCreated(d.Kind)
 	for _, t := range tasks {
 		if t.State == store.TaskQueued {
 			s.sessions.kick(t.TargetID)

@@ -285,6 +285,7 @@ func (g *gateway) PushLogs(stream tentaclev1.AgentService_PushLogsServer) error 
 		if errors.Is(err, store.ErrLogGap) {
 			end, err = g.s.store.TaskLogSize(ctx, id)
 		} else if err == nil {
+			g.s.metrics.logStored(data)
 			g.s.changes.Changed()
 		}
 		if err != nil {

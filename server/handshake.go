@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -39,6 +40,8 @@ type handshakes struct {
 	window  time.Time
 	// took is a moving average of how long a handshake holds its slot.
 	took time.Duration
+	// refusedTotal counts every refusal, for the metrics.
+	refusedTotal atomic.Uint64
 }
 
 // Bounds of one handshake's time in the average: a store too fast to
@@ -87,6 +90,7 @@ func (h *handshakes) retryAfter(now time.Time) time.Duration {
 		h.window, h.refused = now, 0
 	}
 	h.refused++
+	h.refusedTotal.Add(1)
 	took := max(h.took, minHandshakeTime)
 	crowd := 2 * time.Duration(h.refused) * took / time.Duration(cap(h.slots))
 	h.mu.Unlock()

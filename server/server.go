@@ -84,6 +84,12 @@ type Server struct {
 	health     *healthBook
 	grpc       *grpc.Server
 	lis        net.Listener
+	// grpcServing is true while grpc.Serve runs (for /readyz).
+	grpcServing atomic.Bool
+	metrics     *metrics
+	// probes serves /metrics, /healthz and /readyz; nil without
+	// --http-listen.
+	probes *probeServer
 	// stopping is closed when shutdown begins: long-lived streams (logs,
 	// watches) end at once instead of holding up a restart.
 	stopping chan struct{}
@@ -152,6 +158,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, store: st, ca: ca, cas: cas, box: box, sessions: newSessions(), handshakes: newHandshakes(cfg.MaxHandshakes), changes: newChanges(), health: newHealthBook(), stopping: make(chan struct{})}
 	s.rollouts = newRollouts(s)
+	s.metrics = newMetrics(s)
 	s.resendAfterNs.Store(int64(defaultResendAfter))
 	if err := s.bootstrap(ctx); err != nil {
 		st.Close()
@@ -163,6 +170,11 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	s.lis = lis
+	if err := s.listenProbes(); err != nil {
+		lis.Close()
+		st.Close()
+		return nil, err
+	}
 	s.caPool = cas.Pool()
 	s.serverCert = cert.Leaf
 	s.grpc = grpc.NewServer(
@@ -171,11 +183,13 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Server, error) {
 		// noticed in seconds.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 15 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(s.authUnary),
-		grpc.ChainStreamInterceptor(s.authStream),
+		// Metrics first, so that calls refused by auth are counted too.
+		grpc.ChainUnaryInterceptor(s.metrics.grpc.UnaryServerInterceptor(), s.authUnary),
+		grpc.ChainStreamInterceptor(s.metrics.grpc.StreamServerInterceptor(), s.authStream),
 	)
 	tentaclev1.RegisterAgentServiceServer(s.grpc, &gateway{s: s})
 	tentaclev1.RegisterAdminServiceServer(s.grpc, &admin{s: s})
+	s.metrics.grpc.InitializeMetrics(s.grpc)
 	return s, nil
 }
 
@@ -200,14 +214,21 @@ func (s *Server) Serve(ctx context.Context) error {
 	deadlinesDone := make(chan struct{})
 	go func() { s.failOverdueTasks(deadlines); close(deadlinesDone) }()
 	errc := make(chan error, 1)
-	go func() { errc <- s.grpc.Serve(s.lis) }()
+	s.grpcServing.Store(true)
+	go func() {
+		err := s.grpc.Serve(s.lis)
+		s.grpcServing.Store(false)
+		errc <- err
+	}()
 	s.log.Info("serving", zap.String("addr", s.Addr()), zap.String("ca_hash", s.ca.Hash()))
+	s.serveProbes()
 	var err error
 	select {
 	case <-ctx.Done():
 		s.shutdown()
 	case err = <-errc:
 	}
+	s.closeProbes()
 	stopDeadlines()
 	<-deadlinesDone
 	s.rollouts.stop()

@@ -550,6 +550,7 @@ func (s *session) handle(ctx context.Context, m *tentaclev1.ConnectRequest) erro
 		if _, err := s.ownTask(ctx, msg.TaskAccepted.GetTaskId()); err != nil {
 			return err
 		}
+		s.s.metrics.taskAccepted(msg.TaskAccepted.GetTaskId(), s.sentAt(msg.TaskAccepted.GetTaskId()))
 		s.acked(msg.TaskAccepted.GetTaskId())
 		if err := s.s.store.MarkTaskAccepted(ctx, msg.TaskAccepted.GetTaskId()); err != nil {
 			return fmt.Errorf("mark accepted: %w", err)
@@ -600,6 +601,7 @@ func (s *session) handleEvent(ctx context.Context, e *tentaclev1.TaskEvent) erro
 		s.s.changes.Changed()
 	}
 	if isNew && !task.State.Terminal() && ev.State.Terminal() {
+		s.s.metrics.taskFinished(ev)
 		ended := task
 		ended.State = ev.State
 		// The rollout must move on even if this session ends meanwhile.

@@ -21,6 +21,8 @@ type globals struct {
 	config  string
 	dataDir string
 	log     logging.Options
+	// metricsAddr is run's --metrics-addr.
+	metricsAddr string
 }
 
 func newRootCommand() *cobra.Command {
@@ -61,6 +63,12 @@ func (g *globals) load(cmd *cobra.Command) (agent.Config, *zap.Logger, error) {
 	}
 	if g.log.Level != "" {
 		cfg.Log.Level = g.log.Level
+	}
+	if g.metricsAddr != "" {
+		if msg := agent.CheckMetricsAddr(g.metricsAddr); msg != "" {
+			return agent.Config{}, nil, fmt.Errorf("--metrics-addr: %s", msg)
+		}
+		cfg.MetricsAddr = g.metricsAddr
 	}
 	log, err := logging.New(cfg.Log, nil)
 	return cfg, log, err
@@ -103,13 +111,15 @@ stores key, certificate and CA in the data directory.`,
 }
 
 func runCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:     "run",
 		Short:   "Run the agent in the foreground",
 		Example: "  tentacle run --config /etc/tentacle/agent.yaml",
 		Args:    cobra.NoArgs,
 		RunE:    func(cmd *cobra.Command, _ []string) error { return g.run(cmd) },
 	}
+	cmd.Flags().StringVar(&g.metricsAddr, "metrics-addr", "", "HOST:PORT to serve Prometheus /metrics on over plain HTTP, e.g. 127.0.0.1:9480 (overrides TENTACLE_METRICS_ADDR and metrics_addr; default: none)")
+	return cmd
 }
 
 // runAgent runs the agent until ctx ends; `tentacle run` in the foreground
@@ -133,6 +143,13 @@ func runAgent(ctx context.Context, cfg agent.Config, log *zap.Logger) error {
 	a, err := agent.New(cfg, d, log)
 	if err != nil {
 		return err
+	}
+	if cfg.MetricsAddr != "" {
+		m, err := a.ServeMetrics(cfg.MetricsAddr)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
 	}
 	return a.Run(ctx)
 }

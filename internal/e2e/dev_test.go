@@ -32,7 +32,7 @@ func TestDevModeREADMEPath(t *testing.T) {
 	os.WriteFile(filepath.Join(home, ".docker", "config.json"), []byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, reg.Host(), auth)), 0o600)
 	t.Setenv("HOME", home)
 
-	dev := start(t, "tentacle-server", "dev", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0")
+	dev := start(t, "tentacle-server", "dev", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")
 	s := &system{t: t, home: home}
 	waitFor(t, "dev mode's printed commands", 60*time.Second, func() bool {
 		for _, m := range exportRE.FindAllStringSubmatch(dev.out.String(), -1) {

@@ -133,7 +133,8 @@ func startSystem(t *testing.T) *system {
 // bootstrap token is printed only on the first start.
 func (s *system) serve(listen string, extra ...string) {
 	s.t.Helper()
-	args := append([]string{"serve", "--data-dir", s.dataDir, "--listen", listen, "--log-format", "json", "--heartbeat", "2s"}, extra...)
+	// A free port for /metrics and the probes: tests run servers in parallel.
+	args := append([]string{"serve", "--data-dir", s.dataDir, "--listen", listen, "--http-listen", "127.0.0.1:0", "--log-format", "json", "--heartbeat", "2s"}, extra...)
 	s.server = start(s.t, "tentacle-server", args...)
 	s.addr = ""
 	waitFor(s.t, "server address and bootstrap token", 30*time.Second, func() bool {

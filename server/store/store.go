@@ -494,4 +494,8 @@ type Store interface {
 	TaskLogSize(ctx context.Context, taskID string) (uint64, error)
 
 	Close() error
+
+	// CountTasksByState counts every stored task by state, for the
+	// server's metrics; states no task is in are absent.
+	CountTasksByState(ctx context.Context) (map[TaskState]int, error)
 }

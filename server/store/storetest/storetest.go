@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"concurrency", concurrencyTests},
 		{"variables", variableTests},
 		{"health", healthTests},
+		{"metrics", metricsTests},
 	}
 	for _, g := range groups {
 		for _, tc := range g.tests {
