@@ -119,6 +119,7 @@ Tentacle dev server is running (Ctrl-C stops it).
   data dir: %s
   server:   %s
   agent:    enrolled in environment "dev", using the local Docker engine
+  metrics:  %s
 
 In another terminal:
 
@@ -129,13 +130,24 @@ In another terminal:
   tentaclectl deploy --app hello --release 1.27 --env dev --wait
   tentaclectl deployments
   tentaclectl logs TASK_ID
+  tentaclectl logs hello --env dev -f
+  tentaclectl targets
 
 (Use "go run ./cmd/tentaclectl" in place of tentaclectl from a source checkout.)
 
-`, f.dataDir, addr, addr, caPath, adminToken)
+`, f.dataDir, addr, metricsURL(srv), addr, caPath, adminToken)
 	<-ctx.Done()
 	wg.Wait()
 	return serveErr
+}
+
+// metricsURL is where the dev server's Prometheus metrics are, or why
+// there are none.
+func metricsURL(srv *server.Server) string {
+	if a := srv.ProbeAddr(); a != "" {
+		return "http://" + a + "/metrics (also /healthz, /readyz)"
+	}
+	return "off (--http-listen \"\")"
 }
 
 // dialAddr turns a listen address into one a local client can dial.
