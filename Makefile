@@ -12,7 +12,7 @@ PROTOC_GEN_GO_GRPC := $(BIN)/protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/tentacle-deploy/tentacle/internal/version.Version=$(VERSION)
 
-.PHONY: build test lint proto check run tools fuzz clean faults
+.PHONY: build test lint proto check run tools fuzz clean faults bench
 
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
@@ -29,6 +29,13 @@ faults:
 	TENTACLE_REQUIRE_DOCKER=1 TENTACLE_FAULT_RUNS=$(FAULT_RUNS) TENTACLE_FAULT_REPORT=$(BIN)/faults-report.txt \
 		$(GO) test -race -count=1 -timeout 60m -run '^TestFaults$$' ./internal/e2e; \
 		status=$$?; cat $(BIN)/faults-report.txt 2>/dev/null; exit $$status
+
+# The benchmark harness (docs/PERFORMANCE.md): builds the binaries, then
+# prints the table. BENCH_FLAGS=--agents 1000 --scenarios dispatch, -o json…
+BENCH_FLAGS ?=
+bench: build
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/tentacle-bench
+	$(BIN)/tentacle-bench --bin-dir $(BIN) $(BENCH_FLAGS)
 
 # Runs the server with a temporary data dir and a local agent.
 run:

@@ -1,0 +1,4 @@
+package main
+
+// fleetScenarios are the scenarios with simulated agents.
+func fleetScenarios() []scenario { return nil }
