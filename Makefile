@@ -34,7 +34,6 @@ faults:
 # prints the table. BENCH_FLAGS=--agents 1000 --scenarios dispatch, -o json…
 BENCH_FLAGS ?=
 bench: build
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/tentacle-bench
 	$(BIN)/tentacle-bench --bin-dir $(BIN) $(BENCH_FLAGS)
 
 # Runs the server with a temporary data dir and a local agent.
