@@ -72,6 +72,8 @@ func (a *admin) RevokeTarget(ctx context.Context, req *tentaclev1.RevokeTargetRe
 	if sess := a.s.sessions.get(t.ID); sess != nil {
 		sess.close(status.Errorf(codes.PermissionDenied, "target %s was revoked at %s: it can only return by enrolling with a new token", t.Name, t.RevokedAt.Format(time.RFC3339)))
 	}
+	// A revoked target never reports again: its health is not kept.
+	a.s.health.forget(t.ID)
 	a.s.log.Warn("target revoked", zap.String("target", t.Name), zap.String("target_id", t.ID), zap.String("by", principalFrom(ctx).Name))
 	a.s.changes.Changed()
 	return &tentaclev1.RevokeTargetResponse{Target: a.targetToProto(t)}, nil

@@ -69,6 +69,13 @@ func (b *healthBook) of(targetID, session string) *targetHealthState {
 	return h
 }
 
+// forget drops what the book holds of a target.
+func (b *healthBook) forget(targetID string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.targets, targetID)
+}
+
 // live returns the report and skew of the target's current session.
 func (b *healthBook) live(targetID, session string) (r *tentaclev1.HealthReport, at time.Time, skew time.Duration, skewKnown bool) {
 	b.mu.Lock()

@@ -465,3 +465,30 @@ func TestHealthReportSurvivesRestart(t *testing.T) {
 		t.Errorf("after the restart, the last report is %v (reported %v), want engine 28.0.1, container web, reported at %v", h, h.GetReportedAt().AsTime(), reported)
 	}
 }
+
+// A revoked target never reports again, so the server keeps nothing of its
+// health in memory.
+func TestRevokedTargetsHealthIsForgotten(t *testing.T) {
+	t.Parallel()
+	s, c := webInDev(t)
+	a, _ := enrollHealthAgent(t, s, c, "dev", "a")
+	a.sendReport(t, &tentaclev1.HealthReport{Sequence: 1, Engine: &tentaclev1.EngineHealth{Reachable: true}})
+	id := getTarget(t, c, a.name).GetId()
+	held := func() bool {
+		s.health.mu.Lock()
+		defer s.health.mu.Unlock()
+		return s.health.targets[id] != nil
+	}
+	eventually(t, func() string {
+		if !held() {
+			return "report not held"
+		}
+		return ""
+	})
+	if _, err := c.RevokeTarget(ctxT(t), &tentaclev1.RevokeTargetRequest{Target: a.name}); err != nil {
+		t.Fatal(err)
+	}
+	if held() {
+		t.Fatal("the revoked target's health is still held")
+	}
+}
