@@ -29,7 +29,7 @@ func lineStamp(line []byte) (int64, bool) {
 	for k < len(rest) && rest[k] >= '0' && rest[k] <= '9' {
 		k++
 	}
-	if k == 0 || k > 19 || (k < len(rest) && rest[k] != ' ') {
+	if k == 0 || k > 19 || (k < len(rest) && rest[k] != ' ' && rest[k] != '\n' && rest[k] != '\r') {
 		return 0, false
 	}
 	n, err := strconv.ParseInt(string(rest[:k]), 10, 64)
