@@ -343,7 +343,7 @@ func runAgent(ctx context.Context, b *bench, _ int) ([]Figure, error) {
 		return nil, err
 	}
 	idleCPU := cpuPercent(a, z)
-	idleRSS := z.rss
+	idleRSS, idleAnon := z.rss, z.anon
 
 	if _, err := s.ctl(ctx, "app", "create", "agentapp", "--image", image, "--ready-after", "2s"); err != nil {
 		return nil, err
@@ -389,7 +389,7 @@ func runAgent(ctx context.Context, b *bench, _ int) ([]Figure, error) {
 	deployCPU := cpuPercent(samples[0], samples[len(samples)-1])
 	return []Figure{
 		atMost(Figure{Scenario: "agent", Name: "idle agent RSS", Unit: "MiB", Value: float64(idleRSS) / (1 << 20),
-			Note: fmt.Sprintf("VmRSS of the real tentacle run process with its session, 10 s after it connected (peak %.1f MiB over the 10 s window); %s", float64(peakIdle)/(1<<20), load)}, 20),
+			Note: fmt.Sprintf("VmRSS of the real tentacle run process with its session, 10 s after it connected (peak %.1f MiB over the 10 s window); of it RssAnon (heap, stacks) %.1f MiB, the rest is the binary's pages mapped from the page cache; %s", float64(peakIdle)/(1<<20), float64(idleAnon)/(1<<20), load)}, 20),
 		{Scenario: "agent", Name: "idle agent CPU", Unit: "%", Value: idleCPU,
 			Note: fmt.Sprintf("utime+stime over 10 s, %% of one core (/proc/PID/stat, 10 ms ticks); target ~0 %%; %s", load)},
 		{Scenario: "agent", Name: "agent peak RSS during a deployment", Unit: "MiB", Value: float64(peak) / (1 << 20),

@@ -91,11 +91,14 @@ tentacle_server_sessions{env="b"} 3
 }
 
 func TestParseProc(t *testing.T) {
-	status := []byte("Name:\ttentacle\nVmPeak:\t  900000 kB\nVmRSS:\t   18432 kB\nThreads:\t9\n")
-	if rss, err := parseVmRSS(status); err != nil || rss != 18432<<10 {
-		t.Errorf("parseVmRSS = %d, %v", rss, err)
+	status := []byte("Name:\ttentacle\nVmPeak:\t  900000 kB\nVmRSS:\t   18432 kB\nRssAnon:\t    6144 kB\nThreads:\t9\n")
+	if rss, err := statusKB(status, "VmRSS"); err != nil || rss != 18432<<10 {
+		t.Errorf("VmRSS = %d, %v", rss, err)
 	}
-	if _, err := parseVmRSS([]byte("Name:\tx\n")); err == nil {
+	if anon, err := statusKB(status, "RssAnon"); err != nil || anon != 6144<<10 {
+		t.Errorf("RssAnon = %d, %v", anon, err)
+	}
+	if _, err := statusKB([]byte("Name:\tx\n"), "VmRSS"); err == nil {
 		t.Error("no VmRSS: no error")
 	}
 	// A command name with a space and a parenthesis; utime 250, stime 50.

@@ -16,8 +16,11 @@ const clockTicks = 100
 // procSample is one reading of a process's memory and CPU time.
 type procSample struct {
 	at  time.Time
-	rss int64         // VmRSS, bytes
-	cpu time.Duration // utime+stime
+	rss int64 // VmRSS, bytes
+	// anon is RssAnon, the part of rss that is the process's own memory
+	// (the rest maps its binary and libraries from the page cache).
+	anon int64
+	cpu  time.Duration // utime+stime
 }
 
 // sampleProc reads /proc/PID/status and /proc/PID/stat.
@@ -27,9 +30,10 @@ func sampleProc(pid int) (procSample, error) {
 	if err != nil {
 		return s, err
 	}
-	if s.rss, err = parseVmRSS(status); err != nil {
+	if s.rss, err = statusKB(status, "VmRSS"); err != nil {
 		return s, err
 	}
+	s.anon, _ = statusKB(status, "RssAnon")
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return s, err
@@ -38,24 +42,25 @@ func sampleProc(pid int) (procSample, error) {
 	return s, err
 }
 
-// parseVmRSS returns VmRSS of /proc/PID/status in bytes.
-func parseVmRSS(status []byte) (int64, error) {
+// statusKB returns a "kB" field of /proc/PID/status (VmRSS, RssAnon) in
+// bytes.
+func statusKB(status []byte, field string) (int64, error) {
 	for _, line := range strings.Split(string(status), "\n") {
-		v, ok := strings.CutPrefix(line, "VmRSS:")
+		v, ok := strings.CutPrefix(line, field+":")
 		if !ok {
 			continue
 		}
 		f := strings.Fields(v)
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("VmRSS: unexpected %q", line)
+			return 0, fmt.Errorf("%s: unexpected %q", field, line)
 		}
 		kb, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("VmRSS: %w", err)
+			return 0, fmt.Errorf("%s: %w", field, err)
 		}
 		return kb << 10, nil
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/PID/status")
+	return 0, fmt.Errorf("no %s in /proc/PID/status", field)
 }
 
 // parseStatCPU returns utime+stime of /proc/PID/stat. The command name,
