@@ -227,9 +227,11 @@ func recvWithin(stream tentaclev1.AgentService_ConnectServer, d time.Duration) (
 // PushLogs stores task log chunks and answers with the stored length. A
 // chunk past the stored end is not an error: the answer tells the agent
 // where to resume.
-// pushLogsBatch is about the most PushLogs stores in one transaction: it
-// stops adding chunks once this is reached.
-const pushLogsBatch = 1 << 20
+// pushLogsBatch is about the most PushLogs stores in one transaction (one
+// chunk row): it stops adding chunks once this is reached. Not more: a
+// follower reads the log back 64 KiB at a time (admin.ReadTaskLog), and
+// each read loads the whole row.
+const pushLogsBatch = 256 << 10
 
 func (g *gateway) PushLogs(stream tentaclev1.AgentService_PushLogsServer) error {
 	ctx := stream.Context()
