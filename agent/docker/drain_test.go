@@ -1,31 +1,14 @@
 package docker
 
 import (
-	"bytes"
 	"io"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/tentacle-deploy/tentacle/internal/testimage"
 )
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // pipeOutput is an output reading a multiplexed stream written to w.
 func pipeOutput(logs io.Writer) (*output, io.Writer, func()) {
@@ -37,7 +20,7 @@ func pipeOutput(logs io.Writer) (*output, io.Writer, func()) {
 }
 
 func TestStopQuietEndsEarlyWhenNothingArrives(t *testing.T) {
-	var logs syncBuf
+	var logs testimage.SyncBuffer
 	o, w, _ := pipeOutput(&logs)
 	io.WriteString(w, "line 1\n")
 	began := time.Now()
@@ -51,7 +34,7 @@ func TestStopQuietEndsEarlyWhenNothingArrives(t *testing.T) {
 }
 
 func TestStopQuietWaitsForALineJustAfterTheEnd(t *testing.T) {
-	var logs syncBuf
+	var logs testimage.SyncBuffer
 	o, w, _ := pipeOutput(&logs)
 	go func() {
 		time.Sleep(15 * time.Millisecond) // printed at the end of the gate, arriving late
@@ -64,7 +47,7 @@ func TestStopQuietWaitsForALineJustAfterTheEnd(t *testing.T) {
 }
 
 func TestStopQuietCutsABusyStreamAtTheDrain(t *testing.T) {
-	var logs syncBuf
+	var logs testimage.SyncBuffer
 	o, w, _ := pipeOutput(&logs)
 	stop := make(chan struct{})
 	go func() {
