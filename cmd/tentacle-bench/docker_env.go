@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +18,11 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
 	"github.com/tentacle-deploy/tentacle/internal/testimage"
+	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 )
 
 // Credentials of the registry the Docker scenarios start.
@@ -323,5 +329,65 @@ func (s *dockerSystem) close() {
 	defer cancel()
 	if err := s.removeContainers(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		s.b.logf("docker %s: %v", s.env, err)
+	}
+}
+
+// bearer sends the admin token with every call, as tentaclectl does.
+type bearer string
+
+func (t bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(t)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return true }
+
+// adminClient is a connection to the server's admin API over TLS with the
+// bootstrap token, in this process.
+func (s *dockerSystem) adminClient() (tentaclev1.AdminServiceClient, func(), error) {
+	pem, err := os.ReadFile(filepath.Join(s.dataDir, "pki", "ca.crt"))
+	if err != nil {
+		return nil, nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, nil, fmt.Errorf("%s: no certificate", filepath.Join(s.dataDir, "pki", "ca.crt"))
+	}
+	cc, err := grpc.NewClient("passthrough:///"+s.addr,
+		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool})),
+		grpc.WithPerRPCCredentials(bearer(s.token)))
+	if err != nil {
+		return nil, nil, err
+	}
+	return tentaclev1.NewAdminServiceClient(cc), func() { cc.Close() }, nil
+}
+
+// deployAndWait creates a deployment of app's release to the system's
+// environment and follows it until its one task succeeded; it returns the
+// time from the CreateDeployment call to the message saying so.
+func (s *dockerSystem) deployAndWait(ctx context.Context, admin tentaclev1.AdminServiceClient, app, release string) (time.Duration, error) {
+	began := time.Now()
+	d, err := admin.CreateDeployment(ctx, &tentaclev1.CreateDeploymentRequest{Application: app, ReleaseVersion: release, Environment: s.env})
+	if err != nil {
+		return 0, fmt.Errorf("CreateDeployment: %w", err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := admin.WatchDeployment(wctx, &tentaclev1.WatchDeploymentRequest{Id: d.GetDeployment().GetId()})
+	if err != nil {
+		return 0, fmt.Errorf("WatchDeployment: %w", err)
+	}
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return 0, fmt.Errorf("WatchDeployment: %w", err)
+		}
+		for _, t := range msg.GetTasks() {
+			switch t.GetState() {
+			case tentaclev1.TaskState_TASK_STATE_SUCCEEDED:
+				return time.Since(began), nil
+			case tentaclev1.TaskState_TASK_STATE_FAILED, tentaclev1.TaskState_TASK_STATE_CANCELLED:
+				return 0, fmt.Errorf("task %s %s: %s", t.GetId(), t.GetState(), t.GetMessage())
+			}
+		}
 	}
 }
