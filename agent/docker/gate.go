@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,15 +19,16 @@ import (
 // its output streamed to logs, and holds the health gate: the image's
 // HEALTHCHECK turning healthy, or, without one, the container still running
 // after ReadyAfter. When the container fails the gate, the error ends with
-// its last lines of output.
-func (d *Deployer) startAndVerify(ctx context.Context, t Task, id, app string, progress func(Progress), logs io.Writer) error {
-	return d.verify(ctx, t, id, app, true, progress, logs)
+// its last lines of output. passed, if not nil, runs once the gate has
+// passed, while the output drains (its error is the result).
+func (d *Deployer) startAndVerify(ctx context.Context, t Task, id, app string, progress func(Progress), logs io.Writer, passed func(context.Context) error) error {
+	return d.verify(ctx, t, id, app, true, progress, logs, passed)
 }
 
 // verify is startAndVerify; with start false it holds the gate of a
 // container that already runs (Reconcile), counting the time it has run
 // towards ReadyAfter and the health limit. Output is streamed from now on.
-func (d *Deployer) verify(ctx context.Context, t Task, id, app string, start bool, progress func(Progress), logs io.Writer) error {
+func (d *Deployer) verify(ctx context.Context, t Task, id, app string, start bool, progress func(Progress), logs io.Writer, passed func(context.Context) error) error {
 	rs := t.runSpec()
 	ready := rs.ReadyAfter
 
@@ -111,14 +113,25 @@ func (d *Deployer) verify(ctx context.Context, t Task, id, app string, start boo
 		// The stream ends by itself: no cut before the engine's last byte.
 		drain, quiet = 10*d.logDrain, 0
 	}
+	// What follows a passed gate (arming the restart policy) need not
+	// wait for the drain.
+	var passedErr error
+	var armed sync.WaitGroup
+	if gateErr == nil && passed != nil {
+		armed.Go(func() { passedErr = passed(ctx) })
+	}
 	out.stopQuiet(drain, quiet)
+	armed.Wait()
 	switch kind {
 	case FailureContainerExited, FailureUnhealthy, FailureHealthTimeout:
 		// The container's own last words usually say why; the task's
 		// failure message is what `tentaclectl` shows first.
 		return &Failure{Kind: kind, Err: fmt.Errorf("%w\n%s", gateErr, tail.describe(app))}
 	}
-	return gateErr
+	if gateErr != nil {
+		return gateErr
+	}
+	return passedErr
 }
 
 // healthcheck returns the container's effective HEALTHCHECK (image or
