@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 
 	"go.uber.org/zap"
@@ -65,6 +66,10 @@ func (a *Agent) pushLogs(ctx context.Context) (acked bool, err error) {
 	ackc := make(chan struct{}, 1)
 	var gotAck atomic.Bool
 	errc := make(chan error, 1)
+	acks := newAckBatch()
+	// What the server acknowledged is saved before the stream is left, so
+	// the next stream does not send it again.
+	defer a.saveAcks(acks)
 	go func() {
 		for {
 			resp, err := stream.Recv()
@@ -72,9 +77,21 @@ func (a *Agent) pushLogs(ctx context.Context) (acked bool, err error) {
 				errc <- err
 				return
 			}
-			if err := a.journal.AckLog(resp.GetTaskId(), resp.GetStoredOffset()); err != nil {
-				a.log.Error("journal log ack", zap.Error(err))
+			acks.add(resp.GetTaskId(), resp.GetStoredOffset())
+		}
+	}()
+	// Acknowledgements are saved to the journal (a synced write each) by
+	// one goroutine, the latest offset of each task at a time: while one
+	// is being saved, those arriving meanwhile are merged into the next,
+	// so a fast log does not wait for one sync per chunk.
+	go func() {
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-acks.ready:
 			}
+			a.saveAcks(acks)
 			gotAck.Store(true)
 			select {
 			case ackc <- struct{}{}:
@@ -112,4 +129,49 @@ func (a *Agent) pushLogs(ctx context.Context) (acked bool, err error) {
 		case <-ackc:
 		}
 	}
+}
+
+// saveAcks saves the pending acknowledgements to the journal.
+func (a *Agent) saveAcks(b *ackBatch) {
+	b.saving.Lock() // in order: an older offset never overwrites a newer one
+	defer b.saving.Unlock()
+	for id, off := range b.take() {
+		if err := a.journal.AckLog(id, off); err != nil {
+			a.log.Error("journal log ack", zap.Error(err))
+		}
+	}
+}
+
+// ackBatch holds the latest acknowledged offset of each task until it is
+// saved.
+type ackBatch struct {
+	saving  sync.Mutex
+	mu      sync.Mutex
+	pending map[string]uint64
+	ready   chan struct{} // has a value while pending is not empty
+}
+
+func newAckBatch() *ackBatch {
+	return &ackBatch{pending: map[string]uint64{}, ready: make(chan struct{}, 1)}
+}
+
+// add records an acknowledgement; a later one of the same task replaces it
+// (the server's stored offset only grows on a stream).
+func (b *ackBatch) add(taskID string, off uint64) {
+	b.mu.Lock()
+	b.pending[taskID] = off
+	b.mu.Unlock()
+	select {
+	case b.ready <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the pending acknowledgements and forgets them.
+func (b *ackBatch) take() map[string]uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.pending
+	b.pending = map[string]uint64{}
+	return p
 }

@@ -227,39 +227,59 @@ func recvWithin(stream tentaclev1.AgentService_ConnectServer, d time.Duration) (
 // PushLogs stores task log chunks and answers with the stored length. A
 // chunk past the stored end is not an error: the answer tells the agent
 // where to resume.
+// pushLogsBatch is about the most PushLogs stores in one transaction (one
+// chunk row): it stops adding chunks once this is reached. Not more: a
+// follower reads the log back 64 KiB at a time (admin.ReadTaskLog), and
+// each read loads the whole row.
+const pushLogsBatch = 256 << 10
+
 func (g *gateway) PushLogs(stream tentaclev1.AgentService_PushLogsServer) error {
 	ctx := stream.Context()
 	t := targetFrom(ctx)
 	// The tasks this stream may write to, with their secrets' maskers.
 	owned := map[string]*mask.Masker{}
-	reqs := make(chan *tentaclev1.PushLogsRequest)
-	errc := make(chan error, 1)
+	// Buffered, so that chunks which arrived while one was being stored
+	// are stored together (see below). The stream's end comes through it
+	// too, after the chunks before it.
+	type received struct {
+		req *tentaclev1.PushLogsRequest
+		err error
+	}
+	reqs := make(chan received, 32)
 	go func() {
 		for {
 			req, err := stream.Recv()
-			if err != nil {
-				errc <- err
+			select {
+			case reqs <- received{req, err}:
+			case <-ctx.Done():
 				return
 			}
-			select {
-			case reqs <- req:
-			case <-ctx.Done():
+			if err != nil {
 				return
 			}
 		}
 	}()
+	var next *received // taken from reqs, not handled yet
 	for {
-		var req *tentaclev1.PushLogsRequest
-		select {
-		case req = <-reqs:
-		case err := <-errc:
-			if errors.Is(err, io.EOF) {
+		var in received
+		if next != nil {
+			in, next = *next, nil
+		} else {
+			select {
+			case in = <-reqs:
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-g.s.stopping:
+				return errShuttingDown
+			}
+		}
+		if in.err != nil {
+			if errors.Is(in.err, io.EOF) {
 				return nil
 			}
-			return err
-		case <-g.s.stopping:
-			return errShuttingDown
+			return in.err
 		}
+		req := in.req
 		id := req.GetTaskId()
 		m, ok := owned[id]
 		if !ok {
@@ -275,13 +295,35 @@ func (g *gateway) PushLogs(stream tentaclev1.AgentService_PushLogsServer) error 
 			}
 			owned[id] = m
 		}
+		// The chunks of this task that follow on and are already here are
+		// stored in the same transaction, with one acknowledgement: a fast
+		// log costs a transaction per batch, not per chunk. Nothing waits
+		// for more to arrive.
+		offset, data := req.GetOffset(), req.GetData()
+		copied := false
+	batch:
+		for len(data) < pushLogsBatch {
+			select {
+			case r := <-reqs:
+				if r.err != nil || r.req.GetTaskId() != id || r.req.GetOffset() != offset+uint64(len(data)) {
+					next = &r
+					break batch
+				}
+				if !copied {
+					data, copied = append(make([]byte, 0, pushLogsBatch+len(r.req.GetData())), data...), true
+				}
+				data = append(data, r.req.GetData()...)
+			default:
+				break batch
+			}
+		}
 		// Secrets are masked before the log is stored, whatever the agent
 		// sent.
-		data, err := g.s.maskLogChunk(ctx, m, id, req.GetOffset(), req.GetData())
+		data, err := g.s.maskLogChunk(ctx, m, id, offset, data)
 		if err != nil {
 			return status.Errorf(codes.Internal, "logs of task %s not stored: %v", id, err)
 		}
-		end, err := g.s.store.AppendTaskLog(ctx, id, req.GetOffset(), data)
+		end, err := g.s.store.AppendTaskLog(ctx, id, offset, data)
 		if errors.Is(err, store.ErrLogGap) {
 			end, err = g.s.store.TaskLogSize(ctx, id)
 		} else if err == nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types"
@@ -17,15 +19,16 @@ import (
 // its output streamed to logs, and holds the health gate: the image's
 // HEALTHCHECK turning healthy, or, without one, the container still running
 // after ReadyAfter. When the container fails the gate, the error ends with
-// its last lines of output.
-func (d *Deployer) startAndVerify(ctx context.Context, t Task, id, app string, progress func(Progress), logs io.Writer) error {
-	return d.verify(ctx, t, id, app, true, progress, logs)
+// its last lines of output. passed, if not nil, runs once the gate has
+// passed, while the output drains (its error is the result).
+func (d *Deployer) startAndVerify(ctx context.Context, t Task, id, app string, progress func(Progress), logs io.Writer, passed func(context.Context) error) error {
+	return d.verify(ctx, t, id, app, true, progress, logs, passed)
 }
 
 // verify is startAndVerify; with start false it holds the gate of a
 // container that already runs (Reconcile), counting the time it has run
 // towards ReadyAfter and the health limit. Output is streamed from now on.
-func (d *Deployer) verify(ctx context.Context, t Task, id, app string, start bool, progress func(Progress), logs io.Writer) error {
+func (d *Deployer) verify(ctx context.Context, t Task, id, app string, start bool, progress func(Progress), logs io.Writer, passed func(context.Context) error) error {
 	rs := t.runSpec()
 	ready := rs.ReadyAfter
 
@@ -104,19 +107,31 @@ func (d *Deployer) verify(ctx context.Context, t Task, id, app string, start boo
 	// After an exit the stream ends by itself once the engine has sent all
 	// output; a running container's stream is cut after a short drain so
 	// that lines printed just before the end of the gate are still in logs.
-	drain := d.logDrain
+	drain, quiet := d.logDrain, logQuiet
 	kind := KindOf(gateErr)
 	if kind == FailureContainerExited {
-		drain = 10 * d.logDrain
+		// The stream ends by itself: no cut before the engine's last byte.
+		drain, quiet = 10*d.logDrain, 0
 	}
-	out.stop(drain)
+	// What follows a passed gate (arming the restart policy) need not
+	// wait for the drain.
+	var passedErr error
+	var armed sync.WaitGroup
+	if gateErr == nil && passed != nil {
+		armed.Go(func() { passedErr = passed(ctx) })
+	}
+	out.stopQuiet(drain, quiet)
+	armed.Wait()
 	switch kind {
 	case FailureContainerExited, FailureUnhealthy, FailureHealthTimeout:
 		// The container's own last words usually say why; the task's
 		// failure message is what `tentaclectl` shows first.
 		return &Failure{Kind: kind, Err: fmt.Errorf("%w\n%s", gateErr, tail.describe(app))}
 	}
-	return gateErr
+	if gateErr != nil {
+		return gateErr
+	}
+	return passedErr
 }
 
 // healthcheck returns the container's effective HEALTHCHECK (image or
@@ -241,6 +256,13 @@ func lastCheck(h *container.Health) string {
 	return fmt.Sprintf(": last check exited with %d: %s", last.ExitCode, out)
 }
 
+// logQuiet ends the drain of a running container's output early once the
+// stream has carried nothing for this long: what it printed before the end
+// of the gate has arrived by then (the engine forwards it within
+// milliseconds), and a quiet container does not hold its task's result for
+// the whole drain.
+const logQuiet = 30 * time.Millisecond
+
 // output copies a container's output stream into logs.
 type output struct {
 	done chan struct{}
@@ -248,6 +270,19 @@ type output struct {
 	// the stream.
 	cut func(drain time.Duration)
 	end func()
+	// last is when the copy last wrote to logs (unix ns).
+	last atomic.Int64
+}
+
+// stampWriter records when it was last written to.
+type stampWriter struct {
+	w    io.Writer
+	last *atomic.Int64
+}
+
+func (s stampWriter) Write(p []byte) (int, error) {
+	s.last.Store(time.Now().UnixNano())
+	return s.w.Write(p)
 }
 
 func copyOutput(att types.HijackedResponse, logs io.Writer) *output {
@@ -260,13 +295,43 @@ func copyOutput(att types.HijackedResponse, logs io.Writer) *output {
 
 func copyStream(r io.Reader, logs io.Writer, cut func(time.Duration), end func()) *output {
 	o := &output{done: make(chan struct{}), cut: cut, end: end}
+	o.last.Store(time.Now().UnixNano())
+	w := stampWriter{w: logs, last: &o.last}
 	go func() {
 		defer close(o.done)
 		// The stream is multiplexed (no TTY): stdout and stderr frames both
 		// go to logs, in the order the engine sent them.
-		_, _ = stdcopy.StdCopy(logs, logs, r)
+		_, _ = stdcopy.StdCopy(w, w, r)
 	}()
 	return o
+}
+
+// stopQuiet is stop, ending the drain early once nothing was written for
+// quiet (0: never early).
+func (o *output) stopQuiet(drain, quiet time.Duration) {
+	if quiet <= 0 || quiet >= drain {
+		o.stop(drain)
+		return
+	}
+	o.cut(drain)
+	// Quiet from the later of the last write and now: a line printed just
+	// before the end of the gate still has quiet to arrive.
+	from := time.Now().UnixNano()
+	t := time.NewTicker(quiet / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-o.done:
+			o.end()
+			return
+		case <-t.C:
+		}
+		if time.Since(time.Unix(0, max(from, o.last.Load()))) >= quiet {
+			o.end() // the copy ends at once; nothing is written after done
+			<-o.done
+			return
+		}
+	}
 }
 
 // stop ends the copy after at most drain more time and returns once

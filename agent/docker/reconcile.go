@@ -174,10 +174,7 @@ func (s *swap) resume(ctx context.Context, t Task, id string, progress func(Prog
 	}
 	progress(Progress{Phase: PhaseVerifying, Message: "the agent restarted during the task: resuming the health gate of " + s.name})
 	started := c.State != nil && c.State.Status != container.StateCreated
-	if err := d.verify(ctx, t, c.ID, s.name, !started, progress, logs); err != nil {
-		return res, s.rollback(ctx, err)
-	}
-	if err := s.armRestart(ctx); err != nil {
+	if err := d.verify(ctx, t, c.ID, s.name, !started, progress, logs, s.armRestart); err != nil {
 		return res, s.rollback(ctx, err)
 	}
 	s.removeOld(ctx, t, progress)

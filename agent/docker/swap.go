@@ -135,20 +135,14 @@ func (s *swap) recreate(ctx context.Context, t Task, progress func(Progress), lo
 	if err := s.nameNew(ctx); err != nil {
 		return err
 	}
-	if err := d.startAndVerify(ctx, t, s.newID, s.name, progress, logs); err != nil {
-		return err
-	}
-	return s.armRestart(ctx)
+	return d.startAndVerify(ctx, t, s.newID, s.name, progress, logs, s.armRestart)
 }
 
 // startFirst starts the new container as name.next beside the old one,
 // which keeps running through the health gate; only a new container that
 // passed it takes the application's name.
 func (s *swap) startFirst(ctx context.Context, t Task, progress func(Progress), logs io.Writer) error {
-	if err := s.d.startAndVerify(ctx, t, s.newID, s.name+suffixNext, progress, logs); err != nil {
-		return err
-	}
-	if err := s.armRestart(ctx); err != nil {
+	if err := s.d.startAndVerify(ctx, t, s.newID, s.name+suffixNext, progress, logs, s.armRestart); err != nil {
 		return err
 	}
 	// The old one is set aside (still running) before the new one takes

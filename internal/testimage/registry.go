@@ -2,6 +2,7 @@ package testimage
 
 import (
 	"crypto/subtle"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -46,12 +47,21 @@ type Request struct {
 // closed when the test ends.
 func StartRegistry(t testing.TB, username, password string) *Registry {
 	t.Helper()
+	r := NewRegistry(username, password)
+	t.Cleanup(r.Close)
+	return r
+}
+
+// NewRegistry is StartRegistry for a program: Close stops it.
+func NewRegistry(username, password string) *Registry {
 	r := &Registry{username: username, password: password}
 	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	r.srv = httptest.NewServer(r.authenticate(inner))
-	t.Cleanup(r.srv.Close)
 	return r
 }
+
+// Close stops the registry.
+func (r *Registry) Close() { r.srv.Close() }
 
 func (r *Registry) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -138,19 +148,28 @@ func (r *Registry) Host() string {
 // returns the manifest digest, "sha256:…".
 func (r *Registry) Push(t testing.TB, repoPath, tag string, img v1.Image) string {
 	t.Helper()
+	d, err := r.PushImage(repoPath, tag, img)
+	if err != nil {
+		t.Fatalf("testimage: %v", err)
+	}
+	return d
+}
+
+// PushImage is Push for a program.
+func (r *Registry) PushImage(repoPath, tag string, img v1.Image) (string, error) {
 	ref, err := name.NewTag(r.Host()+"/"+repoPath+":"+tag, name.Insecure)
 	if err != nil {
-		t.Fatalf("testimage: push reference: %v", err)
+		return "", fmt.Errorf("push reference: %w", err)
 	}
 	auth := &authn.Basic{Username: r.username, Password: r.password}
 	if err := remote.Write(ref, img, remote.WithAuth(auth)); err != nil {
-		t.Fatalf("testimage: push %s: %v", ref, err)
+		return "", fmt.Errorf("push %s: %w", ref, err)
 	}
 	d, err := img.Digest()
 	if err != nil {
-		t.Fatalf("testimage: digest: %v", err)
+		return "", fmt.Errorf("digest: %w", err)
 	}
-	return d.String()
+	return d.String(), nil
 }
 
 // Requests returns the requests answered so far, oldest first.

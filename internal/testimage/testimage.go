@@ -3,7 +3,10 @@
 // from the static program in ./testapp, so tests never need the internet or
 // a Dockerfile.
 //
-// It is for tests only: nothing outside _test.go files may import it.
+// It is for tests and for cmd/tentacle-bench: the functions taking a
+// testing.TB are thin wrappers of the ones returning errors (Build,
+// NewImage, NewRegistry, Registry.PushImage), which a program can use.
+// Nothing the product ships imports it.
 package testimage
 
 import (
@@ -48,11 +51,21 @@ var (
 // once per test process, and returns the path of the static binary.
 func BuildApp(t testing.TB) string {
 	t.Helper()
+	p, err := Build()
+	if err != nil {
+		t.Fatalf("testimage: %v", err)
+	}
+	return p
+}
+
+// Build is BuildApp for a program: it needs the go command and the module's
+// source (run from within the module).
+func Build() (string, error) {
 	buildOnce.Do(func() { buildPath, buildErr = buildApp() })
 	if buildErr != nil {
-		t.Fatalf("testimage: build test program: %v", buildErr)
+		return "", fmt.Errorf("build test program: %w", buildErr)
 	}
-	return buildPath
+	return buildPath, nil
 }
 
 func buildApp() (string, error) {
@@ -130,18 +143,30 @@ func WithHealthcheck(interval time.Duration, retries int) Option {
 // engine version we support pulls.
 func Image(t testing.TB, opts ...Option) v1.Image {
 	t.Helper()
-	bin := BuildApp(t)
+	img, err := NewImage(opts...)
+	if err != nil {
+		t.Fatalf("testimage: %v", err)
+	}
+	return img
+}
+
+// NewImage is Image for a program.
+func NewImage(opts ...Option) (v1.Image, error) {
+	bin, err := Build()
+	if err != nil {
+		return nil, err
+	}
 	layerOnce.Do(func() { layer, layerErr = appLayer(bin) })
 	if layerErr != nil {
-		t.Fatalf("testimage: layer: %v", layerErr)
+		return nil, fmt.Errorf("layer: %w", layerErr)
 	}
 	img, err := mutate.AppendLayers(empty.Image, layer)
 	if err != nil {
-		t.Fatalf("testimage: append layer: %v", err)
+		return nil, fmt.Errorf("append layer: %w", err)
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		t.Fatalf("testimage: config: %v", err)
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", runtime.GOARCH
@@ -153,9 +178,9 @@ func Image(t testing.TB, opts ...Option) v1.Image {
 	sort.Strings(cf.Config.Env)
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
-		t.Fatalf("testimage: set config: %v", err)
+		return nil, fmt.Errorf("set config: %w", err)
 	}
-	return img
+	return img, nil
 }
 
 // appLayer is a gzip layer with just the binary; it is built once per

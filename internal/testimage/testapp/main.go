@@ -4,7 +4,13 @@
 // without pulling anything from the internet.
 //
 //	TESTAPP_LINES     lines to print (default 5), each "line <i> <TESTAPP_MESSAGE>"
-//	TESTAPP_INTERVAL  Go duration between lines (default 100ms)
+//	TESTAPP_INTERVAL  Go duration between lines (default 100ms); 0 prints as
+//	                  fast as it can, through a 32 KiB buffer written out
+//	                  whenever it is full (at least every 10 ms)
+//	TESTAPP_DURATION  Go duration: stop printing after this long even if
+//	                  TESTAPP_LINES are not all printed (default: no limit)
+//	TESTAPP_STAMP     "1": each line is "line <i> <unix-nanoseconds> <TESTAPP_MESSAGE>",
+//	                  the time it was formatted, so a reader can measure latency
 //	TESTAPP_MESSAGE   text appended to each line
 //	TESTAPP_PRINT_ENV comma-separated names printed first as "env NAME=value"
 //	TESTAPP_STDERR    "1": also print "stderr <i>" on stderr for odd lines
@@ -18,6 +24,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"net/http"
@@ -100,7 +107,22 @@ func run() int {
 	}
 	message := os.Getenv("TESTAPP_MESSAGE")
 	toStderr := os.Getenv("TESTAPP_STDERR") == "1"
-	for i := 1; i <= lines; i++ {
+	stamp := os.Getenv("TESTAPP_STAMP") == "1"
+	var until time.Time
+	if v := os.Getenv("TESTAPP_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fail(fmt.Errorf("TESTAPP_DURATION: %w", err))
+		}
+		until = time.Now().Add(d)
+	}
+	if interval == 0 {
+		fast(lines, until, stamp, message)
+	}
+	for i := 1; i <= lines && interval > 0; i++ {
+		if !until.IsZero() && time.Now().After(until) {
+			break
+		}
 		if i > 1 {
 			select {
 			case <-stop:
@@ -109,7 +131,11 @@ func run() int {
 			case <-time.After(interval):
 			}
 		}
-		fmt.Printf("line %d %s\n", i, message)
+		if stamp {
+			fmt.Printf("line %d %d %s\n", i, time.Now().UnixNano(), message)
+		} else {
+			fmt.Printf("line %d %s\n", i, message)
+		}
 		if toStderr && i%2 == 1 {
 			fmt.Fprintf(os.Stderr, "stderr %d\n", i)
 		}
@@ -120,6 +146,34 @@ func run() int {
 	<-stop
 	fmt.Println("stopping")
 	return 0
+}
+
+// fast prints lines as fast as it can until lines or until.
+func fast(lines int, until time.Time, stamp bool, message string) {
+	w := bufio.NewWriterSize(os.Stdout, 32<<10)
+	buf := make([]byte, 0, 256)
+	flushed := time.Now()
+	for i := 1; i <= lines; i++ {
+		now := time.Now()
+		if !until.IsZero() && now.After(until) {
+			break
+		}
+		buf = append(buf[:0], "line "...)
+		buf = strconv.AppendInt(buf, int64(i), 10)
+		if stamp {
+			buf = append(buf, ' ')
+			buf = strconv.AppendInt(buf, now.UnixNano(), 10)
+		}
+		buf = append(buf, ' ')
+		buf = append(buf, message...)
+		buf = append(buf, '\n')
+		if w.Available() < len(buf) || now.Sub(flushed) >= 10*time.Millisecond {
+			w.Flush()
+			flushed = now
+		}
+		w.Write(buf)
+	}
+	w.Flush()
 }
 
 func intEnv(name string, def int) (int, error) {
