@@ -57,6 +57,10 @@ type Config struct {
 	// HTTPListen is the plain-HTTP address of /metrics, /healthz and
 	// /readyz; empty serves none of them.
 	HTTPListen string
+	// DebugPprof serves net/http/pprof under /debug/pprof/ on HTTPListen
+	// (profiling a server under load; off by default: it exposes
+	// internals and costs CPU while a profile runs).
+	DebugPprof bool
 	// Health holds the thresholds past which a target counts as degraded.
 	Health HealthThresholds
 	// Out receives the bootstrap admin token, printed once on first start.

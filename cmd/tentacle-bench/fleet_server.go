@@ -48,6 +48,11 @@ func startServer(ctx context.Context, b *bench, dataDir, listen, httpListen stri
 		return nil, err
 	}
 	args := append([]string{"serve", "--data-dir", dataDir, "--listen", listen, "--http-listen", httpListen, "--log-format", "json"}, extra...)
+	if os.Getenv("TENTACLE_BENCH_PPROF") != "" {
+		// For profiling the server under the bench's load:
+		// go tool pprof http://HTTPADDR/debug/pprof/profile (logged below).
+		args = append(args, "--debug-pprof")
+	}
 	cmd := exec.Command(b.bin("tentacle-server"), args...)
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
@@ -101,6 +106,9 @@ func startServer(ctx context.Context, b *bench, dataDir, listen, httpListen stri
 	// reader a moment in case it comes on a later line.
 	time.Sleep(100 * time.Millisecond)
 	mu.Lock()
+	if os.Getenv("TENTACLE_BENCH_PPROF") != "" {
+		b.logf("server pid %d, profiler at http://%s/debug/pprof/", p.pid(), p.httpAddr)
+	}
 	defer mu.Unlock()
 	return p, nil
 }
