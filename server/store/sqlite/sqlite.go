@@ -39,7 +39,7 @@ type Store struct {
 	write *sql.DB
 	// read has several query_only connections; in WAL mode they read a
 	// consistent snapshot while the writer commits.
-	read *sql.DB
+	read *cachedDB
 
 	// Group commit of inTx (see there).
 	txMu      sync.Mutex
@@ -115,7 +115,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		read.Close()
 		return nil, fmt.Errorf("open store %s: %w", abs, err)
 	}
-	return &Store{write: write, read: read}, nil
+	return &Store{write: write, read: newCachedDB(read)}, nil
 }
 
 // enableWAL switches the file to WAL mode (persistent, so later connections
