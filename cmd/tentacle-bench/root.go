@@ -37,6 +37,19 @@ type bench struct {
 	// progress receives one line per step (stderr), so a long run shows
 	// where it is.
 	progress io.Writer
+	// cleanups run when the run ends, last added first (see cleanup).
+	cleanups []func()
+}
+
+// cleanup registers f to run when the whole run ends: what a scenario
+// keeps for the next ones (a server process, a fleet) is stopped there.
+func (b *bench) cleanup(f func()) { b.cleanups = append(b.cleanups, f) }
+
+func (b *bench) runCleanups() {
+	for i := len(b.cleanups) - 1; i >= 0; i-- {
+		b.cleanups[i]()
+	}
+	b.cleanups = nil
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -115,22 +128,36 @@ A missed target is reported in the MET column, never as an error.`,
 			}
 			b := &bench{binDir: binDir, workDir: workDir, progress: cmd.ErrOrStderr()}
 			r := &Report{Command: "tentacle-bench " + strings.Join(os.Args[1:], " "), Machine: machine(), Started: time.Now().UTC().Format(time.RFC3339)}
+			defer b.runCleanups()
+			// Fleet scenarios run size by size, so that one fleet (set up
+			// once per size) serves every fleet scenario of that size.
+			type run struct {
+				s scenario
+				n int
+			}
+			var runs []run
+			for _, n := range agents {
+				for _, s := range chosen {
+					if s.fleet {
+						runs = append(runs, run{s, n})
+					}
+				}
+			}
 			for _, s := range chosen {
-				sizes := []int{0}
-				if s.fleet {
-					sizes = agents
+				if !s.fleet {
+					runs = append(runs, run{s, 0})
 				}
-				for _, n := range sizes {
-					if err := cmd.Context().Err(); err != nil {
-						return err
-					}
-					b.logf("scenario %s, agents %d", s.name, n)
-					figs, err := s.run(cmd.Context(), b, n)
-					if err != nil {
-						return fmt.Errorf("scenario %s (agents %d): %w", s.name, n, err)
-					}
-					r.Figures = append(r.Figures, figs...)
+			}
+			for _, rn := range runs {
+				if err := cmd.Context().Err(); err != nil {
+					return err
 				}
+				b.logf("scenario %s, agents %d", rn.s.name, rn.n)
+				figs, err := rn.s.run(cmd.Context(), b, rn.n)
+				if err != nil {
+					return fmt.Errorf("scenario %s (agents %d): %w", rn.s.name, rn.n, err)
+				}
+				r.Figures = append(r.Figures, figs...)
 			}
 			if output == "json" {
 				return r.writeJSON(cmd.OutOrStdout())

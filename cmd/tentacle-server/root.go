@@ -49,6 +49,7 @@ type serveFlags struct {
 	deadline      time.Duration
 	certTTL       time.Duration
 	httpListen    string
+	debugPprof    bool
 	health        server.HealthThresholds
 }
 
@@ -65,6 +66,8 @@ func (f *serveFlags) register(cmd *cobra.Command, listenDefault string) {
 		"how long a deployment's tasks wait for their targets unless tentaclectl deploy --deadline says otherwise; then they fail (1m to 168h)")
 	cmd.Flags().DurationVar(&f.certTTL, "client-cert-validity", 30*24*time.Hour, "lifetime of agents' client certificates")
 	cmd.Flags().StringVar(&f.httpListen, "http-listen", "127.0.0.1:8480", "plain-HTTP address for /metrics, /healthz and /readyz (\"\" turns it off)")
+	cmd.Flags().BoolVar(&f.debugPprof, "debug-pprof", false, "serve Go's profiler (net/http/pprof) under /debug/pprof/ on --http-listen")
+	cmd.Flags().MarkHidden("debug-pprof")
 	cmd.Flags().Float64Var(&f.health.DiskFreePercent, "health-disk-free", 10, "a target is degraded when the filesystem of its Docker data root has less free space than this percentage")
 	cmd.Flags().DurationVar(&f.health.ClockSkew, "health-clock-skew", 30*time.Second, "a target is degraded when its clock is off from the server's by more than this")
 	cmd.Flags().IntVar(&f.health.Restarts, "health-restarts", 3, "a target is degraded when a managed container has restarted more than this many times since it was deployed")
@@ -88,7 +91,7 @@ func (f *serveFlags) config() (server.Config, error) {
 	}
 	return server.Config{DataDir: f.dataDir, Listen: f.listen, Hostnames: f.hostnames, HeartbeatInterval: f.heartbeat,
 		AgentTimeout: f.agentTimeout, MaxHandshakes: f.maxHandshakes, DeploymentDeadline: f.deadline, ClientCertValidity: f.certTTL,
-		HTTPListen: f.httpListen, Health: f.health}, nil
+		HTTPListen: f.httpListen, DebugPprof: f.debugPprof, Health: f.health}, nil
 }
 
 func serveCommand(g *globals) *cobra.Command {

@@ -20,6 +20,19 @@ const Digest = "sha256:f1ee7f1ee7f1ee7f1ee7f1ee7f1ee7f1ee7f1ee7f1ee7f1ee7f1ee7f1
 type Engine struct {
 	mu   sync.Mutex
 	runs map[string]int
+	// received, when set, is called as each Deploy begins: the moment
+	// the task reached the engine, after the agent journaled and
+	// acknowledged it (a benchmark's clock stops there).
+	received func(docker.Task)
+}
+
+// OnDeploy sets a function called at the start of every Deploy, from the
+// agent's goroutine (it must be quick and safe for concurrent use); nil
+// removes it.
+func (e *Engine) OnDeploy(f func(docker.Task)) {
+	e.mu.Lock()
+	e.received = f
+	e.mu.Unlock()
 }
 
 // NewEngine returns an engine that has run nothing.
@@ -29,7 +42,11 @@ func NewEngine() *Engine { return &Engine{runs: map[string]int{}} }
 func (e *Engine) Deploy(_ context.Context, t docker.Task, progress func(docker.Progress), logs io.Writer) (docker.Result, error) {
 	e.mu.Lock()
 	e.runs[t.ID]++
+	received := e.received
 	e.mu.Unlock()
+	if received != nil {
+		received(t)
+	}
 	progress(docker.Progress{Phase: docker.PhasePulling, Message: "pulling " + t.Repository + ":" + t.Tag})
 	progress(docker.Progress{Phase: docker.PhaseStarting, Message: "starting " + t.Application})
 	fmt.Fprintf(logs, "simulated container of %s started\n", t.Application)

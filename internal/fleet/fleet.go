@@ -46,6 +46,9 @@ type Config struct {
 	// StopGrace is each agent's stop grace (default one second: the
 	// simulated engine finishes tasks at once).
 	StopGrace time.Duration
+	// Engine is the simulated engine the agents share; nil: a new one.
+	// Two fleets given the same engine count runs together.
+	Engine *Engine
 }
 
 // Fleet is a set of running simulated agents.
@@ -78,7 +81,10 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = time.Second
 	}
-	f := &Fleet{engine: NewEngine(), members: make([]*member, cfg.Agents)}
+	if cfg.Engine == nil {
+		cfg.Engine = NewEngine()
+	}
+	f := &Fleet{engine: cfg.Engine, members: make([]*member, cfg.Agents)}
 	sem := make(chan struct{}, cfg.EnrollParallel)
 	errs := make([]error, cfg.Agents)
 	var wg sync.WaitGroup

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -38,7 +39,12 @@ type Store struct {
 	write *sql.DB
 	// read has several query_only connections; in WAL mode they read a
 	// consistent snapshot while the writer commits.
-	read *sql.DB
+	read *cachedDB
+
+	// Group commit of inTx (see there).
+	txMu      sync.Mutex
+	txQueue   []*txRequest
+	txLeading bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -109,7 +115,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		read.Close()
 		return nil, fmt.Errorf("open store %s: %w", abs, err)
 	}
-	return &Store{write: write, read: read}, nil
+	return &Store{write: write, read: newCachedDB(read)}, nil
 }
 
 // enableWAL switches the file to WAL mode (persistent, so later connections
@@ -158,9 +164,100 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
-// inTx runs fn in a write transaction (BEGIN IMMEDIATE), committing when fn
-// returns nil.
+// inTx runs fn in a write transaction (BEGIN IMMEDIATE) and returns once
+// fn's writes are committed (durably: synchronous FULL), or fn's error.
+//
+// Concurrent callers share commits (group commit): while one transaction
+// commits, the calls that arrive wait, and the next transaction runs them
+// all, each fn in its own savepoint, so that an fn that fails rolls back
+// its own writes only. One fsync then covers many writers: what lets the
+// server store the events and assignments of thousands of agents at once.
+// A transaction that fails as a whole (the commit, or a savepoint statement
+// after SQLite rolled back on its own) is retried call by call, each alone.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	req := &txRequest{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	s.txMu.Lock()
+	s.txQueue = append(s.txQueue, req)
+	lead := !s.txLeading
+	s.txLeading = true
+	s.txMu.Unlock()
+	if lead {
+		s.commitQueued(req)
+	}
+	return <-req.done
+}
+
+// maxTxBatch bounds the calls that share one transaction, so that none
+// waits behind an unbounded batch.
+const maxTxBatch = 256
+
+// txRequest is one inTx call waiting for its commit.
+type txRequest struct {
+	ctx  context.Context
+	fn   func(tx *sql.Tx) error
+	done chan error
+}
+
+// commitQueued runs the queued calls, a batch per transaction; one caller
+// at a time leads. The leader's own call returns once its batch is
+// committed: if calls are still queued then, a goroutine leads on.
+func (s *Store) commitQueued(own *txRequest) {
+	for {
+		s.txMu.Lock()
+		n := min(len(s.txQueue), maxTxBatch)
+		if n == 0 {
+			s.txLeading = false
+			s.txMu.Unlock()
+			return
+		}
+		if own == nil || !slices.Contains(s.txQueue, own) {
+			if own != nil {
+				s.txMu.Unlock()
+				go s.commitQueued(nil)
+				return
+			}
+		}
+		batch := slices.Clone(s.txQueue[:n])
+		s.txQueue = slices.Delete(s.txQueue, 0, n)
+		s.txMu.Unlock()
+		s.commitBatch(batch)
+	}
+}
+
+func (s *Store) commitBatch(batch []*txRequest) {
+	var live []*txRequest
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- err
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 1 {
+		live[0].done <- s.runTx(live[0].ctx, live[0].fn)
+		return
+	}
+	if len(live) == 0 {
+		return
+	}
+	errs, err := s.runShared(live)
+	if err != nil {
+		// Nothing of the batch is committed: each call again, alone.
+		for _, r := range live {
+			r.done <- s.runTx(r.ctx, r.fn)
+		}
+		return
+	}
+	for i, r := range live {
+		r.done <- errs[i]
+	}
+}
+
+// runTx is one call's own transaction.
+func (s *Store) runTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -170,6 +267,40 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// runShared runs every call of batch in one transaction, each in a
+// savepoint, and commits. It returns each call's own error, or an error of
+// the transaction as a whole when nothing was committed.
+func (s *Store) runShared(batch []*txRequest) ([]error, error) {
+	// The transaction outlives any one caller's context: a caller that
+	// gives up must not roll back the others' writes.
+	ctx := context.WithoutCancel(batch[0].ctx)
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	errs := make([]error, len(batch))
+	for i, r := range batch {
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT call`); err != nil {
+			tx.Rollback()
+			return nil, err
+		}
+		if errs[i] = r.fn(tx); errs[i] != nil {
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO call`); err != nil {
+				tx.Rollback()
+				return nil, err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE call`); err != nil {
+			tx.Rollback()
+			return nil, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return errs, nil
 }
 
 // querier is what *sql.DB and *sql.Tx share, so reads can run in either.
