@@ -178,8 +178,6 @@ func runLogs(ctx context.Context, b *bench, _ int) ([]Figure, error) {
 	return figs, nil
 }
 
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
 func (s *dockerSystem) logRun(ctx context.Context, app, image string, run logRun) (*logResult, error) {
 	b := s.b
 	ready := run.print + 15*time.Second
@@ -292,19 +290,6 @@ func (s *dockerSystem) containerStarted(ctx context.Context, app string) (time.T
 		return err == nil, err
 	})
 	return at, err
-}
-
-// loadAverage is "load average 1.23 0.98 0.80" from /proc/loadavg.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "load average unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "load average unknown"
-	}
-	return "load average " + strings.Join(f[:3], " ")
 }
 
 func runAgent(ctx context.Context, b *bench, _ int) ([]Figure, error) {

@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -281,21 +279,7 @@ func (s *dockerSystem) taskState(ctx context.Context, deployment string) (string
 
 // metric reads a counter from the server's /metrics.
 func (s *dockerSystem) metric(ctx context.Context, name string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.metrics+"/metrics", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	v, _ := metricValue(body, name)
-	return v, nil
+	return scrapeMetric(ctx, "http://"+s.metrics+"/metrics", name)
 }
 
 // removeContainers removes every container whose name starts with the

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -37,17 +36,6 @@ func lineStamp(line []byte) (int64, bool) {
 		return 0, false
 	}
 	return n, true
-}
-
-// percentile is the nearest-rank p-th percentile (0 < p ≤ 100) of
-// durations; 0 for none. It sorts ds.
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	slices.Sort(ds)
-	rank := int(math.Ceil(p / 100 * float64(len(ds))))
-	return ds[min(max(rank, 1), len(ds))-1]
 }
 
 // median of ds (the mean of the middle two for an even count); 0 for none.

@@ -279,7 +279,7 @@ func runIdle(ctx context.Context, b *bench, n int) ([]Figure, error) {
 	if err != nil {
 		return nil, err
 	}
-	cpu, err := cpuPercent(fs.server.pid(), 10*time.Second)
+	cpu, err := cpuPercentOver(fs.server.pid(), 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -287,10 +287,10 @@ func runIdle(ctx context.Context, b *bench, n int) ([]Figure, error) {
 	per := float64(rssN-fs.rss0) / float64(n)
 	return []Figure{
 		atMost(Figure{Scenario: "idle", Name: "server memory per idle agent", Agents: n, Value: per, Unit: "KiB",
-			Note: fmt.Sprintf("(VmRSS with %d agents, %d s after all connected: %.1f MiB − before any: %.1f MiB) / N; Go heap, TLS and gRPC buffers per session; load %s",
+			Note: fmt.Sprintf("(VmRSS with %d agents, %d s after all connected: %.1f MiB − before any: %.1f MiB) / N; Go heap, TLS and gRPC buffers per session; %s",
 				n, int(idleSettle/time.Second), float64(rssN)/1024, float64(fs.rss0)/1024, load)}, 64),
 		{Scenario: "idle", Name: "server CPU while idle", Agents: n, Value: cpu, Unit: "%",
-			Note: fmt.Sprintf("utime+stime over 10 s, %% of one core; heartbeats and health reports of %d sessions; agents run in the bench process; load %s", n, load)},
+			Note: fmt.Sprintf("utime+stime over 10 s, %% of one core; heartbeats and health reports of %d sessions; agents run in the bench process; %s", n, load)},
 	}, nil
 }
 
@@ -339,7 +339,7 @@ func runDispatch(ctx context.Context, b *bench, n int) ([]Figure, error) {
 		}
 	}
 	load := loadAverage()
-	note := fmt.Sprintf("%d deployments one after another, each of a new release to the one target of %d with role solo: CreateDeployment called → the agent's engine got the task (after the agent journaled and acknowledged it); load %s",
+	note := fmt.Sprintf("%d deployments one after another, each of a new release to the one target of %d with role solo: CreateDeployment called → the agent's engine got the task (after the agent journaled and acknowledged it); %s",
 		len(samples), n, load)
 	return []Figure{
 		{Scenario: "dispatch", Name: "dispatch latency p50", Agents: n, Value: ms(percentile(samples, 50)), Unit: "ms", Note: note},
@@ -391,10 +391,10 @@ func runFanout(ctx context.Context, b *bench, n int) ([]Figure, error) {
 	load := loadAverage()
 	return []Figure{
 		atMost(Figure{Scenario: "fanout", Name: "fan-out → all acknowledged", Agents: n, Value: float64(acked) / float64(time.Second), Unit: "s",
-			Note: fmt.Sprintf("CreateDeployment called (it returned after %s: one transaction for %d tasks) → the last agent's engine got its task (after journal and ack); load %s",
+			Note: fmt.Sprintf("CreateDeployment called (it returned after %s: one transaction for %d tasks) → the last agent's engine got its task (after journal and ack); %s",
 				created.Round(time.Millisecond), n, load)}, 2),
 		{Scenario: "fanout", Name: "fan-out → all reported done", Agents: n, Value: float64(done) / float64(time.Second), Unit: "s",
-			Note: fmt.Sprintf("→ GetDeployment says succeeded (polled every %s): every agent's events stored and acknowledged; load %s", poll, load)},
+			Note: fmt.Sprintf("→ GetDeployment says succeeded (polled every %s): every agent's events stored and acknowledged; %s", poll, load)},
 	}, nil
 }
 
@@ -421,7 +421,7 @@ func runStorm(ctx context.Context, b *bench, n int) ([]Figure, error) {
 	load := loadAverage()
 	return []Figure{
 		atMost(Figure{Scenario: "storm", Name: "reconnect storm → all sessions back", Agents: n, Value: float64(back) / float64(time.Second), Unit: "s",
-			Note: fmt.Sprintf("SIGTERM (an operator's restart; the old process took %s to drain and exit), new process started with the same data dir and addresses → server counts %d sessions and every agent says connected; serving after %s; agents back off with jitter and the server's handshake limiter; load %s",
+			Note: fmt.Sprintf("SIGTERM (an operator's restart; the old process took %s to drain and exit), new process started with the same data dir and addresses → server counts %d sessions and every agent says connected; serving after %s; agents back off with jitter and the server's handshake limiter; %s",
 				stopped.Round(time.Millisecond), n, serving.Round(time.Millisecond), load)}, 30),
 	}, nil
 }

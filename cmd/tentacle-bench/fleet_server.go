@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -150,25 +149,15 @@ func scrapeMetric(ctx context.Context, url, name string) (float64, error) {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	return parseMetric(resp.Body, name)
-}
-
-// parseMetric finds the sample "name value" (no labels) in a Prometheus
-// text exposition.
-func parseMetric(r io.Reader, name string) (float64, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), name+" ")
-		if !ok {
-			continue
-		}
-		return strconv.ParseFloat(strings.TrimSpace(rest), 64)
-	}
-	if err := sc.Err(); err != nil {
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
 		return 0, err
 	}
-	return 0, fmt.Errorf("metric %s: not found", name)
+	v, ok := metricValue(body, name)
+	if !ok {
+		return 0, fmt.Errorf("metric %s: not found", name)
+	}
+	return v, nil
 }
 
 // dialAdmin is an admin API client as tentaclectl makes one: TLS with the
@@ -192,10 +181,3 @@ func dialAdmin(addr, caFile, token string) (*grpc.ClientConn, tentaclev1.AdminSe
 	return cc, tentaclev1.NewAdminServiceClient(cc), nil
 }
 
-type bearer string
-
-func (t bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(t)}, nil
-}
-
-func (bearer) RequireTransportSecurity() bool { return true }
