@@ -180,4 +180,3 @@ func dialAdmin(addr, caFile, token string) (*grpc.ClientConn, tentaclev1.AdminSe
 	}
 	return cc, tentaclev1.NewAdminServiceClient(cc), nil
 }
-

@@ -39,4 +39,3 @@ func TestPercentile(t *testing.T) {
 		t.Errorf("p99 of one = %s", got)
 	}
 }
-
