@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,9 +12,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/tentacle-deploy/tentacle/internal/testimage"
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
@@ -76,7 +70,7 @@ type dockerSystem struct {
 	metrics string // host:port of /metrics
 	env     string
 	prefix  string
-	server  *dockerProc
+	server  *serverProc
 	agent   *dockerProc
 	reg     *testimage.Registry
 }
@@ -99,15 +93,11 @@ func startDockerSystem(ctx context.Context, b *bench, name string) (*dockerSyste
 		}
 	}()
 	b.logf("docker %s: server", name)
-	srv, err := startDockerProc(exec.Command(b.bin("tentacle-server"), "serve", "--data-dir", s.dataDir,
-		"--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--log-format", "json"))
+	srv, err := startServer(ctx, b, s.dataDir, "127.0.0.1:0", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	s.server = srv
-	if err := s.waitServer(ctx); err != nil {
-		return nil, err
-	}
+	s.server, s.addr, s.token, s.metrics = srv, srv.addr, srv.token, srv.httpAddr
 	if _, err := s.ctl(ctx, "env", "create", name); err != nil {
 		return nil, err
 	}
@@ -150,35 +140,6 @@ func tailOf(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
-}
-
-// waitServer reads the address, the bootstrap token and the metrics
-// address from the server's JSON log.
-func (s *dockerSystem) waitServer(ctx context.Context) error {
-	return waitUntil(ctx, "the server", 30*time.Second, func() (bool, error) {
-		sc := bufio.NewScanner(strings.NewReader(s.server.out.String()))
-		for sc.Scan() {
-			line := sc.Text()
-			if tok, ok := strings.CutPrefix(strings.TrimSpace(line), "tntadm_"); ok {
-				s.token = "tntadm_" + tok
-			}
-			var m struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &m) == nil {
-				switch m.Msg {
-				case "serving":
-					s.addr = m.Addr
-				case "serving metrics and probes over plain HTTP":
-					s.metrics = m.Addr
-				}
-			}
-		}
-		select {
-		case <-s.server.done:
-			return false, fmt.Errorf("tentacle-server exited:\n%s", s.server.out.String())
-		default:
-		}
-		return s.addr != "" && s.token != "" && s.metrics != "", nil
-	})
 }
 
 func waitUntil(ctx context.Context, what string, d time.Duration, cond func() (bool, error)) error {
@@ -316,33 +277,14 @@ func (s *dockerSystem) close() {
 	}
 }
 
-// bearer sends the admin token with every call, as tentaclectl does.
-type bearer string
-
-func (t bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(t)}, nil
-}
-
-func (bearer) RequireTransportSecurity() bool { return true }
-
 // adminClient is a connection to the server's admin API over TLS with the
 // bootstrap token, in this process.
 func (s *dockerSystem) adminClient() (tentaclev1.AdminServiceClient, func(), error) {
-	pem, err := os.ReadFile(filepath.Join(s.dataDir, "pki", "ca.crt"))
+	cc, admin, err := dialAdmin(s.addr, filepath.Join(s.dataDir, "pki", "ca.crt"), s.token)
 	if err != nil {
 		return nil, nil, err
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, nil, fmt.Errorf("%s: no certificate", filepath.Join(s.dataDir, "pki", "ca.crt"))
-	}
-	cc, err := grpc.NewClient("passthrough:///"+s.addr,
-		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool})),
-		grpc.WithPerRPCCredentials(bearer(s.token)))
-	if err != nil {
-		return nil, nil, err
-	}
-	return tentaclev1.NewAdminServiceClient(cc), func() { cc.Close() }, nil
+	return admin, func() { cc.Close() }, nil
 }
 
 // deployAndWait creates a deployment of app's release to the system's

@@ -28,22 +28,7 @@ func TestLineStamp(t *testing.T) {
 	}
 }
 
-func TestPercentileAndMedian(t *testing.T) {
-	var ds []time.Duration
-	for i := 100; i >= 1; i-- {
-		ds = append(ds, time.Duration(i)*time.Millisecond)
-	}
-	for _, c := range []struct {
-		p    float64
-		want time.Duration
-	}{{50, 50 * time.Millisecond}, {99, 99 * time.Millisecond}, {100, 100 * time.Millisecond}, {0.5, time.Millisecond}} {
-		if got := percentile(ds, c.p); got != c.want {
-			t.Errorf("p%v = %s, want %s", c.p, got, c.want)
-		}
-	}
-	if got := percentile(nil, 99); got != 0 {
-		t.Errorf("p99 of nothing = %s", got)
-	}
+func TestMedian(t *testing.T) {
 	if got := median([]time.Duration{3, 1, 2}); got != 2 {
 		t.Errorf("median odd = %d", got)
 	}

@@ -160,6 +160,15 @@ func scrapeMetric(ctx context.Context, url, name string) (float64, error) {
 	return v, nil
 }
 
+// bearer sends the admin token with every call, as tentaclectl does.
+type bearer string
+
+func (t bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(t)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return true }
+
 // dialAdmin is an admin API client as tentaclectl makes one: TLS with the
 // server's CA, the token as a bearer credential.
 func dialAdmin(addr, caFile, token string) (*grpc.ClientConn, tentaclev1.AdminServiceClient, error) {
