@@ -56,15 +56,9 @@ func (a *admin) RevokeTarget(ctx context.Context, req *tentaclev1.RevokeTargetRe
 	if req.GetTarget() == "" {
 		return nil, invalid(errors.New("target: required (a target name or id)"))
 	}
-	t, err := a.s.store.GetTargetByName(ctx, req.GetTarget())
-	if errors.Is(err, store.ErrNotFound) {
-		t, err = a.s.store.GetTarget(ctx, req.GetTarget())
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, status.Errorf(codes.NotFound, "target %q: not found", req.GetTarget())
-	}
+	t, err := a.findTarget(ctx, req.GetTarget())
 	if err != nil {
-		return nil, storeErr("get target", err)
+		return nil, err
 	}
 	if t, err = a.s.store.RevokeTarget(ctx, t.ID, time.Now().UTC()); err != nil {
 		return nil, storeErr("revoke target", err)

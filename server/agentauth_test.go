@@ -180,7 +180,7 @@ func TestRevokedTargetIsCutOffAndRefused(t *testing.T) {
 		t.Fatalf("deployment to an environment whose only target is revoked: %v", err)
 	}
 	_, err = c.RevokeTarget(ctxT(t), &tentaclev1.RevokeTargetRequest{Target: "nope"})
-	wantStatus(t, err, codes.NotFound, `target "nope": not found`)
+	wantStatus(t, err, codes.NotFound, `target "nope": not found: tentaclectl targets lists them`)
 }
 
 func TestClonedCertificateIsRefusedAndRaised(t *testing.T) {
