@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tentacle-deploy/tentacle/internal/testimage"
 )
@@ -27,22 +26,7 @@ func TestRollingDeploymentOverFourAgents(t *testing.T) {
 	removeContainers(t, docker, "roll-web")
 	s.ok("env", "create", "roll")
 	creds := fmt.Sprintf("registries:\n  - registry: %s\n    username: roll-user\n    password: roll-pass\n", reg.Host())
-	prefixes := map[string]string{} // hostname-derived target name → container prefix
-	var names []string
-	for i, p := range []string{"ra-", "rb-", "rc-", "rd-"} {
-		s.agentProc("roll", p, creds+"container_prefix: "+p+"\n")
-		var ts targetsJSON
-		waitFor(t, "agent enrolled", 30*time.Second, func() bool {
-			s.json(&ts, "targets")
-			return len(ts.Targets) == i+1
-		})
-		for _, tg := range ts.Targets {
-			if _, ok := prefixes[tg.Name]; !ok {
-				prefixes[tg.Name] = p
-				names = append(names, tg.Name)
-			}
-		}
-	}
+	names, prefixes, _ := s.prefixedAgents("roll", creds, "ra-", "rb-", "rc-", "rd-")
 	slices.Sort(names) // waves take targets in name order
 	s.waitConnected(4)
 	release := func(target string) string {
