@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tentacle-deploy/tentacle/internal/bytesize"
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 	"github.com/tentacle-deploy/tentacle/server/store"
 )
@@ -225,19 +226,5 @@ func diskReason(e *tentaclev1.EngineHealth, th HealthThresholds) string {
 		where = "Docker's data root"
 	}
 	return fmt.Sprintf("disk nearly full: %s free of %s (%.1f%%) on %s, under %g%% (--health-disk-free)",
-		formatBytes(e.GetDiskFreeBytes()), formatBytes(total), pct, where, th.DiskFreePercent)
-}
-
-// formatBytes is a size for people, in binary units.
-func formatBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+		bytesize.SI(e.GetDiskFreeBytes()), bytesize.SI(total), pct, where, th.DiskFreePercent)
 }

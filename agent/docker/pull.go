@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tentacle-deploy/tentacle/agent/creds"
+	"github.com/tentacle-deploy/tentacle/internal/bytesize"
 	"github.com/tentacle-deploy/tentacle/internal/spec"
 )
 
@@ -213,22 +214,9 @@ func (p *pullProgress) String() string {
 	current, total := p.bytes()
 	s := fmt.Sprintf("%d/%d layers done", done, len(p.layers))
 	if total > 0 {
-		s += fmt.Sprintf(", %s of %s downloaded", humanBytes(current), humanBytes(total))
+		s += fmt.Sprintf(", %s of %s downloaded", bytesize.SI(uint64(max(current, 0))), bytesize.SI(uint64(max(total, 0))))
 	}
 	return s
-}
-
-func humanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }
 
 // resolveDigest finds the manifest digest the engine recorded for this

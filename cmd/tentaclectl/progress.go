@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/tentacle-deploy/tentacle/internal/bytesize"
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 )
 
@@ -185,7 +186,7 @@ func (p *progressView) printChanges(final *tentaclev1.WatchDeploymentResponse, e
 		p.marks[t.GetId()] = m
 		detail := cell(taskDetail(t))
 		if pct, ok := pullPercent(t); ok {
-			detail = fmt.Sprintf("%d%% of %s", pct, formatBytes(t.GetProgressTotalBytes()))
+			detail = fmt.Sprintf("%d%% of %s", pct, bytesize.SI(t.GetProgressTotalBytes()))
 		}
 		line(p.c.formatClock(t.GetUpdatedAt()), t.GetId(), cell(t.GetTargetName()), taskState(t.GetState()), detail)
 	}
@@ -347,18 +348,4 @@ func truncate(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n-3]) + "..."
-}
-
-// formatBytes writes a size in SI units, as docker pull does.
-func formatBytes(n uint64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit && exp < 3; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGT"[exp])
 }

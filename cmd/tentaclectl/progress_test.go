@@ -146,15 +146,6 @@ func TestProgressFrameTooManyTargets(t *testing.T) {
 		"  ... 4 more: 2 succeeded, 2 waiting\n")
 }
 
-func TestFormatBytes(t *testing.T) {
-	t.Parallel()
-	for n, want := range map[uint64]string{0: "0 B", 999: "999 B", 1000: "1.0 kB", 26_500_000: "26.5 MB", 3_200_000_000: "3.2 GB"} {
-		if got := formatBytes(n); got != want {
-			t.Errorf("formatBytes(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
 // deploy --wait on a terminal: frames redrawn in place, no header line
 // before them, then the summary under the last frame.
 func TestDeployWaitOnTerminal(t *testing.T) {

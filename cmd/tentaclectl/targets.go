@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/tentacle-deploy/tentacle/internal/bytesize"
 	tentaclev1 "github.com/tentacle-deploy/tentacle/proto/tentacle/v1"
 )
 
@@ -247,7 +248,7 @@ func (c *cli) printTarget(t *tentaclev1.Target) error {
 	row(tw, "Docker:", docker)
 	disk := "-"
 	if total := e.GetDiskTotalBytes(); total > 0 {
-		disk = fmt.Sprintf("%s free of %s (%.0f%%) on %s", formatBytes(e.GetDiskFreeBytes()), formatBytes(total),
+		disk = fmt.Sprintf("%s free of %s (%.0f%%) on %s", bytesize.SI(e.GetDiskFreeBytes()), bytesize.SI(total),
 			float64(e.GetDiskFreeBytes())/float64(total)*100, cell(e.GetRootDir()))
 	}
 	row(tw, "Disk:", disk)

@@ -45,7 +45,7 @@ func degradedWeb() *tentaclev1.Target {
 		HealthState: stateDegraded,
 		HealthReasons: []string{
 			"drift: container web exited with code 137 at 2026-01-02 03:04:00 UTC (stopped or killed by hand?) (tentaclectl deploy --missing puts it right)",
-			"disk nearly full: 5.0 GiB free of 100.0 GiB (5.0%) on /var/lib/docker, under 10% (--health-disk-free)",
+			"disk nearly full: 5.4 GB free of 107.4 GB (5.0%) on /var/lib/docker, under 10% (--health-disk-free)",
 		},
 		Health: &tentaclev1.TargetHealth{
 			ReportedAt: timestamppb.New(t0.Add(30 * time.Second)), AgentStartedAt: timestamppb.New(t0.Add(-3 * time.Hour)),
@@ -103,7 +103,7 @@ func TestTargetShow(t *testing.T) {
 		"\n"+
 		"Reasons:\n"+
 		"  - drift: container web exited with code 137 at 2026-01-02 03:04:00 UTC (stopped or killed by hand?) (tentaclectl deploy --missing puts it right)\n"+
-		"  - disk nearly full: 5.0 GiB free of 100.0 GiB (5.0%) on /var/lib/docker, under 10% (--health-disk-free)\n"+
+		"  - disk nearly full: 5.4 GB free of 107.4 GB (5.0%) on /var/lib/docker, under 10% (--health-disk-free)\n"+
 		"\n"+
 		"APP  CONTAINER  STATE    HEALTH   RESTARTS  IMAGE                RELEASE  TASK\n"+
 		"api  api        running  healthy  1         r.io/team/api:7      rel-7    task-7\n"+
